@@ -1,0 +1,231 @@
+//! Typed collective operations on a [`Comm`]: reductions, broadcasts, gathers and scatters,
+//! with equal or uneven counts, that check their arguments on every rank before moving data.
+//!
+//! | operation | equal counts | uneven counts |
+//! |---|---|---|
+//! | combine values with [`Op`] or a closure | [`all_reduce`](Comm::all_reduce), [`reduce`](Comm::reduce), [`all_reduce_into`](Comm::all_reduce_into), … | — |
+//! | root → all, same data | [`broadcast`](Comm::broadcast), [`broadcast_vec`](Comm::broadcast_vec) (length known at root only) | — |
+//! | all → root | [`gather`](Comm::gather), [`gather_into`](Comm::gather_into) | [`gather_varcount`](Comm::gather_varcount), [`gather_varcount_with`](Comm::gather_varcount_with) |
+//! | all → all | [`all_gather`](Comm::all_gather), [`all_gather_into`](Comm::all_gather_into) | [`all_gather_varcount`](Comm::all_gather_varcount), [`all_gather_varcount_with`](Comm::all_gather_varcount_with) |
+//! | root → all, a part each | [`scatter`](Comm::scatter), [`scatter_into`](Comm::scatter_into) | [`scatter_varcount`](Comm::scatter_varcount), [`scatter_varcount_with`](Comm::scatter_varcount_with) |
+//!
+//! Uneven counts are never built by hand: `*_varcount` exchanges them (one small collective),
+//! `*_varcount_with` takes them from a [`Partition`](crate::partition::Partition) every rank
+//! already knows.
+//!
+//! # Errors are the same on every rank
+//! Collectives deadlock or corrupt memory when ranks pass inconsistent arguments. Each helper
+//! therefore validates first: its own arguments (root in range, receive buffer of the right
+//! size, lengths divisible by the number of ranks, counts that fit MPI's `i32`), and, with
+//! [agreement checks](Comm::set_agreement_checks) on (the default), that all ranks agree on
+//! the values that must match (root, lengths, operation). That check is one `MPI_Allreduce`
+//! of at most 16 `i64`s; when it finds a problem on any rank, every rank returns an
+//! [`Error`](crate::Error) with the same kind and message, naming the rank at fault.
+//!
+//! | bad input | error kind |
+//! |---|---|
+//! | root ≥ number of ranks | [`InvalidRoot`](crate::ErrorKind::InvalidRoot) |
+//! | ranks pass different roots, lengths or operations | [`Disagreement`](crate::ErrorKind::Disagreement) |
+//! | receive buffer of the wrong length, send/receive lengths differ | [`BufferSize`](crate::ErrorKind::BufferSize) |
+//! | root's data not divisible by the number of ranks (equal-count scatter) | [`NotDivisible`](crate::ErrorKind::NotDivisible) |
+//! | a count or displacement above `i32::MAX` | [`CountOverflow`](crate::ErrorKind::CountOverflow) |
+//! | a partition for another number of ranks or another length | [`InvalidPartition`](crate::ErrorKind::InvalidPartition) |
+//!
+//! Operations whose arguments cannot disagree (a scalar [`all_reduce`](Comm::all_reduce))
+//! skip the check and cost exactly the MPI call. The `*_varcount` forms exchange counts
+//! anyway and check everything in that exchange, with or without agreement checks.
+//!
+//! # Floating point
+//! `Sum` and `Prod` of floats depend on the order MPI combines ranks in, which may change with
+//! the number of ranks: results agree to rounding, not bit for bit. `Min`/`Max` with NaN
+//! follow the MPI library's comparison and are not specified.
+
+mod broadcast;
+mod check;
+mod gather;
+mod reduce;
+mod scatter;
+
+use mpi::collective::SystemOperation;
+use mpi::datatype::Equivalence;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A number that MPI's predefined reductions work on: the primitive integers and floats.
+///
+/// Sealed: MPI defines `MPI_SUM`, `MPI_MIN`, … only for its built-in types. For your own
+/// types (anything that implements [`Equivalence`]) use the closure reductions such as
+/// [`Comm::all_reduce_with`].
+pub trait Number:
+    Equivalence
+    + num_traits::Num
+    + num_traits::NumCast
+    + Copy
+    + PartialOrd
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
+    + sealed::Sealed
+{
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+macro_rules! numbers {
+    ($($t:ty),*) => {$(
+        impl sealed::Sealed for $t {}
+        impl Number for $t {}
+    )*};
+}
+numbers!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize, f32, f64);
+
+/// A predefined reduction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Sum.
+    Sum,
+    /// Product.
+    Prod,
+    /// Minimum.
+    Min,
+    /// Maximum.
+    Max,
+}
+
+impl Op {
+    pub(crate) fn system(self) -> SystemOperation {
+        match self {
+            Op::Sum => SystemOperation::sum(),
+            Op::Prod => SystemOperation::product(),
+            Op::Min => SystemOperation::min(),
+            Op::Max => SystemOperation::max(),
+        }
+    }
+
+    /// A number for the agreement check.
+    pub(crate) fn code(self) -> i64 {
+        self as i64
+    }
+
+    /// Applies the reduction to two values (the serial reference of the MPI operation).
+    pub fn apply<T: Number>(self, a: T, b: T) -> T {
+        match self {
+            Op::Sum => a + b,
+            Op::Prod => a * b,
+            Op::Min => {
+                if b < a {
+                    b
+                } else {
+                    a
+                }
+            }
+            Op::Max => {
+                if b > a {
+                    b
+                } else {
+                    a
+                }
+            }
+        }
+    }
+}
+
+/// `n` as an MPI count.
+///
+/// # Errors
+/// [`ErrorKind::CountOverflow`] when `n > i32::MAX`.
+pub(crate) fn mpi_count(n: usize, op: &str, what: &str) -> Result<i32> {
+    i32::try_from(n).map_err(|_| {
+        Error::new(
+            ErrorKind::CountOverflow,
+            format!(
+                "{op}: {what} is {n} elements, more than MPI's limit of {} (i32::MAX) per \
+                 call; split the data into smaller pieces",
+                i32::MAX
+            ),
+        )
+    })
+}
+
+/// MPI counts and displacements (packed in rank order) for per-rank `counts`.
+///
+/// # Errors
+/// [`ErrorKind::CountOverflow`] when a count or the total exceeds `i32::MAX`.
+pub(crate) fn counts_and_displacements(counts: &[usize], op: &str) -> Result<(Vec<i32>, Vec<i32>)> {
+    let mut mpi_counts = Vec::with_capacity(counts.len());
+    for (rank, &count) in counts.iter().enumerate() {
+        mpi_counts.push(mpi_count(count, op, &format!("the count of rank {rank}"))?);
+    }
+    // Every displacement is at most the total, so checking the total covers them all.
+    mpi_count(counts.iter().sum(), op, "the total over all ranks")?;
+    let displacements = mpi_counts
+        .iter()
+        .scan(0, |start, &count| {
+            let here = *start;
+            *start += count;
+            Some(here)
+        })
+        .collect();
+    Ok((mpi_counts, displacements))
+}
+
+/// The error for a root outside the communicator, if `root` is one.
+pub(crate) fn check_root(root: usize, size: usize, op: &str) -> Option<Error> {
+    (root >= size).then(|| {
+        Error::new(
+            ErrorKind::InvalidRoot,
+            format!("{op}: root {root} is out of range for a communicator of {size} ranks (valid: 0..{size})"),
+        )
+    })
+}
+
+/// The error for a buffer of `found` elements where `expected` are needed.
+pub(crate) fn buffer_size_error(op: &str, what: &str, expected: usize, found: usize) -> Error {
+    Error::new(
+        ErrorKind::BufferSize,
+        format!("{op}: {what} has {found} elements, expected {expected}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_displacements_pack_in_rank_order() {
+        let (c, d) = counts_and_displacements(&[3, 0, 2, 5], "t").unwrap();
+        assert_eq!(c, vec![3, 0, 2, 5]);
+        assert_eq!(d, vec![0, 3, 3, 5]);
+    }
+
+    #[test]
+    fn counts_over_i32_are_refused() {
+        let big = i32::MAX as usize;
+        let e = counts_and_displacements(&[big + 1], "gatherv").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::CountOverflow);
+        assert!(e.message().contains("2147483648"), "{e}");
+        // Each count fits, the total does not.
+        let e = counts_and_displacements(&[big, 1], "gatherv").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::CountOverflow);
+        assert!(counts_and_displacements(&[big - 1, 1], "gatherv").is_ok());
+    }
+
+    #[test]
+    fn op_apply_matches_arithmetic() {
+        assert_eq!(Op::Sum.apply(2, 3), 5);
+        assert_eq!(Op::Prod.apply(2.0, 3.5), 7.0);
+        assert_eq!(Op::Min.apply(-1_i64, 4), -1);
+        assert_eq!(Op::Max.apply(7_u8, 4), 7);
+    }
+
+    #[test]
+    fn root_out_of_range_is_described() {
+        let e = check_root(4, 4, "reduce").unwrap();
+        assert_eq!(e.kind(), ErrorKind::InvalidRoot);
+        assert!(e.message().contains("root 4"), "{e}");
+        assert!(check_root(3, 4, "reduce").is_none());
+    }
+}

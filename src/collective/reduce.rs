@@ -1,0 +1,200 @@
+//! Reductions: `all_reduce`, `reduce` and their slice and closure forms.
+
+use mpi::collective::{CommunicatorCollectives, Root, UserOperation};
+use mpi::datatype::Equivalence;
+use mpi::topology::Communicator;
+
+use super::check::{as_field, Preflight};
+use super::{buffer_size_error, check_root, mpi_count, Number, Op};
+use crate::comm::Comm;
+use crate::error::Result;
+
+impl Comm {
+    /// Combines one value from every rank with `op`; every rank gets the result.
+    ///
+    /// Communication: one `MPI_Allreduce`; nothing can disagree, so no agreement check runs.
+    ///
+    /// ```no_run
+    /// # let spmd = spmd::Spmd::init().unwrap();
+    /// let world = spmd.world();
+    /// let largest = world.all_reduce(world.rank(), spmd::Op::Max);
+    /// assert_eq!(largest, world.size() - 1);
+    /// ```
+    pub fn all_reduce<T: Number>(&self, value: T, op: Op) -> T {
+        let mut result = value;
+        self.raw().all_reduce_into(&value, &mut result, op.system());
+        result
+    }
+
+    /// Element-wise [`all_reduce`](Self::all_reduce) of `send` into `recv`.
+    ///
+    /// Communication: agreement check + one `MPI_Allreduce` of `send.len()` elements.
+    ///
+    /// # Errors
+    /// `BufferSize` if `recv.len() != send.len()`; `Disagreement` if ranks pass different
+    /// lengths or operations; `CountOverflow` above `i32::MAX` elements.
+    pub fn all_reduce_into<T: Number>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
+        const OP: &str = "all_reduce_into";
+        let local_error = if recv.len() != send.len() {
+            Some(buffer_size_error(
+                OP,
+                "the receive buffer",
+                send.len(),
+                recv.len(),
+            ))
+        } else {
+            mpi_count(send.len(), OP, "the buffer").err()
+        };
+        self.preflight(Preflight {
+            op: OP,
+            local_error,
+            agree: &[
+                ("the length", as_field(send.len())),
+                ("the operation", op.code()),
+            ],
+        })?;
+        self.raw().all_reduce_into(send, recv, op.system());
+        Ok(())
+    }
+
+    /// Element-wise [`all_reduce`](Self::all_reduce) of a slice, returning a new vector.
+    ///
+    /// # Errors
+    /// As [`all_reduce_into`](Self::all_reduce_into).
+    pub fn all_reduce_slice<T: Number>(&self, send: &[T], op: Op) -> Result<Vec<T>> {
+        let mut recv = send.to_vec();
+        self.all_reduce_into(send, &mut recv, op)?;
+        Ok(recv)
+    }
+
+    /// Combines one value from every rank with `op`; only `root` gets the result (`Some`),
+    /// the other ranks get `None`.
+    ///
+    /// Communication: agreement check + one `MPI_Reduce`.
+    ///
+    /// # Errors
+    /// `InvalidRoot` if `root >= size()`; `Disagreement` if ranks pass different roots or
+    /// operations.
+    pub fn reduce<T: Number>(&self, root: usize, value: T, op: Op) -> Result<Option<T>> {
+        Ok(self
+            .reduce_slice(root, std::slice::from_ref(&value), op)?
+            .map(|v| v[0]))
+    }
+
+    /// Element-wise [`reduce`](Self::reduce) of a slice to `root`.
+    ///
+    /// # Errors
+    /// As [`reduce`](Self::reduce), plus `Disagreement` on lengths and `CountOverflow`.
+    pub fn reduce_slice<T: Number>(
+        &self,
+        root: usize,
+        send: &[T],
+        op: Op,
+    ) -> Result<Option<Vec<T>>> {
+        const OP: &str = "reduce";
+        let local_error = check_root(root, self.size(), OP)
+            .or_else(|| mpi_count(send.len(), OP, "the buffer").err());
+        self.preflight(Preflight {
+            op: OP,
+            local_error,
+            agree: &[
+                ("the root", as_field(root)),
+                ("the length", as_field(send.len())),
+                ("the operation", op.code()),
+            ],
+        })?;
+        let root_process = self.raw().process_at_rank(root as i32);
+        if self.rank() == root {
+            let mut recv = send.to_vec();
+            root_process.reduce_into_root(send, &mut recv[..], op.system());
+            Ok(Some(recv))
+        } else {
+            root_process.reduce_into(send, op.system());
+            Ok(None)
+        }
+    }
+
+    /// Combines one value of any MPI type from every rank with the closure `combine`, which
+    /// must be associative; ranks are combined in rank order
+    /// (`combine(combine(x0, x1), x2) …`), so it need not be commutative.
+    ///
+    /// Communication: one `MPI_Allreduce` with a user operation. A panic inside `combine`
+    /// aborts the whole job.
+    pub fn all_reduce_with<T, F>(&self, value: T, combine: F) -> T
+    where
+        T: Equivalence + Copy,
+        F: Fn(T, T) -> T + Sync,
+    {
+        let op = elementwise_op(&combine);
+        let mut result = value;
+        self.raw().all_reduce_into(&value, &mut result, &op);
+        result
+    }
+
+    /// Element-wise [`all_reduce_with`](Self::all_reduce_with) of a slice.
+    ///
+    /// # Errors
+    /// `Disagreement` if ranks pass different lengths; `CountOverflow` above `i32::MAX`.
+    pub fn all_reduce_slice_with<T, F>(&self, send: &[T], combine: F) -> Result<Vec<T>>
+    where
+        T: Equivalence + Copy,
+        F: Fn(T, T) -> T + Sync,
+    {
+        const OP: &str = "all_reduce_slice_with";
+        self.preflight(Preflight {
+            op: OP,
+            local_error: mpi_count(send.len(), OP, "the buffer").err(),
+            agree: &[("the length", as_field(send.len()))],
+        })?;
+        let op = elementwise_op(&combine);
+        let mut recv = send.to_vec();
+        self.raw().all_reduce_into(send, &mut recv[..], &op);
+        Ok(recv)
+    }
+
+    /// [`all_reduce_with`](Self::all_reduce_with) whose result only `root` gets.
+    ///
+    /// # Errors
+    /// `InvalidRoot` if `root >= size()`; `Disagreement` if ranks pass different roots.
+    pub fn reduce_with<T, F>(&self, root: usize, value: T, combine: F) -> Result<Option<T>>
+    where
+        T: Equivalence + Copy,
+        F: Fn(T, T) -> T + Sync,
+    {
+        const OP: &str = "reduce_with";
+        self.preflight(Preflight {
+            op: OP,
+            local_error: check_root(root, self.size(), OP),
+            agree: &[("the root", as_field(root))],
+        })?;
+        let op = elementwise_op(&combine);
+        let root_process = self.raw().process_at_rank(root as i32);
+        if self.rank() == root {
+            let mut result = value;
+            root_process.reduce_into_root(&value, &mut result, &op);
+            Ok(Some(result))
+        } else {
+            root_process.reduce_into(&value, &op);
+            Ok(None)
+        }
+    }
+}
+
+/// An MPI user operation applying `combine` element by element: `inout[i] = combine(in[i], inout[i])`.
+fn elementwise_op<'a, T, F>(combine: &'a F) -> UserOperation<'a>
+where
+    T: Equivalence + Copy,
+    F: Fn(T, T) -> T + Sync,
+{
+    UserOperation::associative(move |input, inout| {
+        let input = input
+            .downcast::<T>()
+            .expect("MPI passed the reduction a buffer of another type");
+        let inout = inout
+            .downcast::<T>()
+            .expect("MPI passed the reduction a buffer of another type");
+        for (left, right) in input.iter().zip(inout.iter_mut()) {
+            *right = combine(*left, *right);
+        }
+    })
+}

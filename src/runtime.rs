@@ -1,0 +1,312 @@
+//! The [`Spmd`] context: MPI initialisation, the world communicator, the rank's rayon pool and
+//! the panic policy.
+//!
+//! One `Spmd` lives for the whole program: create it first thing in `main`, keep it until
+//! the end; dropping it finalises MPI.
+//!
+//! ```no_run
+//! use spmd::Spmd;
+//!
+//! fn main() -> spmd::Result<()> {
+//!     let spmd = Spmd::init()?; // funneled thread level, rayon pool sized to this rank's cores
+//!     let world = spmd.world();
+//!     let mine = (world.rank() + 1) as u64;
+//!     let total = world.all_reduce(mine, spmd::Op::Sum);
+//!     if spmd.is_root() {
+//!         println!("{} ranks x {} threads, total {total}", spmd.size(), spmd.threads());
+//!     }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Threads per rank
+//! The global rayon pool gets, in order of precedence: the count given to
+//! [`SpmdBuilder::threads`]; the environment variable `SPMD_NUM_THREADS`; otherwise the CPUs in
+//! this process's affinity mask divided by the number of ranks on the same node that have the
+//! *same* mask. So under `mpirun` with core binding each rank gets the cores it is bound to,
+//! and with `--bind-to none` the node's cores are shared out so ranks × threads never exceeds
+//! them.
+//!
+//! # Panics end the job
+//! With more than one rank, a panic anywhere (the main thread, a rayon closure, any thread)
+//! prints the panic message and the rank, then calls `MPI_Abort`, so the other ranks stop
+//! within seconds instead of hanging in a collective or in `MPI_Finalize`. The job's exit code
+//! is then non-zero (101). This also applies to panics that user code later catches with
+//! `catch_unwind`. A single-rank run unwinds as any Rust program does.
+//!
+//! Without `mpirun` the program runs as a single rank (MPI's singleton start).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Once;
+
+use mpi::environment::Universe;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::Communicator;
+pub use mpi::Threading;
+
+use crate::comm::Comm;
+use crate::error::{Error, ErrorKind, Result};
+
+/// The environment variable that sets the number of rayon threads per rank.
+pub const THREADS_ENV: &str = "SPMD_NUM_THREADS";
+
+/// The exit code of a job that a panic ended.
+pub const PANIC_EXIT_CODE: i32 = 101;
+
+/// The running SPMD program: MPI, the world communicator and this rank's thread pool.
+pub struct Spmd {
+    world: Comm,
+    threading: Threading,
+    threads: usize,
+    // Declared last so it drops last: dropping the universe finalises MPI.
+    _universe: Universe,
+}
+
+impl std::fmt::Debug for Spmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spmd")
+            .field("rank", &self.rank())
+            .field("size", &self.size())
+            .field("threading", &self.threading)
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+/// Options for [`Spmd`]; start with [`Spmd::builder`].
+#[derive(Clone, Debug)]
+pub struct SpmdBuilder {
+    threading: Threading,
+    threads: Option<usize>,
+}
+
+impl Spmd {
+    /// Initialises MPI at the funneled thread level with default options.
+    ///
+    /// # Errors
+    /// As [`SpmdBuilder::init`].
+    pub fn init() -> Result<Spmd> {
+        Spmd::builder().init()
+    }
+
+    /// Options: thread level and threads per rank.
+    pub fn builder() -> SpmdBuilder {
+        SpmdBuilder {
+            threading: Threading::Funneled,
+            threads: None,
+        }
+    }
+
+    /// The world communicator, with the typed collectives.
+    pub fn world(&self) -> &Comm {
+        &self.world
+    }
+
+    /// The world communicator, mutably (to switch agreement checks).
+    pub fn world_mut(&mut self) -> &mut Comm {
+        &mut self.world
+    }
+
+    /// This process's rank in the world.
+    pub fn rank(&self) -> usize {
+        self.world.rank()
+    }
+
+    /// The number of ranks in the world.
+    pub fn size(&self) -> usize {
+        self.world.size()
+    }
+
+    /// The conventional root rank, 0.
+    pub fn root(&self) -> usize {
+        0
+    }
+
+    /// Whether this process is the root rank.
+    pub fn is_root(&self) -> bool {
+        self.rank() == self.root()
+    }
+
+    /// The thread level MPI provides (at least the one requested).
+    pub fn threading(&self) -> Threading {
+        self.threading
+    }
+
+    /// The number of rayon threads this rank runs.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The name of the node this rank runs on.
+    pub fn processor_name(&self) -> String {
+        mpi::environment::processor_name().unwrap_or_else(|_| String::from("unknown"))
+    }
+}
+
+impl SpmdBuilder {
+    /// The MPI thread level to request (default [`Threading::Funneled`]: threads may exist, only
+    /// the main thread calls MPI, which is how rayon kernels and `spmd` collectives combine).
+    pub fn threading(mut self, threading: Threading) -> SpmdBuilder {
+        self.threading = threading;
+        self
+    }
+
+    /// The number of rayon threads for this rank, overriding `SPMD_NUM_THREADS` and the
+    /// affinity-derived default.
+    pub fn threads(mut self, threads: usize) -> SpmdBuilder {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Initialises MPI, sizes the global rayon pool and installs the panic policy.
+    ///
+    /// # Errors
+    /// - [`ErrorKind::Init`]: MPI was already initialised in this process.
+    /// - [`ErrorKind::ThreadLevel`]: MPI provides a lower thread level than requested.
+    /// - [`ErrorKind::Config`]: zero threads requested, or `SPMD_NUM_THREADS` is not a positive
+    ///   integer.
+    /// - [`ErrorKind::ThreadPool`]: the global rayon pool was already built with another size.
+    pub fn init(self) -> Result<Spmd> {
+        let requested_threads = match self.threads {
+            Some(0) => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "the number of threads per rank must be at least 1, found 0",
+                ))
+            }
+            Some(n) => Some(n),
+            None => threads_from_env()?,
+        };
+        let (universe, provided) =
+            mpi::initialize_with_threading(self.threading).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Init,
+                    "MPI is already initialised in this process",
+                )
+            })?;
+        let world = Comm::world();
+        let rank = world.rank();
+        if provided < self.threading {
+            return Err(Error::new(
+                ErrorKind::ThreadLevel,
+                format!(
+                    "requested MPI thread level {:?}, but the MPI library provides only {provided:?}",
+                    self.threading
+                ),
+            )
+            .on_rank(rank as i32));
+        }
+        install_panic_policy(rank, world.size());
+        let threads = match requested_threads {
+            Some(n) => n,
+            None => threads_from_affinity(&world),
+        };
+        build_rayon_pool(threads, rank).map_err(|e| e.on_rank(rank as i32))?;
+        Ok(Spmd {
+            world,
+            threading: provided,
+            threads,
+            _universe: universe,
+        })
+    }
+}
+
+fn threads_from_env() -> Result<Option<usize>> {
+    match std::env::var(THREADS_ENV) {
+        Err(_) => Ok(None),
+        Ok(text) => match text.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(Error::new(
+                ErrorKind::Config,
+                format!("{THREADS_ENV} must be a positive integer, found {text:?}"),
+            )),
+        },
+    }
+}
+
+/// The CPUs this process may run on (its affinity mask), as a sorted list.
+pub fn affinity_cpus() -> Vec<usize> {
+    // SAFETY: `cpu_set_t` is plain data for which all-zero bytes are a valid (empty) set, and
+    // `sched_getaffinity` writes at most `size_of::<cpu_set_t>()` bytes into it.
+    let mask = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return fallback_cpus();
+        }
+        set
+    };
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` is below CPU_SETSIZE, the capacity of the set.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &mask) })
+        .collect();
+    if cpus.is_empty() {
+        fallback_cpus()
+    } else {
+        cpus
+    }
+}
+
+fn fallback_cpus() -> Vec<usize> {
+    (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect()
+}
+
+/// Threads for this rank: its CPUs divided by the ranks on this node bound to the same CPUs.
+fn threads_from_affinity(world: &Comm) -> usize {
+    let cpus = affinity_cpus();
+    // A mask fingerprint: ranks bound to the same CPUs compare equal.
+    let fingerprint = cpus.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &c| {
+        (h ^ c as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    let node = world.split_shared();
+    let all = node.all_gather(&[fingerprint]).unwrap_or_default();
+    let sharers = all.iter().filter(|&&f| f == fingerprint).count().max(1);
+    (cpus.len() / sharers).max(1)
+}
+
+fn build_rayon_pool(threads: usize, rank: usize) -> Result<()> {
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("spmd-rank{rank}-worker{i}"))
+        .build_global();
+    match built {
+        Ok(()) => Ok(()),
+        Err(_) if rayon::current_num_threads() == threads => Ok(()),
+        Err(e) => Err(Error::new(
+            ErrorKind::ThreadPool,
+            format!(
+                "wanted {threads} rayon threads, but the global rayon pool already runs {} ({e}); \
+                 create the Spmd context before any rayon call",
+                rayon::current_num_threads()
+            ),
+        )),
+    }
+}
+
+static PANIC_HOOK: Once = Once::new();
+static PANIC_RANK: AtomicUsize = AtomicUsize::new(0);
+static PANIC_SIZE: AtomicUsize = AtomicUsize::new(1);
+static ABORTING: AtomicBool = AtomicBool::new(false);
+
+fn install_panic_policy(rank: usize, size: usize) {
+    PANIC_RANK.store(rank, Ordering::Relaxed);
+    PANIC_SIZE.store(size, Ordering::Relaxed);
+    PANIC_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            previous(info);
+            let size = PANIC_SIZE.load(Ordering::Relaxed);
+            let mpi_running =
+                mpi::environment::is_initialized() && !mpi::environment::is_finalized();
+            // One abort per process, even if several threads panic at once.
+            if size > 1 && mpi_running && !ABORTING.swap(true, Ordering::SeqCst) {
+                let rank = PANIC_RANK.load(Ordering::Relaxed);
+                let thread = std::thread::current();
+                eprintln!(
+                    "spmd: rank {rank} of {size} panicked (thread '{}'); aborting all ranks",
+                    thread.name().unwrap_or("unnamed")
+                );
+                SimpleCommunicator::world().abort(PANIC_EXIT_CODE);
+            }
+        }));
+    });
+}

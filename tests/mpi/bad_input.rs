@@ -1,0 +1,304 @@
+//! Bad input gives the same error on every rank, and the ranks stay in step afterwards.
+
+use spmd::{Comm, Distribution, ErrorKind, Op, Partition};
+
+use crate::support::{expect_same_error, init, report_ok};
+
+/// More elements than one MPI call may carry. `vec![0u8; n]` maps zeroed pages lazily, so
+/// this costs no real memory as long as nothing reads it (validation refuses it first).
+const OVER_I32: usize = i32::MAX as usize + 1;
+
+pub fn run() {
+    let spmd = init();
+    let world = spmd.world();
+    root_out_of_range(world);
+    buffer_sizes(world);
+    count_overflow(world);
+    scatter_inputs(world);
+    partitions(world);
+    if world.size() > 1 {
+        disagreements(world);
+    }
+    report_ok("bad_input", &spmd);
+}
+
+fn root_out_of_range(world: &Comm) {
+    let p = world.size();
+    let bad = p + 2;
+    let same = |label: &str, r| {
+        let e = expect_same_error(world, label, r, ErrorKind::InvalidRoot);
+        assert!(e.message().contains(&format!("root {bad}")), "{e}");
+    };
+    same("reduce", world.reduce(bad, 1.0, Op::Sum).map(|_| ()));
+    same(
+        "reduce_with",
+        world.reduce_with(bad, 1_i32, |a, b| a + b).map(|_| ()),
+    );
+    same("broadcast", world.broadcast(bad, &mut 0_u64));
+    same("broadcast_into", world.broadcast_into(bad, &mut [0_u8; 3]));
+    same(
+        "broadcast_vec",
+        world.broadcast_vec(bad, &mut vec![1_i32; 3]),
+    );
+    same("gather", world.gather(bad, &[1_i32]).map(|_| ()));
+    same(
+        "gather_varcount",
+        world.gather_varcount(bad, &[1_i32]).map(|_| ()),
+    );
+    same("scatter", world.scatter(bad, &[0_i32; 8]).map(|_| ()));
+    same(
+        "scatter_into",
+        world.scatter_into(bad, &[0_i32; 8], &mut [0]),
+    );
+    same(
+        "scatter_varcount",
+        world.scatter_varcount(bad, &[1_i32], &[1]).map(|_| ()),
+    );
+    let part = Partition::block(5, p).unwrap();
+    let mine = vec![0.0_f64; part.count(world.rank())];
+    same(
+        "gather_varcount_with",
+        world.gather_varcount_with(bad, &mine, &part).map(|_| ()),
+    );
+}
+
+fn buffer_sizes(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    let last = p - 1;
+    // Only the last rank's receive buffer is wrong; everyone gets its error.
+    let send = [1.0_f64; 4];
+    let mut recv = vec![0.0; if me == last { 5 } else { 4 }];
+    let e = expect_same_error(
+        world,
+        "all_reduce_into recv",
+        world.all_reduce_into(&send, &mut recv, Op::Sum),
+        ErrorKind::BufferSize,
+    );
+    assert_eq!(e.rank(), Some(last as i32));
+    assert!(e.message().contains("has 5 elements, expected 4"), "{e}");
+    // The root's gather buffer is one short.
+    let mut at_root = vec![0_i32; if me == 0 { 2 * p - 1 } else { 0 }];
+    let e = expect_same_error(
+        world,
+        "gather_into",
+        world.gather_into(0, &[1, 2], &mut at_root),
+        ErrorKind::BufferSize,
+    );
+    assert_eq!(e.rank(), Some(0));
+    let mut everywhere = vec![0_i32; 2 * p + 1];
+    expect_same_error(
+        world,
+        "all_gather_into",
+        world.all_gather_into(&[1, 2], &mut everywhere),
+        ErrorKind::BufferSize,
+    );
+}
+
+fn count_overflow(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    let last = p - 1;
+    // One rank alone passes too many elements: an overflow, not a disagreement.
+    let huge = vec![0_u8; if me == last { OVER_I32 } else { 3 }];
+    let e = expect_same_error(
+        world,
+        "gather",
+        world.gather(0, &huge).map(|_| ()),
+        ErrorKind::CountOverflow,
+    );
+    assert_eq!(e.rank(), Some(last as i32));
+    assert!(e.message().contains(&OVER_I32.to_string()), "{e}");
+    expect_same_error(
+        world,
+        "all_gather_varcount",
+        world.all_gather_varcount(&huge).map(|_| ()),
+        ErrorKind::CountOverflow,
+    );
+    drop(huge);
+    let mut at_root = if me == 0 {
+        vec![0_u8; OVER_I32]
+    } else {
+        Vec::new()
+    };
+    expect_same_error(
+        world,
+        "broadcast_vec",
+        world.broadcast_vec(0, &mut at_root),
+        ErrorKind::CountOverflow,
+    );
+    drop(at_root);
+    if p > 1 {
+        // Each part fits, the total over ranks does not.
+        let half = vec![0_u8; OVER_I32 / 2 + 1];
+        let e = expect_same_error(
+            world,
+            "gather_varcount total",
+            world.gather_varcount(0, &half).map(|_| ()),
+            ErrorKind::CountOverflow,
+        );
+        assert!(e.message().contains("total"), "{e}");
+    }
+}
+
+fn scatter_inputs(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    let root = p / 2;
+    let odd: Vec<i32> = if me == root {
+        vec![7; 3 * p + 1]
+    } else {
+        Vec::new()
+    };
+    if p > 1 {
+        let e = expect_same_error(
+            world,
+            "scatter",
+            world.scatter(root, &odd).map(|_| ()),
+            ErrorKind::NotDivisible,
+        );
+        assert_eq!(e.rank(), Some(root as i32));
+        let mut part = [0_i32; 3];
+        expect_same_error(
+            world,
+            "scatter_into",
+            world.scatter_into(root, &odd, &mut part),
+            ErrorKind::NotDivisible,
+        );
+    }
+    let mut part = [0_i32; 2];
+    let short: Vec<i32> = if me == root {
+        vec![7; 3 * p]
+    } else {
+        Vec::new()
+    };
+    expect_same_error(
+        world,
+        "scatter_into size",
+        world.scatter_into(root, &short, &mut part),
+        ErrorKind::BufferSize,
+    );
+    // Root's counts: one entry short, then not adding up to the data.
+    let (send, counts) = if me == root {
+        (vec![1_i32; p + 1], vec![1; p - 1])
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    expect_same_error(
+        world,
+        "scatter_varcount counts",
+        world.scatter_varcount(root, &send, &counts).map(|_| ()),
+        ErrorKind::BufferSize,
+    );
+    let counts = if me == root { vec![1; p] } else { Vec::new() };
+    let e = expect_same_error(
+        world,
+        "scatter_varcount sum",
+        world.scatter_varcount(root, &send, &counts).map(|_| ()),
+        ErrorKind::BufferSize,
+    );
+    assert_eq!(e.rank(), Some(root as i32));
+}
+
+fn partitions(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    let wrong_parts = Partition::block(10, p + 1).unwrap();
+    let mine = vec![0_i64; wrong_parts.count(me)];
+    expect_same_error(
+        world,
+        "partition parts",
+        world
+            .all_gather_varcount_with(&mine, &wrong_parts)
+            .map(|_| ()),
+        ErrorKind::InvalidPartition,
+    );
+    let part = Partition::cyclic(10, p).unwrap();
+    let off_by_one = vec![0_i64; part.count(me) + usize::from(me == 0)];
+    expect_same_error(
+        world,
+        "partition part length",
+        world
+            .gather_varcount_with(0, &off_by_one, &part)
+            .map(|_| ()),
+        ErrorKind::BufferSize,
+    );
+    let send = if me == 0 { vec![0_i64; 9] } else { Vec::new() };
+    expect_same_error(
+        world,
+        "scatter_varcount_with root data",
+        world.scatter_varcount_with(0, &send, &part).map(|_| ()),
+        ErrorKind::BufferSize,
+    );
+}
+
+/// Arguments that differ across ranks (needs two ranks or more).
+fn disagreements(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    let disagree = ErrorKind::Disagreement;
+    let e = expect_same_error(
+        world,
+        "reduce root",
+        world.reduce(me % 2, 1_i64, Op::Sum).map(|_| ()),
+        disagree,
+    );
+    assert!(e.message().contains("the root"), "{e}");
+    expect_same_error(
+        world,
+        "gather_varcount root",
+        world.gather_varcount(me % 2, &[1_u8]).map(|_| ()),
+        disagree,
+    );
+    expect_same_error(
+        world,
+        "broadcast root",
+        world.broadcast(me % 2, &mut 1_u8),
+        disagree,
+    );
+    let op = if me == p - 1 { Op::Max } else { Op::Sum };
+    let e = expect_same_error(
+        world,
+        "all_reduce op",
+        world.all_reduce_slice(&[1.0_f32], op).map(|_| ()),
+        disagree,
+    );
+    assert!(e.message().contains("the operation"), "{e}");
+    let mine = vec![1_u16; me + 1];
+    let e = expect_same_error(
+        world,
+        "all_reduce len",
+        world.all_reduce_slice(&mine, Op::Sum).map(|_| ()),
+        disagree,
+    );
+    assert!(
+        e.message().contains(&format!("values range from 1 to {p}")),
+        "{e}"
+    );
+    expect_same_error(
+        world,
+        "all_gather len",
+        world.all_gather(&mine).map(|_| ()),
+        disagree,
+    );
+    expect_same_error(
+        world,
+        "gather len",
+        world.gather(0, &mine).map(|_| ()),
+        disagree,
+    );
+    let mut buf = vec![0_u16; me + 1];
+    expect_same_error(
+        world,
+        "broadcast_into len",
+        world.broadcast_into(0, &mut buf),
+        disagree,
+    );
+    let distribution = if me == 0 {
+        Distribution::Block
+    } else {
+        Distribution::Cyclic
+    };
+    let part = Partition::new(distribution, p, p).unwrap();
+    expect_same_error(
+        world,
+        "partition distribution",
+        world.all_gather_varcount_with(&[me], &part).map(|_| ()),
+        disagree,
+    );
+}

@@ -1,0 +1,313 @@
+//! Every collective helper against a serial computation of the same result, with uneven
+//! sizes, empty parts and fewer items than ranks.
+
+use spmd::mpi::traits::Equivalence;
+use spmd::{Comm, Distribution, Op, Partition};
+
+use crate::support::{init, report_ok};
+
+/// The value rank `rank` holds at position `i` (distinct across ranks and positions).
+fn value(rank: usize, i: usize) -> i64 {
+    (rank as i64 + 1) * 1000 - 7 * i as i64
+}
+
+fn data(rank: usize, len: usize) -> Vec<i64> {
+    (0..len).map(|i| value(rank, i)).collect()
+}
+
+/// A type of the user's own with a closure reduction (argmin with its location).
+#[derive(Equivalence, Clone, Copy, Debug, Default, PartialEq)]
+struct MinLoc {
+    value: f64,
+    rank: u64,
+}
+
+/// A 2x2 integer matrix `[[a, b], [c, d]]`.
+#[derive(Equivalence, Clone, Copy, Debug, PartialEq)]
+struct Mat2 {
+    a: i64,
+    b: i64,
+    c: i64,
+    d: i64,
+}
+
+pub fn run() {
+    let spmd = init();
+    let world = spmd.world();
+    reductions(world);
+    closure_reductions(world);
+    broadcasts(world);
+    equal_count_gathers_and_scatters(world);
+    varcount(world);
+    partitioned(world);
+    split_groups(world);
+    unchecked_mode();
+    report_ok("collectives", &spmd);
+}
+
+fn reductions(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    for op in [Op::Sum, Op::Prod, Op::Min, Op::Max] {
+        let expect = (1..p).fold(value(0, 3), |acc, r| op.apply(acc, value(r, 3)));
+        assert_eq!(
+            world.all_reduce(value(me, 3), op),
+            expect,
+            "all_reduce {op:?}"
+        );
+        let f = world.all_reduce(me as f64 + 0.5, op);
+        let f_expect = (1..p).fold(0.5, |acc, r| op.apply(acc, r as f64 + 0.5));
+        assert_eq!(f, f_expect, "f64 all_reduce {op:?}");
+        for len in [0, 1, 7, 1000] {
+            let mine = data(me, len);
+            let expect: Vec<i64> = (0..len)
+                .map(|i| (1..p).fold(value(0, i), |acc, r| op.apply(acc, value(r, i))))
+                .collect();
+            let mut recv = vec![0; len];
+            world.all_reduce_into(&mine, &mut recv, op).unwrap();
+            assert_eq!(recv, expect, "all_reduce_into {op:?} len {len}");
+            assert_eq!(world.all_reduce_slice(&mine, op).unwrap(), expect);
+            for root in 0..p {
+                let got = world.reduce_slice(root, &mine, op).unwrap();
+                assert_eq!(
+                    got,
+                    (me == root).then(|| expect.clone()),
+                    "reduce_slice root {root}"
+                );
+                let scalar = world
+                    .reduce(root, mine.first().copied().unwrap_or(1), op)
+                    .unwrap();
+                let scalar_expect = expect
+                    .first()
+                    .copied()
+                    .unwrap_or_else(|| (1..p).fold(1, |acc, _| op.apply(acc, 1)));
+                assert_eq!(scalar, (me == root).then_some(scalar_expect));
+            }
+        }
+    }
+    // Unsigned and narrow types go through the same path.
+    let total: u8 = world.all_reduce(1, Op::Sum);
+    assert_eq!(total as usize, p);
+}
+
+fn closure_reductions(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    // Argmin: the smallest value sits on the middle rank.
+    let mine = MinLoc {
+        value: (me as f64 - (p / 2) as f64).abs() + 0.25,
+        rank: me as u64,
+    };
+    let argmin = |a: MinLoc, b: MinLoc| if b.value < a.value { b } else { a };
+    let best = world.all_reduce_with(mine, argmin);
+    assert_eq!(
+        best,
+        MinLoc {
+            value: 0.25,
+            rank: (p / 2) as u64
+        }
+    );
+    // 2x2 integer matrix product: associative, not commutative, so rank order matters.
+    let matrix = |r: usize| Mat2 {
+        a: 1,
+        b: r as i64 + 1,
+        c: 0,
+        d: 1 + (r as i64 % 2),
+    };
+    let mul = |x: Mat2, y: Mat2| Mat2 {
+        a: x.a * y.a + x.b * y.c,
+        b: x.a * y.b + x.b * y.d,
+        c: x.c * y.a + x.d * y.c,
+        d: x.c * y.b + x.d * y.d,
+    };
+    let expect = (1..p).fold(matrix(0), |acc, r| mul(acc, matrix(r)));
+    assert_eq!(
+        world.all_reduce_with(matrix(me), mul),
+        expect,
+        "ordered product"
+    );
+    let root = p - 1;
+    let at_root = world.reduce_with(root, matrix(me), mul).unwrap();
+    assert_eq!(at_root, (me == root).then_some(expect));
+    let pairs: Vec<MinLoc> = (0..5)
+        .map(|i| MinLoc {
+            value: (i + me) as f64,
+            rank: me as u64,
+        })
+        .collect();
+    let reduced = world.all_reduce_slice_with(&pairs, argmin).unwrap();
+    for (i, got) in reduced.iter().enumerate() {
+        assert_eq!(
+            *got,
+            MinLoc {
+                value: i as f64,
+                rank: 0
+            }
+        );
+    }
+}
+
+fn broadcasts(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    for root in 0..p {
+        let mut x = if me == root { 42.5 + root as f64 } else { -1.0 };
+        world.broadcast(root, &mut x).unwrap();
+        assert_eq!(x, 42.5 + root as f64);
+        let mut buf = if me == root {
+            data(root, 9)
+        } else {
+            vec![0; 9]
+        };
+        world.broadcast_into(root, &mut buf).unwrap();
+        assert_eq!(buf, data(root, 9));
+        // Only the root knows the length; 0 is a length too.
+        for len in [0, 1, 5 + root, 10_000] {
+            let mut v = if me == root {
+                data(root, len)
+            } else {
+                vec![3; me % 3]
+            };
+            world.broadcast_vec(root, &mut v).unwrap();
+            assert_eq!(v, data(root, len), "broadcast_vec root {root} len {len}");
+        }
+    }
+}
+
+fn equal_count_gathers_and_scatters(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    for len in [0, 1, 6] {
+        let mine = data(me, len);
+        let expect: Vec<i64> = (0..p).flat_map(|r| data(r, len)).collect();
+        assert_eq!(world.all_gather(&mine).unwrap(), expect);
+        let mut recv = vec![0; len * p];
+        world.all_gather_into(&mine, &mut recv).unwrap();
+        assert_eq!(recv, expect);
+        for root in 0..p {
+            assert_eq!(
+                world.gather(root, &mine).unwrap(),
+                (me == root).then(|| expect.clone())
+            );
+            let mut at_root = if me == root {
+                vec![0; len * p]
+            } else {
+                Vec::new()
+            };
+            world.gather_into(root, &mine, &mut at_root).unwrap();
+            if me == root {
+                assert_eq!(at_root, expect);
+            }
+            // Scatter undoes gather.
+            let send = if me == root {
+                expect.clone()
+            } else {
+                Vec::new()
+            };
+            assert_eq!(
+                world.scatter(root, &send).unwrap(),
+                mine,
+                "scatter root {root}"
+            );
+            let mut part = vec![0; len];
+            world.scatter_into(root, &send, &mut part).unwrap();
+            assert_eq!(part, mine);
+        }
+    }
+}
+
+fn varcount(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    // Rank r holds r elements (rank 0 none), then every rank holds none.
+    for len_of in [|r: usize| r, |_: usize| 0, |r: usize| (r * 7919) % 5] {
+        let mine = data(me, len_of(me));
+        let counts: Vec<usize> = (0..p).map(len_of).collect();
+        let expect: Vec<i64> = (0..p).flat_map(|r| data(r, len_of(r))).collect();
+        let (all, got_counts) = world.all_gather_varcount(&mine).unwrap();
+        assert_eq!((&all, &got_counts), (&expect, &counts));
+        for root in 0..p {
+            let got = world.gather_varcount(root, &mine).unwrap();
+            assert_eq!(got, (me == root).then(|| (expect.clone(), counts.clone())));
+            let (send, send_counts) = if me == root {
+                (expect.clone(), counts.clone())
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            let part = world.scatter_varcount(root, &send, &send_counts).unwrap();
+            assert_eq!(part, mine, "scatter_varcount root {root}");
+        }
+    }
+}
+
+/// Gathers and scatters by partition; results mapped back to global order must be 0..n.
+fn partitioned(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    let global = |g: usize| g as f64 * 0.5 - 3.0;
+    for n in [0, 1, p.saturating_sub(1), 10, 37] {
+        for distribution in [
+            Distribution::Block,
+            Distribution::Cyclic,
+            Distribution::BlockCyclic(3),
+        ] {
+            let part = Partition::new(distribution, n, p).unwrap();
+            let mine: Vec<f64> = part.global_indices(me).map(global).collect();
+            // Rank-packed order: the parts one after another.
+            let packed: Vec<f64> = (0..p)
+                .flat_map(|r| part.global_indices(r))
+                .map(global)
+                .collect();
+            let all = world.all_gather_varcount_with(&mine, &part).unwrap();
+            assert_eq!(all, packed, "{distribution:?} n {n}");
+            let mut in_global_order = vec![f64::NAN; n];
+            let mut k = 0;
+            for r in 0..p {
+                for g in part.global_indices(r) {
+                    in_global_order[g] = all[k];
+                    k += 1;
+                }
+            }
+            assert_eq!(in_global_order, (0..n).map(global).collect::<Vec<_>>());
+            let root = n % p;
+            let at_root = world.gather_varcount_with(root, &mine, &part).unwrap();
+            assert_eq!(at_root, (me == root).then(|| packed.clone()));
+            let send = if me == root {
+                packed.clone()
+            } else {
+                Vec::new()
+            };
+            assert_eq!(
+                world.scatter_varcount_with(root, &send, &part).unwrap(),
+                mine
+            );
+        }
+    }
+}
+
+fn split_groups(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    let group = world
+        .split(Some((me % 2) as u32), me as i32)
+        .expect("every rank has a colour");
+    let members: Vec<usize> = (0..p).filter(|r| r % 2 == me % 2).collect();
+    assert_eq!(group.size(), members.len());
+    assert_eq!(group.rank(), me / 2);
+    let sum = group.all_reduce(me as u64, Op::Sum);
+    assert_eq!(sum, members.iter().map(|&r| r as u64).sum::<u64>());
+    // A rank without a colour gets no communicator.
+    let only_zero = world.split((me == 0).then_some(7), 0);
+    assert_eq!(only_zero.map(|c| c.size()), (me == 0).then_some(1));
+}
+
+/// With agreement checks off, valid calls give the same answers.
+fn unchecked_mode() {
+    let mut world = Comm::from_raw(spmd::mpi::topology::SimpleCommunicator::world());
+    world.set_agreement_checks(false);
+    let (me, p) = (world.rank(), world.size());
+    let mine = data(me, 4);
+    let expect: Vec<i64> = (0..4).map(|i| (0..p).map(|r| value(r, i)).sum()).collect();
+    assert_eq!(world.all_reduce_slice(&mine, Op::Sum).unwrap(), expect);
+    let all: Vec<i64> = (0..p).flat_map(|r| data(r, 4)).collect();
+    assert_eq!(world.all_gather(&mine).unwrap(), all);
+    let root = p - 1;
+    let send = if me == root { all.clone() } else { Vec::new() };
+    assert_eq!(world.scatter(root, &send).unwrap(), mine);
+    let mut v = if me == root { data(9, 3) } else { Vec::new() };
+    world.broadcast_vec(root, &mut v).unwrap();
+    assert_eq!(v, data(9, 3));
+}

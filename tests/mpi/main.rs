@@ -1,0 +1,232 @@
+//! Multi-process tests: this binary is both the harness and the program it launches.
+//!
+//! Run by `cargo test` (harness = false), it launches itself under `mpirun -n P` for P = 1..4
+//! with `SPMD_TEST_SCENARIO` naming what the ranks should run, and checks exit codes and
+//! output, each launch under a timeout. Launched that way, it runs one scenario as a rank.
+//! Arguments that do not start with `-` filter the cases by substring, as libtest does.
+
+mod bad_input;
+mod collectives;
+mod launcher;
+mod runtime;
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use launcher::{flavor, mpirun, run, Flavor, Outcome};
+
+const SCENARIO_ENV: &str = "SPMD_TEST_SCENARIO";
+/// Generous for 4 oversubscribed ranks on 2 busy cores; a deadlock still fails well inside it.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(120);
+/// A panic must end the whole job at least this fast.
+const PANIC_DEADLINE: Duration = Duration::from_secs(30);
+
+fn main() {
+    if let Ok(scenario) = std::env::var(SCENARIO_ENV) {
+        run_scenario(&scenario);
+        return;
+    }
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let cases: Vec<Case> = all_cases()
+        .into_iter()
+        .filter(|c| filters.is_empty() || filters.iter().any(|f| c.name.contains(f.as_str())))
+        .collect();
+    println!("\nrunning {} mpirun cases ({:?})", cases.len(), flavor());
+    let start = Instant::now();
+    let mut failed = Vec::new();
+    for case in &cases {
+        let t = Instant::now();
+        match (case.check)() {
+            Ok(()) => println!(
+                "test {} ... ok ({:.1} s)",
+                case.name,
+                t.elapsed().as_secs_f64()
+            ),
+            Err(why) => {
+                println!("test {} ... FAILED", case.name);
+                failed.push((case.name.clone(), why));
+            }
+        }
+    }
+    for (name, why) in &failed {
+        println!("\n---- {name} ----\n{why}");
+    }
+    println!(
+        "\ntest result: {}. {} passed; {} failed; 0 ignored; 0 measured; 0 filtered out; finished in {:.2}s\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        cases.len() - failed.len(),
+        failed.len(),
+        start.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        std::process::exit(1);
+    }
+}
+
+/// Rank side: run one scenario, then report success on stdout.
+fn run_scenario(scenario: &str) {
+    match scenario {
+        "collectives" => collectives::run(),
+        "bad_input" => bad_input::run(),
+        "threads" => runtime::threads(),
+        "panic_main" => runtime::panic_main(),
+        "panic_rayon" => runtime::panic_rayon(),
+        other => panic!("unknown scenario {other:?}"),
+    }
+}
+
+struct Case {
+    name: String,
+    check: Box<dyn Fn() -> Result<(), String>>,
+}
+
+fn case(name: String, check: impl Fn() -> Result<(), String> + 'static) -> Case {
+    Case {
+        name,
+        check: Box::new(check),
+    }
+}
+
+fn self_exe() -> PathBuf {
+    std::env::current_exe().expect("current exe")
+}
+
+/// Launches `scenario` on `ranks` ranks.
+fn launch(scenario: &str, ranks: usize, extra: &[&str], env: &[(&str, &str)]) -> Outcome {
+    let mut all_env = vec![(SCENARIO_ENV, scenario)];
+    all_env.extend_from_slice(env);
+    run(
+        mpirun(ranks, extra, &self_exe(), &[], &all_env),
+        LAUNCH_TIMEOUT,
+    )
+}
+
+/// Exit 0 and exactly one success line per rank.
+fn expect_success(scenario: &str, ranks: usize, out: &Outcome) -> Result<(), String> {
+    let done = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with(&format!("spmd-test ok: {scenario} ")))
+        .count();
+    if out.code == Some(0) && done == ranks {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected exit 0 and {ranks} success lines, found {done}: {}",
+            out.describe()
+        ))
+    }
+}
+
+/// Non-zero exit, quickly, with the panic message and (with > 1 rank) the abort notice.
+fn expect_panic_abort(ranks: usize, out: &Outcome) -> Result<(), String> {
+    let text = format!("{}{}", out.stdout, out.stderr);
+    let problems = [
+        (out.timed_out, "the job hung"),
+        (out.code == Some(0), "the job exited 0"),
+        (out.elapsed > PANIC_DEADLINE, "the job took too long to end"),
+        (
+            !text.contains("deliberate panic on rank"),
+            "the panic message is missing",
+        ),
+        (
+            ranks > 1 && !text.contains("panicked (thread"),
+            "the abort notice naming the rank is missing",
+        ),
+    ];
+    match problems.iter().find(|(bad, _)| *bad) {
+        None => Ok(()),
+        Some((_, what)) => Err(format!("{what}: {}", out.describe())),
+    }
+}
+
+fn all_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for ranks in 1..=4 {
+        for scenario in ["collectives", "bad_input"] {
+            cases.push(case(format!("{scenario}_np{ranks}"), move || {
+                expect_success(scenario, ranks, &launch(scenario, ranks, &[], &[]))
+            }));
+        }
+    }
+    cases.push(case("collectives_without_mpirun".into(), || {
+        let mut cmd = std::process::Command::new(self_exe());
+        cmd.env(SCENARIO_ENV, "collectives");
+        expect_success("collectives", 1, &run(cmd, LAUNCH_TIMEOUT))
+    }));
+    for ranks in 1..=3 {
+        cases.push(case(format!("threads_unbound_np{ranks}"), move || {
+            let extra: &[&str] = match flavor() {
+                Flavor::OpenMpi => &["--bind-to", "none"],
+                Flavor::Mpich => &[],
+            };
+            let expect = (num_cpus() / ranks).max(1).to_string();
+            let env = [("SPMD_EXPECT_THREADS", expect.as_str())];
+            expect_success("threads", ranks, &launch("threads", ranks, extra, &env))
+        }));
+    }
+    cases.push(case("threads_from_env_np2".into(), || {
+        let env = [("SPMD_NUM_THREADS", "3"), ("SPMD_EXPECT_THREADS", "3")];
+        expect_success("threads", 2, &launch("threads", 2, &[], &env))
+    }));
+    if flavor() == Flavor::OpenMpi {
+        cases.push(case("threads_bound_to_core_np2".into(), || {
+            let env = [("SPMD_EXPECT_THREADS", "1")];
+            let extra = ["--bind-to", "core"];
+            expect_success("threads", 2, &launch("threads", 2, &extra, &env))
+        }));
+    }
+    for ranks in 1..=3 {
+        cases.push(case(format!("panic_on_main_thread_np{ranks}"), move || {
+            expect_panic_abort(ranks, &launch("panic_main", ranks, &[], &[]))
+        }));
+    }
+    for ranks in [2, 4] {
+        cases.push(case(
+            format!("panic_in_rayon_closure_np{ranks}"),
+            move || expect_panic_abort(ranks, &launch("panic_rayon", ranks, &[], &[])),
+        ));
+    }
+    cases.extend(examples::cases());
+    cases
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+mod examples {
+    use super::*;
+
+    /// The π example at 1..4 ranks: it checks its own answer; the hit count must not depend
+    /// on the number of ranks (every sample has a fixed seed).
+    pub fn cases() -> Vec<Case> {
+        vec![case("example_pi_np1_to_np4".into(), || {
+            let mut hits = Vec::new();
+            for ranks in 1..=4 {
+                let program = launcher::example("pi");
+                let cmd = mpirun(ranks, &[], &program, &["--samples", "2000000"], &[]);
+                let out = run(cmd, LAUNCH_TIMEOUT);
+                if out.code != Some(0) {
+                    return Err(format!("pi at {ranks} ranks failed: {}", out.describe()));
+                }
+                let line = out
+                    .stdout
+                    .lines()
+                    .find(|l| l.starts_with("hits "))
+                    .ok_or_else(|| format!("no `hits` line: {}", out.describe()))?
+                    .to_string();
+                hits.push(line);
+            }
+            if hits.iter().all(|h| h == &hits[0]) {
+                Ok(())
+            } else {
+                Err(format!("hit counts differ across rank counts: {hits:?}"))
+            }
+        })]
+    }
+}
