@@ -170,10 +170,25 @@ impl Comm {
     where
         T: Equivalence + Copy + Default,
     {
+        let mut all = Vec::new();
+        let counts = self.all_gather_varcount_into(send, &mut all)?;
+        Ok((all, counts))
+    }
+
+    /// [`all_gather_varcount`](Self::all_gather_varcount) into `recv`, which is resized to
+    /// the total; its capacity is reused, so a loop that gathers every step allocates once.
+    /// Returns each rank's count.
+    ///
+    /// # Errors
+    /// As [`all_gather_varcount`](Self::all_gather_varcount).
+    pub fn all_gather_varcount_into<T>(&self, send: &[T], recv: &mut Vec<T>) -> Result<Vec<usize>>
+    where
+        T: Equivalence + Copy + Default,
+    {
         const OP: &str = "all_gather_varcount";
         let counts = self.exchange_counts(OP, None, send.len())?;
-        let all = self.all_gather_counted(send, &counts, OP)?;
-        Ok((all, counts))
+        self.all_gather_counted(send, &counts, recv, OP)?;
+        Ok(counts)
     }
 
     /// Collects each rank's part of `partition` on every rank, in rank order.
@@ -192,7 +207,9 @@ impl Comm {
             local_error: self.check_partition(OP, partition, send.len()),
             agree: &partition_fields(None, partition),
         })?;
-        self.all_gather_counted(send, &partition.counts(), OP)
+        let mut all = Vec::new();
+        self.all_gather_counted(send, &partition.counts(), &mut all, OP)?;
+        Ok(all)
     }
 
     /// The receive length of an equal-count gather, or 0 when this rank receives nothing or
@@ -228,16 +245,23 @@ impl Comm {
         Ok(Some(recv))
     }
 
-    /// `MPI_Allgatherv` with counts every rank already agrees on.
-    fn all_gather_counted<T>(&self, send: &[T], counts: &[usize], op: &str) -> Result<Vec<T>>
+    /// `MPI_Allgatherv` with counts every rank already agrees on, into `recv` resized to the
+    /// total (its capacity is reused, so repeated calls do not allocate).
+    fn all_gather_counted<T>(
+        &self,
+        send: &[T],
+        counts: &[usize],
+        recv: &mut Vec<T>,
+        op: &str,
+    ) -> Result<()>
     where
         T: Equivalence + Copy + Default,
     {
         let (mpi_counts, displacements) = counts_and_displacements(counts, op)?;
-        let mut recv = vec![T::default(); counts.iter().sum()];
+        recv.resize(counts.iter().sum(), T::default());
         let mut parts = PartitionMut::new(&mut recv[..], mpi_counts, displacements);
         self.raw().all_gather_varcount_into(send, &mut parts);
-        Ok(recv)
+        Ok(())
     }
 
     /// Every rank's `count` on every rank, checking roots and counts on the way.
@@ -264,7 +288,7 @@ impl Comm {
         if worst >= 0 {
             return Err(self.error_from_encoded(worst, local_error.as_ref()));
         }
-        if let Some(root) = root {
+        if root.is_some() {
             let (min, max) = all.chunks(3).fold((i64::MAX, i64::MIN), |(lo, hi), row| {
                 (lo.min(row[1]), hi.max(row[1]))
             });

@@ -221,6 +221,10 @@ fn varcount(world: &Comm) {
         let expect: Vec<i64> = (0..p).flat_map(|r| data(r, len_of(r))).collect();
         let (all, got_counts) = world.all_gather_varcount(&mine).unwrap();
         assert_eq!((&all, &got_counts), (&expect, &counts));
+        // A reused buffer with stale, longer contents ends up exactly the gathered data.
+        let mut reused = vec![-1; expect.len() + 5];
+        let into_counts = world.all_gather_varcount_into(&mine, &mut reused).unwrap();
+        assert_eq!((&reused, &into_counts), (&expect, &counts));
         for root in 0..p {
             let got = world.gather_varcount(root, &mine).unwrap();
             assert_eq!(got, (me == root).then(|| (expect.clone(), counts.clone())));

@@ -1,0 +1,292 @@
+//! Overhead of the `spmd` collective helpers against the raw rsmpi calls they wrap, measured
+//! side by side in one run.
+//!
+//! ```text
+//! cargo bench --bench collectives            # relaunches itself under `mpirun -n 2`
+//! SPMD_BENCH_RANKS=4 cargo bench --bench collectives
+//! ```
+//!
+//! Every rank must run exactly the same iterations or the collectives deadlock, so this does
+//! not use criterion's adaptive sampling (the `spmd::bench` leader/follower driver will bring
+//! that). Instead rank 0 calibrates an iteration count per case and broadcasts it; then rounds
+//! alternate raw call, helper and helper without agreement checks, each round timed behind a
+//! barrier as the maximum over ranks; the figure per variant is the median over rounds. The
+//! interleaving makes drift on a noisy machine hit all variants alike.
+
+use std::time::{Duration, Instant};
+
+use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
+use mpi::datatype::{Partition as MpiPartition, PartitionMut};
+use mpi::topology::Communicator;
+use spmd::{Comm, Op, Partition, Spmd};
+
+const SIZES_BYTES: [usize; 4] = [8, 1024, 64 * 1024, 1024 * 1024];
+const ROUNDS: usize = 21;
+const ROUND_TARGET: Duration = Duration::from_millis(4);
+
+fn main() {
+    if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_none() && std::env::var_os("PMI_SIZE").is_none()
+    {
+        relaunch_under_mpirun();
+        return;
+    }
+    let mut spmd = Spmd::init().expect("MPI init");
+    let rows = run_all(&mut spmd);
+    if spmd.is_root() {
+        print_table(spmd.size(), &rows);
+    }
+}
+
+/// `cargo bench` starts one process: start the real run under mpirun.
+fn relaunch_under_mpirun() {
+    let ranks = std::env::var("SPMD_BENCH_RANKS").unwrap_or_else(|_| "2".into());
+    let status = std::process::Command::new("mpirun")
+        .args(["-n", &ranks])
+        .arg(std::env::current_exe().expect("current exe"))
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .status()
+        .expect("failed to start mpirun (run scripts/setup)");
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+/// Seconds per call of raw, helper, helper without checks.
+struct Row {
+    op: &'static str,
+    bytes: usize,
+    raw: f64,
+    helper: f64,
+    unchecked: f64,
+}
+
+/// One benchmark case: a closure per variant, each doing one call.
+type Variant<'a> = Box<dyn FnMut(&Comm) + 'a>;
+
+fn run_all(spmd: &mut Spmd) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let p = spmd.size();
+    let me = spmd.rank();
+    // Scalar all_reduce: no agreement check exists to switch off.
+    {
+        let x = me as f64;
+        rows.push(measure(
+            spmd,
+            "all_reduce (scalar)",
+            8,
+            Box::new(move |c: &Comm| {
+                let mut y = 0.0;
+                c.raw().all_reduce_into(&x, &mut y, SystemOperation::sum());
+                std::hint::black_box(y);
+            }),
+            Box::new(move |c: &Comm| {
+                std::hint::black_box(c.all_reduce(x, Op::Sum));
+            }),
+        ));
+    }
+    for bytes in SIZES_BYTES {
+        let n = bytes / 8;
+        let send = vec![me as f64 + 0.5; n];
+        let mut recv = vec![0.0; n];
+        let mut recv2 = vec![0.0; n];
+        rows.push(measure(
+            spmd,
+            "all_reduce_into",
+            bytes,
+            Box::new(|c: &Comm| {
+                c.raw()
+                    .all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum())
+            }),
+            Box::new(|c: &Comm| c.all_reduce_into(&send, &mut recv2, Op::Sum).unwrap()),
+        ));
+        let mut buf = vec![1.0; n];
+        let mut buf2 = vec![1.0; n];
+        rows.push(measure(
+            spmd,
+            "broadcast_into",
+            bytes,
+            Box::new(|c: &Comm| c.raw().process_at_rank(0).broadcast_into(&mut buf[..])),
+            Box::new(|c: &Comm| c.broadcast_into(0, &mut buf2).unwrap()),
+        ));
+        let mut all = vec![0.0; n * p];
+        let mut all2 = vec![0.0; n * p];
+        rows.push(measure(
+            spmd,
+            "all_gather_into",
+            bytes,
+            Box::new(|c: &Comm| c.raw().all_gather_into(&send[..], &mut all[..])),
+            Box::new(|c: &Comm| c.all_gather_into(&send, &mut all2).unwrap()),
+        ));
+        let mut at_root = vec![0.0; if me == 0 { n * p } else { 0 }];
+        let mut at_root2 = at_root.clone();
+        rows.push(measure(
+            spmd,
+            "gather_into",
+            bytes,
+            Box::new(|c: &Comm| {
+                let root = c.raw().process_at_rank(0);
+                if me == 0 {
+                    root.gather_into_root(&send[..], &mut at_root[..]);
+                } else {
+                    root.gather_into(&send[..]);
+                }
+            }),
+            Box::new(|c: &Comm| c.gather_into(0, &send, &mut at_root2).unwrap()),
+        ));
+        let source = vec![2.0; if me == 0 { n * p } else { 0 }];
+        let mut part = vec![0.0; n];
+        let mut part2 = vec![0.0; n];
+        rows.push(measure(
+            spmd,
+            "scatter_into",
+            bytes,
+            Box::new(|c: &Comm| {
+                let root = c.raw().process_at_rank(0);
+                if me == 0 {
+                    root.scatter_into_root(&source[..], &mut part[..]);
+                } else {
+                    root.scatter_into(&mut part[..]);
+                }
+            }),
+            Box::new(|c: &Comm| c.scatter_into(0, &source, &mut part2).unwrap()),
+        ));
+        // Uneven: the helpers exchange counts and allocate; raw gets precomputed counts.
+        let partition = Partition::block(n * p + p / 2, p).unwrap();
+        let uneven = vec![1.0; partition.count(me)];
+        let counts: Vec<i32> = partition.counts().iter().map(|&c| c as i32).collect();
+        let displs: Vec<i32> = partition
+            .displacements()
+            .iter()
+            .map(|&d| d as i32)
+            .collect();
+        let mut everything = vec![0.0; partition.len()];
+        let mut everything2 = Vec::new();
+        rows.push(measure(
+            spmd,
+            "all_gather_varcount_into",
+            bytes,
+            Box::new(|c: &Comm| {
+                let mut parts = PartitionMut::new(&mut everything[..], &counts[..], &displs[..]);
+                c.raw().all_gather_varcount_into(&uneven[..], &mut parts);
+            }),
+            Box::new(|c: &Comm| {
+                std::hint::black_box(
+                    c.all_gather_varcount_into(&uneven, &mut everything2)
+                        .unwrap(),
+                );
+            }),
+        ));
+        let whole = vec![3.0; if me == 0 { partition.len() } else { 0 }];
+        let mut mine = vec![0.0; partition.count(me)];
+        rows.push(measure(
+            spmd,
+            "scatter_varcount_with",
+            bytes,
+            Box::new(|c: &Comm| {
+                let root = c.raw().process_at_rank(0);
+                if me == 0 {
+                    let parts = MpiPartition::new(&whole[..], &counts[..], &displs[..]);
+                    root.scatter_varcount_into_root(&parts, &mut mine[..]);
+                } else {
+                    root.scatter_varcount_into(&mut mine[..]);
+                }
+            }),
+            Box::new(|c: &Comm| {
+                std::hint::black_box(c.scatter_varcount_with(0, &whole, &partition).unwrap());
+            }),
+        ));
+    }
+    rows
+}
+
+/// Times `raw` and `helper` (with and without agreement checks) in interleaved rounds.
+fn measure<'a>(
+    spmd: &mut Spmd,
+    op: &'static str,
+    bytes: usize,
+    mut raw: Variant<'a>,
+    mut helper: Variant<'a>,
+) -> Row {
+    let iterations = calibrate(spmd.world(), &mut raw);
+    let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..ROUNDS {
+        spmd.world_mut().set_agreement_checks(true);
+        samples[0].push(time_block(spmd.world(), iterations, &mut raw));
+        samples[1].push(time_block(spmd.world(), iterations, &mut helper));
+        spmd.world_mut().set_agreement_checks(false);
+        samples[2].push(time_block(spmd.world(), iterations, &mut helper));
+    }
+    spmd.world_mut().set_agreement_checks(true);
+    let [raw, helper, unchecked] = samples.map(|mut s| median(&mut s));
+    Row {
+        op,
+        bytes,
+        raw,
+        helper,
+        unchecked,
+    }
+}
+
+/// Iterations per round so a round of the raw call lasts about `ROUND_TARGET` (rank 0 decides).
+fn calibrate(world: &Comm, raw: &mut Variant<'_>) -> usize {
+    let mut iterations = 1;
+    loop {
+        let seconds = time_block(world, iterations, raw) * iterations as f64;
+        if seconds >= ROUND_TARGET.as_secs_f64() / 4.0 || iterations >= 1 << 20 {
+            let target = ROUND_TARGET.as_secs_f64() / seconds * iterations as f64;
+            let mut agreed = target.clamp(1.0, (1 << 22) as f64) as u64;
+            world.raw().process_at_rank(0).broadcast_into(&mut agreed);
+            return agreed as usize;
+        }
+        iterations *= 4;
+    }
+}
+
+/// Seconds per call over `iterations` calls, the slowest rank's figure.
+fn time_block(world: &Comm, iterations: usize, call: &mut Variant<'_>) -> f64 {
+    world.barrier();
+    let start = Instant::now();
+    for _ in 0..iterations {
+        call(world);
+    }
+    let mine = start.elapsed().as_secs_f64() / iterations as f64;
+    let mut slowest = 0.0;
+    world
+        .raw()
+        .all_reduce_into(&mine, &mut slowest, SystemOperation::max());
+    slowest
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn human_bytes(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+fn print_table(ranks: usize, rows: &[Row]) {
+    println!("\nspmd helpers vs raw rsmpi, {ranks} ranks, median of {ROUNDS} interleaved rounds (max over ranks)\n");
+    println!("| operation | size | raw µs | helper µs | helper/raw | +µs | unchecked µs | unchecked/raw | +µs |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let us = |s: f64| s * 1e6;
+        println!(
+            "| {} | {} | {:.2} | {:.2} | {:.3} | {:+.2} | {:.2} | {:.3} | {:+.2} |",
+            r.op,
+            human_bytes(r.bytes),
+            us(r.raw),
+            us(r.helper),
+            r.helper / r.raw,
+            us(r.helper - r.raw),
+            us(r.unchecked),
+            r.unchecked / r.raw,
+            us(r.unchecked - r.raw),
+        );
+    }
+}
