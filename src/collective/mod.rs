@@ -1,13 +1,13 @@
-//! Typed collective operations on a [`Comm`]: reductions, broadcasts, gathers and scatters,
+//! Typed collective operations on a [`Comm`](crate::Comm): reductions, broadcasts, gathers and scatters,
 //! with equal or uneven counts, that check their arguments on every rank before moving data.
 //!
 //! | operation | equal counts | uneven counts |
 //! |---|---|---|
-//! | combine values with [`Op`] or a closure | [`all_reduce`](Comm::all_reduce), [`reduce`](Comm::reduce), [`all_reduce_into`](Comm::all_reduce_into), … | — |
-//! | root → all, same data | [`broadcast`](Comm::broadcast), [`broadcast_vec`](Comm::broadcast_vec) (length known at root only) | — |
-//! | all → root | [`gather`](Comm::gather), [`gather_into`](Comm::gather_into) | [`gather_varcount`](Comm::gather_varcount), [`gather_varcount_with`](Comm::gather_varcount_with) |
-//! | all → all | [`all_gather`](Comm::all_gather), [`all_gather_into`](Comm::all_gather_into) | [`all_gather_varcount`](Comm::all_gather_varcount), [`all_gather_varcount_with`](Comm::all_gather_varcount_with) |
-//! | root → all, a part each | [`scatter`](Comm::scatter), [`scatter_into`](Comm::scatter_into) | [`scatter_varcount`](Comm::scatter_varcount), [`scatter_varcount_with`](Comm::scatter_varcount_with) |
+//! | combine values with [`Op`] or a closure | [`all_reduce`](crate::Comm::all_reduce), [`reduce`](crate::Comm::reduce), [`all_reduce_into`](crate::Comm::all_reduce_into), … | — |
+//! | root → all, same data | [`broadcast`](crate::Comm::broadcast), [`broadcast_vec`](crate::Comm::broadcast_vec) (length known at root only) | — |
+//! | all → root | [`gather`](crate::Comm::gather), [`gather_into`](crate::Comm::gather_into) | [`gather_varcount`](crate::Comm::gather_varcount), [`gather_varcount_with`](crate::Comm::gather_varcount_with) |
+//! | all → all | [`all_gather`](crate::Comm::all_gather), [`all_gather_into`](crate::Comm::all_gather_into) | [`all_gather_varcount`](crate::Comm::all_gather_varcount), [`all_gather_varcount_with`](crate::Comm::all_gather_varcount_with) |
+//! | root → all, a part each | [`scatter`](crate::Comm::scatter), [`scatter_into`](crate::Comm::scatter_into) | [`scatter_varcount`](crate::Comm::scatter_varcount), [`scatter_varcount_with`](crate::Comm::scatter_varcount_with) |
 //!
 //! Uneven counts are never built by hand: `*_varcount` exchanges them (one small collective),
 //! `*_varcount_with` takes them from a [`Partition`](crate::partition::Partition) every rank
@@ -17,10 +17,10 @@
 //! Collectives deadlock or corrupt memory when ranks pass inconsistent arguments. Each helper
 //! therefore validates first: its own arguments (root in range, receive buffer of the right
 //! size, lengths divisible by the number of ranks, counts that fit MPI's `i32`), and, with
-//! [agreement checks](Comm::set_agreement_checks) on (the default), that all ranks agree on
+//! [agreement checks](crate::Comm::set_agreement_checks) on (the default), that all ranks agree on
 //! the values that must match (root, lengths, operation). That check is one `MPI_Allreduce`
 //! of at most 16 `i64`s; when it finds a problem on any rank, every rank returns an
-//! [`Error`](crate::Error) with the same kind and message, naming the rank at fault.
+//! [`Error`] with the same kind and message, naming the rank at fault.
 //!
 //! | bad input | error kind |
 //! |---|---|
@@ -31,7 +31,7 @@
 //! | a count or displacement above `i32::MAX` | [`CountOverflow`](crate::ErrorKind::CountOverflow) |
 //! | a partition for another number of ranks or another length | [`InvalidPartition`](crate::ErrorKind::InvalidPartition) |
 //!
-//! Operations whose arguments cannot disagree (a scalar [`all_reduce`](Comm::all_reduce))
+//! Operations whose arguments cannot disagree (a scalar [`all_reduce`](crate::Comm::all_reduce))
 //! skip the check and cost exactly the MPI call. The `*_varcount` forms exchange counts
 //! anyway and check everything in that exchange, with or without agreement checks.
 //!
@@ -55,7 +55,7 @@ use crate::error::{Error, ErrorKind, Result};
 ///
 /// Sealed: MPI defines `MPI_SUM`, `MPI_MIN`, … only for its built-in types. For your own
 /// types (anything that implements [`Equivalence`]) use the closure reductions such as
-/// [`Comm::all_reduce_with`].
+/// [`Comm::all_reduce_with`](crate::Comm::all_reduce_with).
 pub trait Number:
     Equivalence
     + num_traits::Num
