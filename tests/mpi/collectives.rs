@@ -215,7 +215,12 @@ fn equal_count_gathers_and_scatters(world: &Comm) {
 fn varcount(world: &Comm) {
     let (me, p) = (world.rank(), world.size());
     // Rank r holds r elements (rank 0 none), then every rank holds none.
-    for len_of in [|r: usize| r, |_: usize| 0, |r: usize| (r * 7919) % 5] {
+    for len_of in [
+        |r: usize| r,
+        |_: usize| 0,
+        |r: usize| (r * 7919) % 5,
+        |r: usize| 150 * r + 3,
+    ] {
         let mine = data(me, len_of(me));
         let counts: Vec<usize> = (0..p).map(len_of).collect();
         let expect: Vec<i64> = (0..p).flat_map(|r| data(r, len_of(r))).collect();
@@ -243,7 +248,7 @@ fn varcount(world: &Comm) {
 fn partitioned(world: &Comm) {
     let (me, p) = (world.rank(), world.size());
     let global = |g: usize| g as f64 * 0.5 - 3.0;
-    for n in [0, 1, p.saturating_sub(1), 10, 37] {
+    for n in [0, 1, p.saturating_sub(1), 10, 37, 1001] {
         for distribution in [
             Distribution::Block,
             Distribution::Cyclic,
