@@ -73,6 +73,7 @@ fn run_scenario(scenario: &str) {
         "collectives" => collectives::run(),
         "bad_input" => bad_input::run(),
         "threads" => runtime::threads(),
+        "bad_threads_env" => runtime::bad_threads_env(),
         "panic_main" => runtime::panic_main(),
         "panic_rayon" => runtime::panic_rayon(),
         other => panic!("unknown scenario {other:?}"),
@@ -172,6 +173,14 @@ fn all_cases() -> Vec<Case> {
     cases.push(case("threads_from_env_np2".into(), || {
         let env = [("SPMD_NUM_THREADS", "3"), ("SPMD_EXPECT_THREADS", "3")];
         expect_success("threads", 2, &launch("threads", 2, &[], &env))
+    }));
+    cases.push(case("threads_env_malformed_np2".into(), || {
+        let env = [("SPMD_NUM_THREADS", "lots")];
+        expect_success(
+            "bad_threads_env",
+            2,
+            &launch("bad_threads_env", 2, &[], &env),
+        )
     }));
     if flavor() == Flavor::OpenMpi {
         cases.push(case("threads_bound_to_core_np2".into(), || {

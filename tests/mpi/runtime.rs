@@ -29,6 +29,10 @@ pub fn threads() {
         "rayon work ran outside the rank's pool: {names:?}"
     );
     assert!(spmd.threading() >= spmd::Threading::Funneled);
+    // MPI starts once per process: a second context is a clear error, not a crash.
+    let again = spmd::Spmd::init().expect_err("a second Spmd::init must fail");
+    assert_eq!(again.kind(), spmd::ErrorKind::Init, "{again}");
+    assert!(again.message().contains("already initialised"), "{again}");
     report_ok("threads", &spmd);
 }
 
@@ -58,4 +62,20 @@ pub fn panic_rayon() {
     }
     spmd.world().barrier();
     unreachable!("the barrier cannot complete without the panicking rank");
+}
+
+/// A malformed `SPMD_NUM_THREADS` is refused with a message naming the variable and value.
+pub fn bad_threads_env() {
+    let e = spmd::Spmd::init().expect_err("SPMD_NUM_THREADS=lots must be refused");
+    assert_eq!(e.kind(), spmd::ErrorKind::Config, "{e}");
+    assert!(
+        e.message().contains("SPMD_NUM_THREADS") && e.message().contains("lots"),
+        "{e}"
+    );
+    let zero = spmd::Spmd::builder()
+        .threads(0)
+        .init()
+        .expect_err("0 threads must be refused");
+    assert_eq!(zero.kind(), spmd::ErrorKind::Config, "{zero}");
+    println!("spmd-test ok: bad_threads_env rank ?");
 }
