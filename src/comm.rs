@@ -93,9 +93,16 @@ impl Comm {
     /// Splits the communicator into groups of ranks that pass the same `color`, ordered by
     /// `key` (ties by current rank). A rank that passes `None` takes part in no group and
     /// gets `None`. Collective: every rank must call it.
+    ///
+    /// # Panics
+    /// If `color > i32::MAX` (MPI colours are non-negative `int`s).
+    #[track_caller]
     pub fn split(&self, color: Option<u32>, key: i32) -> Option<Comm> {
         let color = match color {
-            Some(c) => Color::with_value(i32::try_from(c).unwrap_or(i32::MAX)),
+            Some(c) => Color::with_value(
+                i32::try_from(c)
+                    .unwrap_or_else(|_| panic!("split colour {c} is above MPI's limit i32::MAX")),
+            ),
             None => Color::undefined(),
         };
         self.raw
