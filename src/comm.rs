@@ -5,10 +5,16 @@
 //! [`crate::collective`]). It is neither `Send` nor `Sync`: MPI is initialised at the
 //! *funneled* thread level by default, where only the thread that initialised MPI may call it,
 //! so the compiler refuses to move a `Comm` into a rayon closure.
+//!
+//! Every `Comm` made from the [`Spmd`](crate::Spmd) context (the world, its splits and
+//! duplicates) shares the context's [`Profiler`], which times every helper as communication.
 
 use std::marker::PhantomData;
+use std::rc::Rc;
 
 use mpi::topology::{Color, Communicator, SimpleCommunicator};
+
+use crate::timing::{Profiler, RegionGuard};
 
 /// A communicator with typed collective helpers; see the [module docs](self).
 pub struct Comm {
@@ -16,6 +22,7 @@ pub struct Comm {
     rank: usize,
     size: usize,
     agreement_checks: bool,
+    profiler: Rc<Profiler>,
     /// Makes `Comm` neither `Send` nor `Sync` (MPI calls stay on the initialising thread).
     _funneled: PhantomData<*const ()>,
 }
@@ -31,8 +38,14 @@ impl std::fmt::Debug for Comm {
 }
 
 impl Comm {
-    /// Wraps an rsmpi communicator. Agreement checks start switched on.
+    /// Wraps an rsmpi communicator. Agreement checks start switched on. The `Comm` gets a
+    /// profiler of its own; use [`Spmd::comm_from_raw`](crate::Spmd::comm_from_raw) to have
+    /// its communication counted in the program's report.
     pub fn from_raw(raw: SimpleCommunicator) -> Comm {
+        Comm::with_profiler(raw, Rc::new(Profiler::new()))
+    }
+
+    pub(crate) fn with_profiler(raw: SimpleCommunicator, profiler: Rc<Profiler>) -> Comm {
         let rank = usize::try_from(raw.rank()).expect("MPI ranks are non-negative");
         let size = usize::try_from(raw.size()).expect("MPI sizes are positive");
         Comm {
@@ -40,13 +53,30 @@ impl Comm {
             rank,
             size,
             agreement_checks: true,
+            profiler,
             _funneled: PhantomData,
         }
     }
 
     /// The world communicator of an initialised MPI. Prefer [`crate::Spmd::world`].
-    pub(crate) fn world() -> Comm {
-        Comm::from_raw(SimpleCommunicator::world())
+    pub(crate) fn world(profiler: Rc<Profiler>) -> Comm {
+        Comm::with_profiler(SimpleCommunicator::world(), profiler)
+    }
+
+    /// The profiler this communicator's helpers record into.
+    pub fn profiler(&self) -> &Profiler {
+        &self.profiler
+    }
+
+    pub(crate) fn shared_profiler(&self) -> Rc<Profiler> {
+        Rc::clone(&self.profiler)
+    }
+
+    /// Opens the comm region of a library helper moving `bytes` payload bytes on this rank.
+    pub(crate) fn timed(&self, name: &'static str, bytes: usize) -> RegionGuard<'_> {
+        self.profiler.library_comm(name, bytes, || {
+            mpi::collective::CommunicatorCollectives::barrier(&self.raw);
+        })
     }
 
     /// This process's rank in the communicator, `0..size()`.
@@ -87,6 +117,7 @@ impl Comm {
 
     /// Blocks until every rank of the communicator has called `barrier`.
     pub fn barrier(&self) {
+        let _timer = self.timed("barrier", 0);
         mpi::collective::CommunicatorCollectives::barrier(&self.raw);
     }
 
@@ -123,7 +154,7 @@ impl Comm {
     }
 
     fn inherit(&self, raw: SimpleCommunicator) -> Comm {
-        let mut comm = Comm::from_raw(raw);
+        let mut comm = Comm::with_profiler(raw, self.shared_profiler());
         comm.agreement_checks = self.agreement_checks;
         comm
     }

@@ -11,6 +11,7 @@
 //! | [`comm`] | [`Comm`]: a communicator (world or a split) |
 //! | [`collective`] | typed reduce/all_reduce/broadcast/gather/scatter, equal and uneven counts, on [`Comm`] |
 //! | [`partition`] | [`Partition`]: `Block`, `Cyclic`, `BlockCyclic` index math, no MPI |
+//! | [`timing`] | [`Profiler`](timing::Profiler) regions (compute vs comm, collectives timed automatically), cross-rank [`Report`](timing::Report) with speedup and efficiency, scaling model |
 //! | [`error`] | [`Error`], [`ErrorKind`], [`Result`] |
 //!
 //! ## Quick start
@@ -50,6 +51,7 @@ pub mod comm;
 pub mod error;
 pub mod partition;
 pub mod runtime;
+pub mod timing;
 
 pub use collective::{Number, Op};
 pub use comm::Comm;

@@ -9,6 +9,7 @@ use super::check::{as_field, Preflight};
 use super::{check_root, mpi_count};
 use crate::comm::Comm;
 use crate::error::{Error, Result};
+use std::mem::{size_of, size_of_val};
 
 impl Comm {
     /// Copies the root's `value` to every rank.
@@ -18,6 +19,7 @@ impl Comm {
     /// # Errors
     /// `InvalidRoot`; `Disagreement` if ranks pass different roots.
     pub fn broadcast<T: Equivalence>(&self, root: usize, value: &mut T) -> Result<()> {
+        let _timer = self.timed("broadcast", size_of::<T>());
         self.agree_on_root("broadcast", root)?;
         self.raw()
             .process_at_rank(root as i32)
@@ -33,6 +35,7 @@ impl Comm {
     /// `InvalidRoot`; `Disagreement` on the root or the length; `CountOverflow`.
     pub fn broadcast_into<T: Equivalence>(&self, root: usize, buffer: &mut [T]) -> Result<()> {
         const OP: &str = "broadcast_into";
+        let _timer = self.timed(OP, size_of_val(buffer));
         let local_error = check_root(root, self.size(), OP)
             .or_else(|| mpi_count(buffer.len(), OP, "the buffer").err());
         self.preflight(Preflight {
@@ -63,12 +66,14 @@ impl Comm {
         T: Equivalence + Copy + Default,
     {
         const OP: &str = "broadcast_vec";
+        let mut timer = self.timed(OP, 0);
         self.agree_on_root(OP, root)?;
         let root_error = (self.rank() == root)
             .then(|| mpi_count(data.len(), OP, "the root's vector").err())
             .flatten();
         let [len] = self.announce_from_root(root, [data.len()], root_error)?;
         data.resize(len, T::default());
+        timer.add_bytes(size_of_val(&data[..]));
         self.raw()
             .process_at_rank(root as i32)
             .broadcast_into(&mut data[..]);

@@ -9,6 +9,7 @@ use super::{buffer_size_error, check_root, counts_and_displacements, mpi_count};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::partition::{Distribution, Partition};
+use std::mem::{size_of, size_of_val};
 
 impl Comm {
     /// Collects `send` from every rank (all the same length) at `root`, in rank order:
@@ -24,6 +25,7 @@ impl Comm {
         T: Equivalence + Copy + Default,
     {
         let mut recv = vec![T::default(); self.gather_len(send.len(), self.rank() == root)];
+        let _timer = self.timed("gather", size_of_val(send) + size_of_val(&recv[..]));
         self.gather_into(root, send, &mut recv)?;
         Ok((self.rank() == root).then_some(recv))
     }
@@ -40,6 +42,10 @@ impl Comm {
         recv: &mut [T],
     ) -> Result<()> {
         const OP: &str = "gather";
+        let _timer = self.timed(
+            "gather_into",
+            size_of_val(send) + self.root_bytes(root, size_of_val(recv)),
+        );
         let local_error = check_root(root, self.size(), OP)
             .or_else(|| mpi_count(send.len(), OP, "the send buffer").err())
             .or_else(|| {
@@ -76,6 +82,7 @@ impl Comm {
         T: Equivalence + Copy + Default,
     {
         let mut recv = vec![T::default(); self.gather_len(send.len(), true)];
+        let _timer = self.timed("all_gather", size_of_val(send) + size_of_val(&recv[..]));
         self.all_gather_into(send, &mut recv)?;
         Ok(recv)
     }
@@ -86,6 +93,7 @@ impl Comm {
     /// As [`all_gather`](Self::all_gather), plus `BufferSize` for a buffer of the wrong length.
     pub fn all_gather_into<T: Equivalence>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
         const OP: &str = "all_gather";
+        let _timer = self.timed("all_gather_into", size_of_val(send) + size_of_val(recv));
         let expected = send.len() * self.size();
         let local_error = mpi_count(send.len(), OP, "the send buffer")
             .err()
@@ -123,8 +131,12 @@ impl Comm {
         T: Equivalence + Copy + Default,
     {
         const OP: &str = "gather_varcount";
+        let mut timer = self.timed(OP, size_of_val(send));
         let counts = self.exchange_counts(OP, Some(root), send.len())?;
         let gathered = self.gather_counted(root, send, &counts, OP)?;
+        if let Some(all) = &gathered {
+            timer.add_bytes(size_of_val(&all[..]));
+        }
         Ok(gathered.map(|all| (all, counts)))
     }
 
@@ -148,6 +160,8 @@ impl Comm {
         T: Equivalence + Copy + Default,
     {
         const OP: &str = "gather_varcount_with";
+        let whole = partition.len().saturating_mul(size_of::<T>());
+        let _timer = self.timed(OP, size_of_val(send) + self.root_bytes(root, whole));
         let local_error = check_root(root, self.size(), OP)
             .or_else(|| self.check_partition(OP, partition, send.len()));
         self.preflight(Preflight {
@@ -170,8 +184,10 @@ impl Comm {
     where
         T: Equivalence + Copy + Default,
     {
+        let mut timer = self.timed("all_gather_varcount", size_of_val(send));
         let mut all = Vec::new();
         let counts = self.all_gather_varcount_into(send, &mut all)?;
+        timer.add_bytes(size_of_val(&all[..]));
         Ok((all, counts))
     }
 
@@ -186,8 +202,10 @@ impl Comm {
         T: Equivalence + Copy + Default,
     {
         const OP: &str = "all_gather_varcount";
+        let mut timer = self.timed("all_gather_varcount_into", size_of_val(send));
         let counts = self.exchange_counts(OP, None, send.len())?;
         self.all_gather_counted(send, &counts, recv, OP)?;
+        timer.add_bytes(size_of_val(&recv[..]));
         Ok(counts)
     }
 
@@ -202,6 +220,8 @@ impl Comm {
         T: Equivalence + Copy + Default,
     {
         const OP: &str = "all_gather_varcount_with";
+        let whole = partition.len().saturating_mul(size_of::<T>());
+        let _timer = self.timed(OP, size_of_val(send) + whole);
         self.preflight(Preflight {
             op: OP,
             local_error: self.check_partition(OP, partition, send.len()),

@@ -51,6 +51,22 @@ use mpi::datatype::Equivalence;
 
 use crate::error::{Error, ErrorKind, Result};
 
+impl crate::comm::Comm {
+    /// `bytes` on the root, 0 elsewhere: what only the root sends or receives.
+    pub(crate) fn root_bytes(&self, root: usize, bytes: usize) -> usize {
+        if self.rank() == root {
+            bytes
+        } else {
+            0
+        }
+    }
+
+    /// `bytes` sent by every rank plus the same again received on the root.
+    pub(crate) fn root_doubles(&self, root: usize, bytes: usize) -> usize {
+        bytes + self.root_bytes(root, bytes)
+    }
+}
+
 /// A number that MPI's predefined reductions work on: the primitive integers and floats.
 ///
 /// Sealed: MPI defines `MPI_SUM`, `MPI_MIN`, … only for its built-in types. For your own

@@ -8,6 +8,7 @@ use super::check::{as_field, Preflight};
 use super::{buffer_size_error, check_root, mpi_count, Number, Op};
 use crate::comm::Comm;
 use crate::error::Result;
+use std::mem::{size_of, size_of_val};
 
 impl Comm {
     /// Combines one value from every rank with `op`; every rank gets the result.
@@ -21,6 +22,7 @@ impl Comm {
     /// assert_eq!(largest, world.size() - 1);
     /// ```
     pub fn all_reduce<T: Number>(&self, value: T, op: Op) -> T {
+        let _timer = self.timed("all_reduce", 2 * size_of::<T>());
         let mut result = value;
         self.raw().all_reduce_into(&value, &mut result, op.system());
         result
@@ -35,6 +37,7 @@ impl Comm {
     /// lengths or operations; `CountOverflow` above `i32::MAX` elements.
     pub fn all_reduce_into<T: Number>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
         const OP: &str = "all_reduce_into";
+        let _timer = self.timed(OP, 2 * size_of_val(send));
         let local_error = if recv.len() != send.len() {
             Some(buffer_size_error(
                 OP,
@@ -62,6 +65,7 @@ impl Comm {
     /// # Errors
     /// As [`all_reduce_into`](Self::all_reduce_into).
     pub fn all_reduce_slice<T: Number>(&self, send: &[T], op: Op) -> Result<Vec<T>> {
+        let _timer = self.timed("all_reduce_slice", 2 * size_of_val(send));
         let mut recv = send.to_vec();
         self.all_reduce_into(send, &mut recv, op)?;
         Ok(recv)
@@ -76,6 +80,7 @@ impl Comm {
     /// `InvalidRoot` if `root >= size()`; `Disagreement` if ranks pass different roots or
     /// operations.
     pub fn reduce<T: Number>(&self, root: usize, value: T, op: Op) -> Result<Option<T>> {
+        let _timer = self.timed("reduce", self.root_doubles(root, size_of::<T>()));
         Ok(self
             .reduce_slice(root, std::slice::from_ref(&value), op)?
             .map(|v| v[0]))
@@ -92,6 +97,7 @@ impl Comm {
         op: Op,
     ) -> Result<Option<Vec<T>>> {
         const OP: &str = "reduce";
+        let _timer = self.timed("reduce_slice", self.root_doubles(root, size_of_val(send)));
         let local_error = check_root(root, self.size(), OP)
             .or_else(|| mpi_count(send.len(), OP, "the buffer").err());
         self.preflight(Preflight {
@@ -125,6 +131,7 @@ impl Comm {
         T: Equivalence + Copy,
         F: Fn(T, T) -> T + Sync,
     {
+        let _timer = self.timed("all_reduce_with", 2 * size_of::<T>());
         let op = elementwise_op(&combine);
         let mut result = value;
         self.raw().all_reduce_into(&value, &mut result, &op);
@@ -141,6 +148,7 @@ impl Comm {
         F: Fn(T, T) -> T + Sync,
     {
         const OP: &str = "all_reduce_slice_with";
+        let _timer = self.timed(OP, 2 * size_of_val(send));
         self.preflight(Preflight {
             op: OP,
             local_error: mpi_count(send.len(), OP, "the buffer").err(),
@@ -162,6 +170,7 @@ impl Comm {
         F: Fn(T, T) -> T + Sync,
     {
         const OP: &str = "reduce_with";
+        let _timer = self.timed(OP, self.root_doubles(root, size_of::<T>()));
         self.preflight(Preflight {
             op: OP,
             local_error: check_root(root, self.size(), OP),

@@ -10,6 +10,7 @@ use super::{buffer_size_error, check_root, counts_and_displacements, mpi_count};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::partition::Partition;
+use std::mem::size_of_val;
 
 impl Comm {
     /// Splits the root's `send` into `size()` equal parts and gives part `r` to rank `r`.
@@ -28,6 +29,7 @@ impl Comm {
         T: Equivalence + Copy + Default,
     {
         const OP: &str = "scatter";
+        let mut timer = self.timed(OP, self.root_bytes(root, size_of_val(send)));
         self.agree_on_root(OP, root)?;
         let root_error = (self.rank() == root)
             .then(|| self.check_divisible(OP, send.len()))
@@ -36,6 +38,7 @@ impl Comm {
         let [part] = self.announce_from_root(root, [part], root_error)?;
         let mut recv = vec![T::default(); part];
         self.scatter_raw(root, send, &mut recv);
+        timer.add_bytes(size_of_val(&recv[..]));
         Ok(recv)
     }
 
@@ -54,6 +57,8 @@ impl Comm {
         recv: &mut [T],
     ) -> Result<()> {
         const OP: &str = "scatter";
+        let bytes = size_of_val(recv) + self.root_bytes(root, size_of_val(send));
+        let _timer = self.timed("scatter_into", bytes);
         let local_error = check_root(root, self.size(), OP)
             .or_else(|| mpi_count(recv.len(), OP, "the receive buffer").err())
             .or_else(|| {
@@ -99,6 +104,7 @@ impl Comm {
         T: Equivalence + Copy + Default,
     {
         const OP: &str = "scatter_varcount";
+        let mut timer = self.timed(OP, self.root_bytes(root, size_of_val(send)));
         self.agree_on_root(OP, root)?;
         let is_root = self.rank() == root;
         let root_error = if !is_root {
@@ -143,6 +149,7 @@ impl Comm {
         } else {
             root_process.scatter_varcount_into(&mut recv[..]);
         }
+        timer.add_bytes(size_of_val(&recv[..]));
         Ok(recv)
     }
 
@@ -165,6 +172,7 @@ impl Comm {
         T: Equivalence + Copy + Default,
     {
         const OP: &str = "scatter_varcount_with";
+        let mut timer = self.timed(OP, self.root_bytes(root, size_of_val(send)));
         let part_len = if partition.parts() == self.size() {
             partition.count(self.rank())
         } else {
@@ -191,6 +199,7 @@ impl Comm {
         } else {
             root_process.scatter_varcount_into(&mut recv[..]);
         }
+        timer.add_bytes(size_of_val(&recv[..]));
         Ok(recv)
     }
 

@@ -36,6 +36,9 @@
 //!
 //! Without `mpirun` the program runs as a single rank (MPI's singleton start).
 
+mod measure;
+
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Once;
 
@@ -46,6 +49,7 @@ pub use mpi::Threading;
 
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
+use crate::timing::{Profiler, RegionGuard};
 
 /// The environment variable that sets the number of rayon threads per rank.
 pub const THREADS_ENV: &str = "SPMD_NUM_THREADS";
@@ -78,6 +82,7 @@ impl std::fmt::Debug for Spmd {
 pub struct SpmdBuilder {
     threading: Threading,
     threads: Option<usize>,
+    wait_separation: bool,
 }
 
 impl Spmd {
@@ -94,6 +99,7 @@ impl Spmd {
         SpmdBuilder {
             threading: Threading::Funneled,
             threads: None,
+            wait_separation: false,
         }
     }
 
@@ -137,6 +143,22 @@ impl Spmd {
         self.threads
     }
 
+    /// This rank's profiler: regions, compute/comm totals; see [`crate::timing`].
+    pub fn profiler(&self) -> &Profiler {
+        self.world.profiler()
+    }
+
+    /// Opens a compute region named `name` until the guard drops (see [`Profiler::region`]).
+    pub fn region(&self, name: &'static str) -> RegionGuard<'_> {
+        self.profiler().compute(name)
+    }
+
+    /// Wraps an rsmpi communicator (e.g. one made with rsmpi's topology calls) as a [`Comm`]
+    /// whose helpers record into this context's profiler.
+    pub fn comm_from_raw(&self, raw: SimpleCommunicator) -> Comm {
+        Comm::with_profiler(raw, self.world.shared_profiler())
+    }
+
     /// The name of the node this rank runs on.
     pub fn processor_name(&self) -> String {
         mpi::environment::processor_name().unwrap_or_else(|_| String::from("unknown"))
@@ -155,6 +177,13 @@ impl SpmdBuilder {
     /// affinity-derived default.
     pub fn threads(mut self, threads: usize) -> SpmdBuilder {
         self.threads = Some(threads);
+        self
+    }
+
+    /// Whether collectives separate waiting for other ranks from transfer (default off); see
+    /// [`Profiler::set_wait_separation`].
+    pub fn wait_separation(mut self, on: bool) -> SpmdBuilder {
+        self.wait_separation = on;
         self
     }
 
@@ -184,7 +213,7 @@ impl SpmdBuilder {
                     "MPI is already initialised in this process",
                 )
             })?;
-        let world = Comm::world();
+        let world = Comm::world(Rc::new(Profiler::new()));
         let rank = world.rank();
         if provided < self.threading {
             return Err(Error::new(
@@ -202,6 +231,9 @@ impl SpmdBuilder {
             None => threads_from_affinity(&world),
         };
         build_rayon_pool(threads, rank).map_err(|e| e.on_rank(rank as i32))?;
+        // The clock starts now: start-up is not the program's work.
+        world.profiler().reset();
+        world.profiler().set_wait_separation(self.wait_separation);
         Ok(Spmd {
             world,
             threading: provided,

@@ -1,0 +1,127 @@
+//! The context's measuring entry points: the sequential baseline and the cross-rank report.
+
+use std::time::{Duration, Instant};
+
+use mpi::collective::{CommunicatorCollectives, Root};
+use mpi::topology::Communicator;
+
+use super::Spmd;
+use crate::error::{Error, ErrorKind, Result};
+use crate::timing::{RankTimes, Report};
+
+/// How often waiting ranks look whether the baseline has finished. Sleeping between looks
+/// keeps them off the CPU, so the baseline runs on an uncontended core even when ranks
+/// share cores.
+const POLL: Duration = Duration::from_millis(1);
+
+impl Spmd {
+    /// Measures the sequential solution: runs `work` once on the root, on a one-thread rayon
+    /// pool (so rayon code inside runs serially) while the other ranks wait off the CPU, and
+    /// records its time as the baseline for speedup and efficiency in the
+    /// [report](Self::report). The span of the measurement is excluded from the wall time.
+    /// Several calls add up. Collective: every rank calls it; `work` runs only on the root,
+    /// which gets `Some(result)`.
+    ///
+    /// `work` must be `Send` (it runs on the pool's thread), so it cannot hold a
+    /// [`Comm`](crate::Comm): a baseline never communicates.
+    ///
+    /// # Errors
+    /// `ThreadPool`, on every rank, if the root cannot start the one-thread pool.
+    ///
+    /// # Panics
+    /// If `work` panics (which, with several ranks, ends the job).
+    pub fn baseline<R, F>(&self, work: F) -> Result<Option<R>>
+    where
+        R: Send,
+        F: FnOnce() -> R + Send,
+    {
+        let world = self.world().raw();
+        world.barrier();
+        let span = Instant::now();
+        let mut outcome = None;
+        // Seconds on the root, or a negative number when the pool could not be built.
+        let mut seconds = -1.0_f64;
+        if self.is_root() {
+            match rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|_| String::from("spmd-baseline"))
+                .build()
+            {
+                Ok(pool) => {
+                    let start = Instant::now();
+                    outcome = Some(pool.install(work));
+                    seconds = start.elapsed().as_secs_f64();
+                }
+                // Reported on every rank after the barrier below; only the root knows why.
+                Err(e) => eprintln!("spmd: cannot build the baseline's thread pool: {e}"),
+            }
+        }
+        let mut pending = world.immediate_barrier();
+        loop {
+            match pending.test() {
+                Ok(_) => break,
+                Err(still) => {
+                    pending = still;
+                    std::thread::sleep(POLL);
+                }
+            }
+        }
+        world
+            .process_at_rank(self.root() as i32)
+            .broadcast_into(&mut seconds);
+        if seconds < 0.0 {
+            return Err(Error::new(
+                ErrorKind::ThreadPool,
+                "could not start the one-thread pool for the baseline",
+            )
+            .on_rank(self.root() as i32));
+        }
+        self.profiler()
+            .exclude_baseline(span.elapsed(), Duration::from_secs_f64(seconds));
+        Ok(outcome)
+    }
+
+    /// Gathers every rank's timing to the root and returns the [`Report`] there (`None` on
+    /// the other ranks). Collective.
+    ///
+    /// Ranks first meet in a barrier, booked as the comm region `final_sync`: time a rank
+    /// spends waiting there for slower ranks is communication lost to imbalance, so every rank
+    /// reports the same wall time. The report may be taken several times; each covers the
+    /// time since the start (or the last [`Profiler::reset`](crate::timing::Profiler::reset)).
+    ///
+    /// # Errors
+    /// `RemoteError` if a rank's figures cannot be read back (a library bug).
+    pub fn report(&self, program: &str) -> Result<Option<Report>> {
+        let world = self.world();
+        {
+            let _sync = world.timed("final_sync", 0);
+            world.raw().barrier();
+        }
+        let mine = self.profiler().rank_times();
+        let bytes = serde_json::to_vec(&mine).expect("rank times always serialise");
+        let Some((all, counts)) = world.gather_varcount(self.root(), &bytes)? else {
+            return Ok(None);
+        };
+        let mut ranks = Vec::with_capacity(counts.len());
+        let mut offset = 0;
+        for (rank, count) in counts.into_iter().enumerate() {
+            let piece = &all[offset..offset + count];
+            offset += count;
+            let times: RankTimes = serde_json::from_slice(piece).map_err(|e| {
+                Error::new(
+                    ErrorKind::RemoteError,
+                    format!("unreadable timing figures from rank {rank}: {e}"),
+                )
+            })?;
+            ranks.push(times);
+        }
+        let baseline = self.profiler().baseline().map(|d| d.as_secs_f64());
+        Ok(Some(Report::from_ranks(
+            program,
+            self.threads(),
+            self.profiler().wait_separation(),
+            &ranks,
+            baseline,
+        )))
+    }
+}

@@ -1,0 +1,516 @@
+//! [`Profiler`]: named regions, each compute or comm, and this rank's compute/comm totals.
+
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// What a region's time is spent on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegionKind {
+    /// Local work (the default for time outside any region).
+    Compute,
+    /// Moving data between ranks, including waiting for other ranks to arrive.
+    Comm,
+}
+
+impl RegionKind {
+    /// `"compute"` or `"comm"`, as in the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegionKind::Compute => "compute",
+            RegionKind::Comm => "comm",
+        }
+    }
+}
+
+/// One region's totals on one rank.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegionTimes {
+    /// The region's name.
+    pub name: String,
+    /// Compute or comm.
+    pub kind: RegionKind,
+    /// How many times the region was entered.
+    pub calls: u64,
+    /// Seconds spent inside the region (inclusive of nested regions).
+    pub time_s: f64,
+    /// Of `time_s`, seconds spent waiting for other ranks (measured only with wait separation).
+    pub wait_s: f64,
+    /// Payload bytes this rank sent plus received inside the region.
+    pub bytes: u64,
+}
+
+/// One rank's figures at the moment they were taken: what [`crate::timing::Report`] aggregates.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RankTimes {
+    /// Seconds since the profiler started, minus time spent measuring baselines.
+    pub wall_s: f64,
+    /// Seconds inside outermost comm regions.
+    pub comm_s: f64,
+    /// Of `comm_s`, seconds spent waiting for other ranks (wait separation only, else 0).
+    pub wait_s: f64,
+    /// The process's peak resident memory in bytes, as the OS reports it (0 if unknown).
+    pub peak_rss_bytes: u64,
+    /// Every region this rank entered, in order of first entry.
+    pub regions: Vec<RegionTimes>,
+}
+
+impl RankTimes {
+    /// Seconds not spent communicating: `wall_s - comm_s`.
+    pub fn compute_s(&self) -> f64 {
+        (self.wall_s - self.comm_s).max(0.0)
+    }
+}
+
+struct Region {
+    name: &'static str,
+    kind: RegionKind,
+    calls: u64,
+    time: Duration,
+    wait: Duration,
+    bytes: u64,
+}
+
+/// This rank's timing state; see the [module docs](crate::timing).
+///
+/// Every [`Comm`](crate::Comm) made from the [`Spmd`](crate::Spmd) context shares it, and
+/// every collective helper records itself here as a comm region. It lives on the thread that
+/// owns the context (it is neither `Send` nor `Sync`), so regions mark the program's main flow;
+/// time spent in rayon kernels is counted in the main-thread region that waits for them.
+pub struct Profiler {
+    enabled: Cell<bool>,
+    wait_separation: Cell<bool>,
+    start: Cell<Instant>,
+    excluded: Cell<Duration>,
+    baseline: Cell<Option<Duration>>,
+    comm_depth: Cell<u32>,
+    comm_since: Cell<Instant>,
+    comm_total: Cell<Duration>,
+    wait_total: Cell<Duration>,
+    library_depth: Cell<u32>,
+    regions: RefCell<Vec<Region>>,
+}
+
+impl std::fmt::Debug for Profiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Profiler")
+            .field("enabled", &self.enabled.get())
+            .field("wait_separation", &self.wait_separation.get())
+            .field("regions", &self.regions.borrow().len())
+            .finish()
+    }
+}
+
+impl Default for Profiler {
+    fn default() -> Profiler {
+        Profiler::new()
+    }
+}
+
+impl Profiler {
+    /// A profiler whose clock starts now, enabled, without wait separation.
+    pub fn new() -> Profiler {
+        let now = Instant::now();
+        Profiler {
+            enabled: Cell::new(true),
+            wait_separation: Cell::new(false),
+            start: Cell::new(now),
+            excluded: Cell::new(Duration::ZERO),
+            baseline: Cell::new(None),
+            comm_depth: Cell::new(0),
+            comm_since: Cell::new(now),
+            comm_total: Cell::new(Duration::ZERO),
+            wait_total: Cell::new(Duration::ZERO),
+            library_depth: Cell::new(0),
+            regions: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Whether regions are recorded (on by default).
+    pub fn enabled(&self) -> bool {
+        self.enabled.get()
+    }
+
+    /// Switches recording on or off. Off, a region costs one branch and records nothing, and
+    /// communication time is no longer separated from compute.
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.set(on);
+    }
+
+    /// Whether collectives first wait in a barrier so that waiting and transfer are timed apart.
+    pub fn wait_separation(&self) -> bool {
+        self.wait_separation.get()
+    }
+
+    /// Switches wait separation (off by default). When on, every collective helper first calls
+    /// `MPI_Barrier` on its communicator and counts that time as *wait* (time lost to slower
+    /// ranks), then times the operation itself as *transfer*. The barrier adds one latency per
+    /// collective. Every rank of every communicator must use the same setting, or the barriers
+    /// do not match and the job hangs.
+    pub fn set_wait_separation(&self, on: bool) {
+        self.wait_separation.set(on);
+    }
+
+    /// Forgets every region and total and restarts the clock, e.g. after set-up that the
+    /// report should not count. Call it on every rank at the same point of the program.
+    ///
+    /// # Panics
+    /// If a region is open.
+    #[track_caller]
+    pub fn reset(&self) {
+        assert_eq!(
+            self.comm_depth.get() + self.library_depth.get(),
+            0,
+            "Profiler::reset called inside an open region"
+        );
+        let fresh = Profiler::new();
+        fresh.enabled.set(self.enabled.get());
+        fresh.wait_separation.set(self.wait_separation.get());
+        self.start.set(fresh.start.get());
+        self.excluded.set(Duration::ZERO);
+        self.baseline.set(None);
+        self.comm_total.set(Duration::ZERO);
+        self.wait_total.set(Duration::ZERO);
+        self.regions.borrow_mut().clear();
+    }
+
+    /// Opens a region; it closes when the returned guard drops. Regions nest; a region's time
+    /// includes the regions inside it, and comm time is counted once however deep comm regions
+    /// nest.
+    ///
+    /// ```
+    /// use spmd::timing::{Profiler, RegionKind};
+    /// let profiler = Profiler::new();
+    /// for _ in 0..3 {
+    ///     let _step = profiler.region("step", RegionKind::Compute);
+    ///     // ... work ...
+    /// }
+    /// assert_eq!(profiler.rank_times().regions[0].calls, 3);
+    /// ```
+    #[inline]
+    pub fn region(&self, name: &'static str, kind: RegionKind) -> RegionGuard<'_> {
+        if !self.enabled.get() {
+            return RegionGuard::inert();
+        }
+        self.open(name, kind, 0, false)
+    }
+
+    /// A compute region: `region(name, RegionKind::Compute)`.
+    #[inline]
+    pub fn compute(&self, name: &'static str) -> RegionGuard<'_> {
+        self.region(name, RegionKind::Compute)
+    }
+
+    /// A comm region for communication the library does not do itself (e.g. raw rsmpi calls),
+    /// moving `bytes` bytes on this rank.
+    #[inline]
+    pub fn comm(&self, name: &'static str, bytes: usize) -> RegionGuard<'_> {
+        let mut guard = self.region(name, RegionKind::Comm);
+        guard.add_bytes(bytes);
+        guard
+    }
+
+    /// Runs `f` inside a region and returns its result.
+    pub fn time<R>(&self, name: &'static str, kind: RegionKind, f: impl FnOnce() -> R) -> R {
+        let _guard = self.region(name, kind);
+        f()
+    }
+
+    /// The comm region every library helper opens. Inside another library helper (one helper
+    /// built on another) it records nothing, so each call appears once under its public name.
+    /// With wait separation on, `barrier` runs first and its time counts as wait.
+    pub(crate) fn library_comm(
+        &self,
+        name: &'static str,
+        bytes: usize,
+        barrier: impl FnOnce(),
+    ) -> RegionGuard<'_> {
+        if !self.enabled.get() || self.library_depth.get() > 0 {
+            return RegionGuard::inert();
+        }
+        let guard = self.open(name, RegionKind::Comm, bytes, true);
+        if self.wait_separation.get() {
+            let before = Instant::now();
+            barrier();
+            let waited = before.elapsed();
+            self.wait_total.set(self.wait_total.get() + waited);
+            self.regions.borrow_mut()[guard.index].wait += waited;
+        }
+        guard
+    }
+
+    fn open(
+        &self,
+        name: &'static str,
+        kind: RegionKind,
+        bytes: usize,
+        library: bool,
+    ) -> RegionGuard<'_> {
+        let index = self.index_of(name, kind);
+        if library {
+            self.library_depth.set(self.library_depth.get() + 1);
+        }
+        let start = Instant::now();
+        if kind == RegionKind::Comm {
+            if self.comm_depth.get() == 0 {
+                self.comm_since.set(start);
+            }
+            self.comm_depth.set(self.comm_depth.get() + 1);
+        }
+        RegionGuard {
+            profiler: Some(self),
+            index,
+            start,
+            bytes: bytes as u64,
+            kind,
+            library,
+        }
+    }
+
+    fn index_of(&self, name: &'static str, kind: RegionKind) -> usize {
+        let mut regions = self.regions.borrow_mut();
+        // Names are usually the same literal, so the pointer test settles most lookups.
+        let found = regions
+            .iter()
+            .position(|r| r.kind == kind && (std::ptr::eq(r.name, name) || r.name == name));
+        found.unwrap_or_else(|| {
+            regions.push(Region {
+                name,
+                kind,
+                calls: 0,
+                time: Duration::ZERO,
+                wait: Duration::ZERO,
+                bytes: 0,
+            });
+            regions.len() - 1
+        })
+    }
+
+    fn close(&self, guard: &RegionGuard<'_>) {
+        let end = Instant::now();
+        {
+            let mut regions = self.regions.borrow_mut();
+            let region = &mut regions[guard.index];
+            region.calls += 1;
+            region.time += end - guard.start;
+            region.bytes += guard.bytes;
+        }
+        if guard.kind == RegionKind::Comm {
+            let depth = self.comm_depth.get() - 1;
+            self.comm_depth.set(depth);
+            if depth == 0 {
+                self.comm_total
+                    .set(self.comm_total.get() + (end - self.comm_since.get()));
+            }
+        }
+        if guard.library {
+            self.library_depth.set(self.library_depth.get() - 1);
+        }
+    }
+
+    /// Removes `span` from the wall clock (the time a baseline measurement took) and adds
+    /// `baseline` to the recorded baseline time.
+    pub(crate) fn exclude_baseline(&self, span: Duration, baseline: Duration) {
+        self.excluded.set(self.excluded.get() + span);
+        self.baseline.set(Some(
+            self.baseline.get().unwrap_or(Duration::ZERO) + baseline,
+        ));
+    }
+
+    /// The sequential baseline recorded by [`Spmd::baseline`](crate::Spmd::baseline), if any.
+    pub fn baseline(&self) -> Option<Duration> {
+        self.baseline.get()
+    }
+
+    /// Wall-clock time since the profiler started, minus baseline measurements.
+    pub fn elapsed(&self) -> Duration {
+        self.start
+            .get()
+            .elapsed()
+            .saturating_sub(self.excluded.get())
+    }
+
+    /// This rank's figures now. Regions still open are not included.
+    pub fn rank_times(&self) -> RankTimes {
+        let mut comm = self.comm_total.get();
+        if self.comm_depth.get() > 0 {
+            comm += self.comm_since.get().elapsed();
+        }
+        let regions = self
+            .regions
+            .borrow()
+            .iter()
+            .map(|r| RegionTimes {
+                name: r.name.to_owned(),
+                kind: r.kind,
+                calls: r.calls,
+                time_s: r.time.as_secs_f64(),
+                wait_s: r.wait.as_secs_f64(),
+                bytes: r.bytes,
+            })
+            .collect();
+        RankTimes {
+            wall_s: self.elapsed().as_secs_f64(),
+            comm_s: comm.as_secs_f64(),
+            wait_s: self.wait_total.get().as_secs_f64(),
+            peak_rss_bytes: peak_rss_bytes(),
+            regions,
+        }
+    }
+}
+
+/// An open region; dropping it closes the region. See [`Profiler::region`].
+#[must_use = "a region closes when its guard drops; bind it with `let _region = ...`"]
+pub struct RegionGuard<'p> {
+    profiler: Option<&'p Profiler>,
+    index: usize,
+    start: Instant,
+    bytes: u64,
+    kind: RegionKind,
+    library: bool,
+}
+
+impl RegionGuard<'_> {
+    fn inert() -> RegionGuard<'static> {
+        RegionGuard {
+            profiler: None,
+            index: 0,
+            start: Instant::now(),
+            bytes: 0,
+            kind: RegionKind::Compute,
+            library: false,
+        }
+    }
+
+    /// Adds `bytes` to the payload this region moved (for sizes known only once inside).
+    pub fn add_bytes(&mut self, bytes: usize) {
+        self.bytes += bytes as u64;
+    }
+}
+
+impl Drop for RegionGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(profiler) = self.profiler {
+            profiler.close(self);
+        }
+    }
+}
+
+/// The process's peak resident set size in bytes (`getrusage`), 0 if the OS will not say.
+pub fn peak_rss_bytes() -> u64 {
+    // SAFETY: `rusage` is plain data for which all-zero bytes are valid, and `getrusage` only
+    // writes into the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return 0;
+        }
+        usage
+    };
+    // Linux reports kibibytes; macOS reports bytes.
+    let scale = if cfg!(target_os = "macos") { 1 } else { 1024 };
+    u64::try_from(usage.ru_maxrss).unwrap_or(0) * scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spin(d: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < d {}
+    }
+
+    #[test]
+    fn nested_comm_regions_count_once_and_compute_is_the_rest() {
+        let p = Profiler::new();
+        {
+            let _outer = p.comm("exchange", 100);
+            let _inner = p.comm("send", 50);
+            spin(Duration::from_millis(20));
+        }
+        spin(Duration::from_millis(10));
+        let t = p.rank_times();
+        let exchange = &t.regions[0];
+        let send = &t.regions[1];
+        assert_eq!(
+            (exchange.name.as_str(), exchange.calls, exchange.bytes),
+            ("exchange", 1, 100)
+        );
+        assert_eq!(
+            (send.name.as_str(), send.calls, send.bytes),
+            ("send", 1, 50)
+        );
+        assert!(exchange.time_s >= 0.020 && exchange.time_s >= send.time_s);
+        // Comm counted once, not twice.
+        assert!(t.comm_s >= 0.020 && t.comm_s < 0.020 + 0.010, "{t:?}");
+        assert!(t.compute_s() >= 0.010, "{t:?}");
+        assert!((t.compute_s() + t.comm_s - t.wall_s).abs() < 1e-9);
+    }
+
+    #[test]
+    fn library_helpers_inside_helpers_are_recorded_once() {
+        let p = Profiler::new();
+        {
+            let _outer = p.library_comm("all_reduce_slice", 8, || {});
+            let _inner = p.library_comm("all_reduce_into", 8, || {});
+        }
+        let t = p.rank_times();
+        assert_eq!(t.regions.len(), 1);
+        assert_eq!(t.regions[0].name, "all_reduce_slice");
+        // A user region around a helper is kept alongside it.
+        {
+            let _user = p.comm("my_exchange", 0);
+            let _helper = p.library_comm("broadcast", 4, || {});
+        }
+        let names: Vec<_> = p.rank_times().regions.into_iter().map(|r| r.name).collect();
+        assert_eq!(names, ["all_reduce_slice", "my_exchange", "broadcast"]);
+    }
+
+    #[test]
+    fn wait_separation_times_the_barrier_as_wait() {
+        let p = Profiler::new();
+        p.set_wait_separation(true);
+        {
+            let _c = p.library_comm("gather", 0, || spin(Duration::from_millis(15)));
+            spin(Duration::from_millis(5));
+        }
+        let t = p.rank_times();
+        assert!(t.wait_s >= 0.015 && t.wait_s < 0.020, "{t:?}");
+        assert!(t.comm_s >= 0.020, "{t:?}");
+        assert_eq!(t.regions[0].wait_s, t.wait_s);
+    }
+
+    #[test]
+    fn disabled_profiler_records_nothing_and_reset_forgets() {
+        let p = Profiler::new();
+        p.set_enabled(false);
+        drop(p.comm("x", 1));
+        assert!(p.rank_times().regions.is_empty());
+        p.set_enabled(true);
+        drop(p.compute("y"));
+        assert_eq!(p.rank_times().regions.len(), 1);
+        p.reset();
+        let t = p.rank_times();
+        assert!(t.regions.is_empty() && t.comm_s == 0.0);
+        assert!(p.enabled());
+    }
+
+    #[test]
+    fn same_name_different_kind_are_two_regions() {
+        let p = Profiler::new();
+        drop(p.compute("step"));
+        drop(p.comm("step", 0));
+        drop(p.compute(String::from("step").leak()));
+        let t = p.rank_times();
+        assert_eq!(t.regions.len(), 2);
+        assert_eq!(t.regions[0].calls, 2);
+    }
+
+    #[test]
+    fn peak_rss_is_reported() {
+        assert!(peak_rss_bytes() > 1 << 20);
+    }
+}
