@@ -2,14 +2,18 @@
 //! one `all_reduce` adds up the hits.
 //!
 //! ```text
-//! mpirun -n 2 target/release/examples/pi --samples 200000000
+//! mpirun -n 2 target/release/examples/pi --samples 200000000 --baseline --report pi.json
 //! ```
 //!
 //! Samples come in fixed chunks, each with its own seed, so the hit count — and the
 //! estimate — is the same for any number of ranks and threads. The program checks its answer
 //! against the statistical error of the method and exits non-zero if it is off.
+//!
+//! Rank 0 prints the timing report. `--baseline` also solves the whole problem on one core
+//! first (and checks that it finds the same hits), so the report has speedup and efficiency;
+//! `--report PATH` writes the report as JSON, `--csv PATH` as CSV.
 
-use std::time::Instant;
+use std::path::PathBuf;
 
 use clap::Parser;
 use rand::{Rng, SeedableRng};
@@ -29,6 +33,18 @@ struct Args {
     /// Seed of the random streams.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
+    /// Also time the sequential solution on one core, for speedup and efficiency.
+    #[arg(long)]
+    baseline: bool,
+    /// Write the timing report as JSON to this file (rank 0).
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Write the timing report as CSV to this file (rank 0).
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Separate time waiting for other ranks from transfer time in collectives.
+    #[arg(long)]
+    wait_separation: bool,
 }
 
 /// Points of chunk `chunk` that fall inside the unit quarter circle.
@@ -46,20 +62,34 @@ fn hits_in_chunk(seed: u64, chunk: u64, samples: u64) -> u64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let spmd = Spmd::init()?;
+    let spmd = Spmd::builder()
+        .wait_separation(args.wait_separation)
+        .init()?;
     let world = spmd.world();
-    let start = Instant::now();
+    let chunks = args.samples.div_ceil(CHUNK);
+    let (seed, samples) = (args.seed, args.samples);
 
-    let chunks = args.samples.div_ceil(CHUNK) as usize;
-    let mine = Partition::block(chunks, world.size())?;
-    let local_hits: u64 = mine
-        .global_indices(world.rank())
-        .collect::<Vec<_>>()
-        .into_par_iter()
-        .map(|chunk| hits_in_chunk(args.seed, chunk as u64, args.samples))
-        .sum();
+    // The same problem, solved on one core: the reference for speedup.
+    let sequential_hits = if args.baseline {
+        spmd.baseline(|| {
+            (0..chunks)
+                .map(|chunk| hits_in_chunk(seed, chunk, samples))
+                .sum::<u64>()
+        })?
+    } else {
+        None
+    };
+
+    let mine = Partition::block(chunks as usize, world.size())?;
+    let local_hits: u64 = {
+        let _sampling = spmd.region("sample");
+        mine.global_indices(world.rank())
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|chunk| hits_in_chunk(seed, chunk as u64, samples))
+            .sum()
+    };
     let hits = world.all_reduce(local_hits, Op::Sum);
-    let seconds = world.all_reduce(start.elapsed().as_secs_f64(), Op::Max);
 
     let n = args.samples as f64;
     let estimate = 4.0 * hits as f64 / n;
@@ -67,9 +97,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let p = std::f64::consts::FRAC_PI_4;
     let standard_error = 4.0 * (p * (1.0 - p) / n).sqrt();
     let error = estimate - std::f64::consts::PI;
-    if spmd.is_root() {
+    let report = spmd.report("pi")?;
+    if let Some(report) = &report {
         println!(
-            "pi ~ {estimate:.8} from {} samples on {} ranks x {} threads in {seconds:.3} s",
+            "pi ~ {estimate:.8} from {} samples on {} ranks x {} threads",
             args.samples,
             spmd.size(),
             spmd.threads()
@@ -79,6 +110,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             error / standard_error
         );
         println!("hits {hits} of {}", args.samples);
+        println!("{report}");
+        if let Some(path) = &args.report {
+            report.write_json(path)?;
+        }
+        if let Some(path) = &args.csv {
+            report.write_csv(path)?;
+        }
+    }
+    if let Some(sequential) = sequential_hits {
+        if sequential != hits {
+            return Err(format!("sequential run found {sequential} hits, parallel {hits}").into());
+        }
     }
     if args.samples == 0 || error.abs() > 5.0 * standard_error {
         return Err(format!(

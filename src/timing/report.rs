@@ -61,7 +61,8 @@ pub struct RegionReport {
     pub max_s: f64,
     /// Payload bytes sent plus received, summed over ranks.
     pub bytes: u64,
-    /// Mean time spent waiting for other ranks (`None` without wait separation).
+    /// Mean time spent waiting for other ranks (`None` for compute regions and without wait
+    /// separation).
     pub wait_avg_s: Option<f64>,
 }
 
@@ -312,7 +313,7 @@ fn merge_regions(ranks: &[RankTimes], wait_separation: bool) -> Vec<RegionReport
                 avg_s: time.avg,
                 max_s: time.max,
                 bytes: per_rank.iter().map(|r| r.map_or(0, |r| r.bytes)).sum(),
-                wait_avg_s: wait_separation.then_some(wait.avg),
+                wait_avg_s: (wait_separation && kind == RegionKind::Comm).then_some(wait.avg),
             }
         })
         .collect();

@@ -10,6 +10,8 @@ mod collectives;
 mod launcher;
 mod runtime;
 mod support;
+mod timing;
+mod tools;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -76,6 +78,7 @@ fn run_scenario(scenario: &str) {
         "bad_threads_env" => runtime::bad_threads_env(),
         "panic_main" => runtime::panic_main(),
         "panic_rayon" => runtime::panic_rayon(),
+        "timing_split" => timing::known_split(),
         other => panic!("unknown scenario {other:?}"),
     }
 }
@@ -200,7 +203,18 @@ fn all_cases() -> Vec<Case> {
             move || expect_panic_abort(ranks, &launch("panic_rayon", ranks, &[], &[])),
         ));
     }
+    for ranks in 1..=4 {
+        for wait in ["0", "1"] {
+            let name = format!("timing_known_split_np{ranks}_wait{wait}");
+            cases.push(case(name, move || {
+                let env = [("SPMD_TEST_WAIT", wait)];
+                let out = launch("timing_split", ranks, &[], &env);
+                expect_success("timing_split", ranks, &out)
+            }));
+        }
+    }
     cases.extend(examples::cases());
+    cases.extend(tools::cases());
     cases
 }
 

@@ -1,0 +1,185 @@
+//! Timing scenarios: a program with a known split of compute and comm must be reported so.
+
+use std::time::Duration;
+
+use spmd::timing::{RegionKind, Report};
+use spmd::{Op, Spmd};
+
+use crate::support::report_ok;
+
+/// The unit of sleeping: rank r computes (r + 1) units, then waits in an all_reduce for the
+/// slowest rank, i.e. (P − 1 − r) units.
+const UNIT: f64 = 0.080;
+/// Sleep and scheduling slack on oversubscribed cores.
+const SLACK: f64 = 0.030;
+/// The baseline sleeps this long; it must not show up in the wall time.
+const BASELINE: f64 = 0.300;
+
+#[track_caller]
+fn near(label: &str, found: f64, expected: f64) {
+    assert!(
+        (found - expected).abs() <= SLACK,
+        "{label}: expected {expected:.3} s ± {SLACK}, found {found:.3} s"
+    );
+}
+
+/// Known split; `SPMD_TEST_WAIT=1` switches wait separation on.
+pub fn known_split() {
+    let wait_separation = std::env::var("SPMD_TEST_WAIT").is_ok_and(|v| v == "1");
+    let spmd = Spmd::builder()
+        .wait_separation(wait_separation)
+        .init()
+        .expect("init");
+    let (rank, p) = (spmd.rank(), spmd.size());
+    let baseline = spmd
+        .baseline(|| {
+            std::thread::sleep(Duration::from_secs_f64(BASELINE));
+            42
+        })
+        .expect("baseline");
+    assert_eq!(baseline, spmd.is_root().then_some(42));
+    {
+        let _work = spmd.region("work");
+        std::thread::sleep(Duration::from_secs_f64(UNIT * (rank + 1) as f64));
+    }
+    let total = spmd.world().all_reduce(1.0_f64, Op::Sum);
+    assert_eq!(total, p as f64);
+
+    let report = spmd.report("known_split").expect("report");
+    assert_eq!(report.is_some(), spmd.is_root());
+    if let Some(report) = report {
+        check_report(&report, p, wait_separation);
+    }
+    report_ok("timing_split", &spmd);
+}
+
+fn check_report(r: &Report, p: usize, wait_separation: bool) {
+    let pf = p as f64;
+    assert_eq!((r.program.as_str(), r.ranks), ("known_split", p));
+    assert_eq!(r.threads_per_rank, rayon::current_num_threads());
+    // Every rank ends together (final_sync), after the slowest rank's p units.
+    near("wall max", r.wall_s.max, pf * UNIT);
+    near("wall min", r.wall_s.min, pf * UNIT);
+    near("compute min", r.compute_s.min, UNIT);
+    near("compute max", r.compute_s.max, pf * UNIT);
+    near("compute avg", r.compute_s.avg, (pf + 1.0) / 2.0 * UNIT);
+    near("comm max", r.comm_s.max, (pf - 1.0) * UNIT);
+    near("comm min", r.comm_s.min, 0.0);
+    let expected_imbalance = 2.0 * pf / (pf + 1.0);
+    assert!(
+        (r.imbalance - expected_imbalance).abs() < 0.15,
+        "imbalance {} vs {expected_imbalance}",
+        r.imbalance
+    );
+    assert!(
+        (r.comm_fraction - r.comm_s.avg / r.wall_s.max).abs() < 1e-12
+            && (r.comm_fraction - (pf - 1.0) / (2.0 * pf)).abs() < 0.1,
+        "comm fraction {}",
+        r.comm_fraction
+    );
+    // The baseline is recorded and excluded from the wall time.
+    let baseline = r.baseline_s.expect("baseline measured");
+    assert!((baseline - BASELINE).abs() < SLACK, "baseline {baseline}");
+    let speedup = r.speedup.expect("speedup");
+    assert_eq!(speedup, baseline / r.wall_s.max);
+    let cores = (p * r.threads_per_rank) as f64;
+    assert_eq!(r.efficiency, Some(speedup / cores));
+    assert_eq!(
+        r.karp_flatt,
+        spmd::timing::karp_flatt(speedup, p * r.threads_per_rank)
+    );
+    assert!(
+        r.peak_rss_bytes.min > 1e6,
+        "peak RSS {:?}",
+        r.peak_rss_bytes
+    );
+
+    let region = |name: &str| {
+        r.regions
+            .iter()
+            .find(|g| g.name == name)
+            .unwrap_or_else(|| panic!("no region {name} in {:?}", r.regions))
+    };
+    let work = region("work");
+    assert_eq!(
+        (work.kind, work.calls, work.bytes),
+        (RegionKind::Compute, 1, 0)
+    );
+    near("work max", work.max_s, pf * UNIT);
+    let reduce = region("all_reduce");
+    // 8 bytes sent and 8 received per rank.
+    assert_eq!(
+        (reduce.kind, reduce.calls, reduce.bytes),
+        (RegionKind::Comm, 1, 16 * p as u64)
+    );
+    near("all_reduce max", reduce.max_s, (pf - 1.0) * UNIT);
+    assert_eq!(region("final_sync").kind, RegionKind::Comm);
+
+    if wait_separation {
+        let wait = r.wait_s.expect("wait figures");
+        let transfer = r.transfer_s.expect("transfer figures");
+        near("wait max", wait.max, (pf - 1.0) * UNIT);
+        assert!(transfer.max < SLACK, "transfer {transfer:?}");
+        assert!(reduce.wait_avg_s.is_some());
+    } else {
+        assert_eq!(
+            (r.wait_s, r.transfer_s, reduce.wait_avg_s),
+            (None, None, None)
+        );
+    }
+    check_outputs(r);
+}
+
+/// JSON with every key of the design's schema, parsed back equal; CSV with totals and regions.
+fn check_outputs(r: &Report) {
+    let dir = std::env::temp_dir().join(format!("spmd-timing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("report.json");
+    r.write_json(&path).expect("write json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    for key in [
+        "program",
+        "ranks",
+        "threads_per_rank",
+        "wall_s",
+        "compute_s",
+        "comm_s",
+        "comm_fraction",
+        "imbalance",
+        "baseline_s",
+        "speedup",
+        "efficiency",
+        "regions",
+        "peak_rss_bytes",
+        "karp_flatt",
+    ] {
+        assert!(value.get(key).is_some(), "JSON lacks {key}: {text}");
+    }
+    for key in ["min", "avg", "max"] {
+        assert!(value["compute_s"][key].is_f64(), "compute_s.{key}");
+    }
+    for region in value["regions"].as_array().unwrap() {
+        for key in ["name", "kind", "calls", "min_s", "avg_s", "max_s", "bytes"] {
+            assert!(region.get(key).is_some(), "region lacks {key}: {region}");
+        }
+    }
+    assert_eq!(&Report::from_json(&text).unwrap(), r);
+    let csv = r.to_csv();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "name,kind,calls,min_s,avg_s,max_s,bytes");
+    assert!(
+        rows.iter().any(|l| l.starts_with("work,compute,1,")),
+        "{csv}"
+    );
+    assert!(
+        rows.iter().any(|l| l.starts_with("all_reduce,comm,1,")),
+        "{csv}"
+    );
+    let table = r.to_string();
+    assert!(
+        table.contains("speedup") && table.contains("imbalance"),
+        "{table}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
