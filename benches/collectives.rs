@@ -13,21 +13,20 @@
 //! barrier as the maximum over ranks; the figure per variant is the median over rounds. The
 //! interleaving makes drift on a noisy machine hit all variants alike.
 
-use std::time::{Duration, Instant};
-
 use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
 use mpi::datatype::{Partition as MpiPartition, PartitionMut};
 use mpi::topology::Communicator;
 use spmd::{Comm, Op, Partition, Spmd};
+use support::{calibrate, median, time_block, Variant};
+
+mod support;
 
 const SIZES_BYTES: [usize; 4] = [8, 1024, 64 * 1024, 1024 * 1024];
 const ROUNDS: usize = 21;
-const ROUND_TARGET: Duration = Duration::from_millis(4);
 
 fn main() {
-    if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_none() && std::env::var_os("PMI_SIZE").is_none()
-    {
-        relaunch_under_mpirun();
+    if !support::under_mpirun() {
+        support::relaunch_under_mpirun();
         return;
     }
     let mut spmd = Spmd::init().expect("MPI init");
@@ -35,20 +34,6 @@ fn main() {
     if spmd.is_root() {
         print_table(spmd.size(), &rows);
     }
-}
-
-/// `cargo bench` starts one process: start the real run under mpirun.
-fn relaunch_under_mpirun() {
-    let ranks = std::env::var("SPMD_BENCH_RANKS").unwrap_or_else(|_| "2".into());
-    let status = std::process::Command::new("mpirun")
-        .args(["-n", &ranks])
-        .arg(std::env::current_exe().expect("current exe"))
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
-        .status()
-        .expect("failed to start mpirun (run scripts/setup)");
-    std::process::exit(status.code().unwrap_or(1));
 }
 
 /// Seconds per call of raw, helper, helper without checks.
@@ -59,9 +44,6 @@ struct Row {
     helper: f64,
     unchecked: f64,
 }
-
-/// One benchmark case: a closure per variant, each doing one call.
-type Variant<'a> = Box<dyn FnMut(&Comm) + 'a>;
 
 fn run_all(spmd: &mut Spmd) -> Vec<Row> {
     let mut rows = Vec::new();
@@ -225,41 +207,6 @@ fn measure<'a>(
         helper,
         unchecked,
     }
-}
-
-/// Iterations per round so a round of the raw call lasts about `ROUND_TARGET` (rank 0 decides).
-fn calibrate(world: &Comm, raw: &mut Variant<'_>) -> usize {
-    let mut iterations = 1;
-    loop {
-        let seconds = time_block(world, iterations, raw) * iterations as f64;
-        if seconds >= ROUND_TARGET.as_secs_f64() / 4.0 || iterations >= 1 << 20 {
-            let target = ROUND_TARGET.as_secs_f64() / seconds * iterations as f64;
-            let mut agreed = target.clamp(1.0, (1 << 22) as f64) as u64;
-            world.raw().process_at_rank(0).broadcast_into(&mut agreed);
-            return agreed as usize;
-        }
-        iterations *= 4;
-    }
-}
-
-/// Seconds per call over `iterations` calls, the slowest rank's figure.
-fn time_block(world: &Comm, iterations: usize, call: &mut Variant<'_>) -> f64 {
-    world.barrier();
-    let start = Instant::now();
-    for _ in 0..iterations {
-        call(world);
-    }
-    let mine = start.elapsed().as_secs_f64() / iterations as f64;
-    let mut slowest = 0.0;
-    world
-        .raw()
-        .all_reduce_into(&mine, &mut slowest, SystemOperation::max());
-    slowest
-}
-
-fn median(samples: &mut [f64]) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 fn human_bytes(bytes: usize) -> String {
