@@ -38,6 +38,9 @@ pub enum ErrorKind {
     RemoteError,
     /// A configuration value (e.g. an environment variable) could not be used.
     Config,
+    /// An array's shape, split axis or ghost width does not fit the operation (e.g. shapes
+    /// that differ, an axis beyond the array's dimensions, ghosts wider than a piece).
+    Shape,
 }
 
 impl ErrorKind {
@@ -48,7 +51,7 @@ impl ErrorKind {
     }
 
     pub(crate) fn from_code(code: i64) -> Option<ErrorKind> {
-        const ALL: [ErrorKind; 12] = [
+        const ALL: [ErrorKind; 13] = [
             ErrorKind::Init,
             ErrorKind::ThreadLevel,
             ErrorKind::ThreadPool,
@@ -61,6 +64,7 @@ impl ErrorKind {
             ErrorKind::OutOfBounds,
             ErrorKind::RemoteError,
             ErrorKind::Config,
+            ErrorKind::Shape,
         ];
         ALL.into_iter().find(|kind| kind.code() == code)
     }
@@ -136,11 +140,11 @@ mod tests {
 
     #[test]
     fn kind_codes_round_trip() {
-        for code in 1..=12 {
-            let kind = ErrorKind::from_code(code).expect("every code up to 12 names a kind");
+        for code in 1..=13 {
+            let kind = ErrorKind::from_code(code).expect("every code up to 13 names a kind");
             assert_eq!(kind.code(), code);
         }
         assert_eq!(ErrorKind::from_code(0), None);
-        assert_eq!(ErrorKind::from_code(13), None);
+        assert_eq!(ErrorKind::from_code(14), None);
     }
 }

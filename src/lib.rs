@@ -46,6 +46,7 @@
 //! called from inside a rayon closure by mistake.
 #![deny(missing_docs)]
 
+pub mod array;
 pub mod collective;
 pub mod comm;
 pub mod error;

@@ -46,6 +46,9 @@ mod gather;
 mod reduce;
 mod scatter;
 
+pub(crate) use check::{as_field, Preflight};
+// Used by the array module too.
+
 use mpi::collective::SystemOperation;
 use mpi::datatype::Equivalence;
 

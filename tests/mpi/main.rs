@@ -5,6 +5,7 @@
 //! output, each launch under a timeout. Launched that way, it runs one scenario as a rank.
 //! Arguments that do not start with `-` filter the cases by substring, as libtest does.
 
+mod arrays;
 mod bad_input;
 mod collectives;
 mod launcher;
@@ -73,6 +74,7 @@ fn main() {
 fn run_scenario(scenario: &str) {
     match scenario {
         "collectives" => collectives::run(),
+        "arrays" => arrays::run(),
         "bad_input" => bad_input::run(),
         "threads" => runtime::threads(),
         "bad_threads_env" => runtime::bad_threads_env(),
@@ -151,7 +153,7 @@ fn expect_panic_abort(ranks: usize, out: &Outcome) -> Result<(), String> {
 fn all_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     for ranks in 1..=4 {
-        for scenario in ["collectives", "bad_input"] {
+        for scenario in ["collectives", "bad_input", "arrays"] {
             cases.push(case(format!("{scenario}_np{ranks}"), move || {
                 expect_success(scenario, ranks, &launch(scenario, ranks, &[], &[]))
             }));
