@@ -1,4 +1,6 @@
 //! What the MPI benchmarks share: starting under `mpirun`, lock-step timing, medians.
+// Each benchmark binary compiles this module and uses a part of it.
+#![allow(dead_code)]
 
 use std::time::{Duration, Instant};
 
@@ -21,17 +23,24 @@ pub fn under_mpirun() -> bool {
 /// `cargo bench` starts one process: start the real run under `mpirun -n $SPMD_BENCH_RANKS`
 /// (default 2) and exit with its status.
 pub fn relaunch_under_mpirun() {
+    let status = mpirun_self(&[]);
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+/// Runs this benchmark binary under `mpirun -n $SPMD_BENCH_RANKS` (default 2) with `env`
+/// added, and waits for it.
+pub fn mpirun_self(env: &[(&str, &str)]) -> std::process::ExitStatus {
     let ranks = std::env::var("SPMD_BENCH_RANKS").unwrap_or_else(|_| "2".into());
-    let status = std::process::Command::new("mpirun")
+    std::process::Command::new("mpirun")
         .args(["-n", &ranks])
         .arg(std::env::current_exe().expect("current exe"))
         .args(std::env::args().skip(1))
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        .envs(env.iter().copied())
         .status()
-        .expect("failed to start mpirun (run scripts/setup)");
-    std::process::exit(status.code().unwrap_or(1));
+        .expect("failed to start mpirun (run scripts/setup)")
 }
 
 /// Iterations per round so a round of `call` lasts about [`ROUND_TARGET`] (rank 0 decides,

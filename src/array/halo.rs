@@ -26,13 +26,14 @@ pub enum Boundary {
 
 impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
     /// The array with `width` ghost layers on each side of every piece along the split axis
-    /// (initialised to `T::default()`; existing ghosts are dropped). No communication.
+    /// (initialised to `T::default()`; existing ghosts are dropped), and `boundary` beyond the
+    /// global edges for [`exchange_halos`](Self::exchange_halos). No communication.
     ///
     /// # Errors
     /// `Shape`, the same on every rank, if the split is not `Block` (ghosts are neighbours'
     /// layers, which only a block split has) or if `width` exceeds any rank's piece (that
     /// rank could not fill its neighbour's ghosts).
-    pub fn with_ghosts(self, width: usize) -> Result<DistArray<T, D>> {
+    pub fn with_ghosts(self, width: usize, boundary: Boundary) -> Result<DistArray<T, D>> {
         self.check_ghost_width("with_ghosts", width)?;
         let axis = Axis(self.split.axis);
         let count = self.partition.count(self.rank);
@@ -46,8 +47,15 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
         Ok(DistArray {
             data: padded,
             ghosts: width,
+            boundary,
+            halo_agreed: false,
             ..self
         })
+    }
+
+    /// What [`exchange_halos`](Self::exchange_halos) does beyond the global edges.
+    pub fn boundary(&self) -> Boundary {
+        self.boundary
     }
 
     /// The ghost width along the split axis (0 unless set with [`with_ghosts`](Self::with_ghosts)).
@@ -69,27 +77,37 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
 
     /// Fills the ghost layers from the neighbouring ranks' edge layers: the lower ghosts get the
     /// previous rank's last `ghosts()` owned layers, the upper ghosts the next rank's first
-    /// ones. With [`Boundary::Periodic`] the first and last ranks are neighbours; with
-    /// [`Boundary::Fixed`] the ghosts beyond the global edges are left alone. Collective.
+    /// ones. With a [periodic](Boundary::Periodic) boundary the first and last ranks are
+    /// neighbours; with a [fixed](Boundary::Fixed) one the ghosts beyond the global edges are
+    /// left alone. Collective.
     ///
-    /// Communication: agreement check + two `MPI_Sendrecv` of `ghosts()` layers (one each way);
-    /// at one rank with a periodic boundary, two local copies. Layers are sent in place when
-    /// the split axis is 0, packed otherwise.
+    /// Communication: two `MPI_Sendrecv` of `ghosts()` layers (one each way); at one rank with
+    /// a periodic boundary, two local copies. Layers are sent in place when the split axis is
+    /// 0, packed otherwise. The first call also runs the agreement check (shape, split, ghost
+    /// width, boundary); none of these can change afterwards, so later calls skip it and cost
+    /// the two exchanges only.
     ///
     /// # Errors
     /// `InvalidPartition` if `comm` is not the array's communicator; `Disagreement` if ranks
     /// hold differently shaped arrays, ghost widths or boundaries.
-    pub fn exchange_halos(&mut self, comm: &Comm, boundary: Boundary) -> Result<()> {
+    pub fn exchange_halos(&mut self, comm: &Comm) -> Result<()> {
         const OP: &str = "exchange_halos";
         let w = self.ghosts;
         let layer = self.local().len() / self.partition.count(self.rank).max(1);
         let _timer = comm.timed("DistArray::exchange_halos", 4 * w * layer * size_of::<T>());
-        let [shape, split, ghosts] = self.agreement_fields();
-        comm.preflight(Preflight {
-            op: OP,
-            local_error: self.comm_error(comm, OP),
-            agree: &[shape, split, ghosts, ("the boundary", boundary as i64)],
-        })?;
+        if !self.halo_agreed {
+            let [shape, split, ghosts] = self.agreement_fields();
+            comm.preflight(Preflight {
+                op: OP,
+                local_error: self.comm_error(comm, OP),
+                agree: &[shape, split, ghosts, ("the boundary", self.boundary as i64)],
+            })?;
+            self.halo_agreed = comm.agreement_checks();
+        } else if let Some(e) = self.comm_error(comm, OP) {
+            // Every rank of `comm` sees the same size, so every rank returns this error.
+            return Err(e.on_rank(comm.rank() as i32));
+        }
+        let boundary = self.boundary;
         if w == 0 {
             return Ok(());
         }

@@ -36,8 +36,8 @@
 //!     // Only the root needs the global array; the others pass None.
 //!     let global = spmd.is_root().then(|| Array2::from_shape_fn((n, m), |(i, j)| (i * j) as f64));
 //!     let mut u = DistArray::scatter(world, 0, global.as_ref().map(|a| a.view()), Split::block(0))?
-//!         .with_ghosts(1)?;                       // one ghost row above and below each piece
-//!     u.exchange_halos(world, Boundary::Fixed)?;  // neighbours' edge rows into the ghosts
+//!         .with_ghosts(1, Boundary::Fixed)?;      // one ghost row above and below each piece
+//!     u.exchange_halos(world)?;                   // neighbours' edge rows into the ghosts
 //!     let padded = u.local_with_ghosts();
 //!     let rows = u.local().nrows();
 //!     // Average of the four neighbours for interior columns; rows come from the ghosts at
@@ -63,7 +63,7 @@
 //! | [`scatter`](DistArray::scatter) | collective: root announces the shape, then point-to-point, one piece at a time | the root holds its array plus one packed piece |
 //! | [`gather`](DistArray::gather) | collective: point-to-point to the root | the root holds the result plus one piece |
 //! | [`all_gather`](DistArray::all_gather) | collective: one broadcast per rank's piece | every rank holds the result plus one piece |
-//! | [`exchange_halos`](DistArray::exchange_halos) | point-to-point with the two neighbours (`MPI_Sendrecv`) + agreement check | `2 × ghosts` rows each way |
+//! | [`exchange_halos`](DistArray::exchange_halos) | point-to-point with the two neighbours (two `MPI_Sendrecv`); agreement check on the first call only | `ghosts` layers each way |
 //! | [`redistribute`](DistArray::redistribute) | collective: one `MPI_Alltoallv` + agreement check | the piece twice (send and receive buffers) |
 //!
 //! Every communicating method is a collective over the communicator the array was made for:
@@ -161,6 +161,11 @@ pub struct DistArray<T, D: Dimension> {
     partition: Partition,
     rank: usize,
     ghosts: usize,
+    /// What lies beyond the global edges, for halo exchanges.
+    boundary: Boundary,
+    /// Whether a halo exchange has verified that all ranks agree on the layout (which cannot
+    /// change afterwards), so later exchanges skip the check.
+    halo_agreed: bool,
     par: Par,
 }
 
@@ -186,6 +191,8 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
             partition,
             rank: comm.rank(),
             ghosts: 0,
+            boundary: Boundary::Fixed,
+            halo_agreed: false,
             par: Par::default(),
         })
     }
@@ -278,6 +285,8 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
             partition,
             rank: comm.rank(),
             ghosts: 0,
+            boundary: Boundary::Fixed,
+            halo_agreed: false,
             par: Par::default(),
         })
     }

@@ -39,6 +39,8 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
             partition: self.partition,
             rank: self.rank,
             ghosts: self.ghosts,
+            boundary: self.boundary,
+            halo_agreed: self.halo_agreed,
             par: self.par,
         }
     }
@@ -80,6 +82,8 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
             partition: self.partition,
             rank: self.rank,
             ghosts: 0,
+            boundary: self.boundary,
+            halo_agreed: false,
             par: self.par,
         })
     }

@@ -112,7 +112,7 @@ fn halos(world: &Comm) {
                 let mut a =
                     DistArray::from_fn(world, (n, m), Split::block(axis), |(i, j)| g[[i, j]])
                         .unwrap()
-                        .with_ghosts(w)
+                        .with_ghosts(w, boundary)
                         .unwrap();
                 a.local_with_ghosts_mut().fill(-1.0);
                 let padded_rows = a.local_with_ghosts().len_of(Axis(axis));
@@ -121,7 +121,15 @@ fn halos(world: &Comm) {
                         .unwrap()
                         .local(),
                 );
-                a.exchange_halos(world, boundary).expect(&label);
+                a.exchange_halos(world).expect(&label);
+                // A second exchange (no agreement check now) gives the same ghosts.
+                let first_time = a.local_with_ghosts().to_owned();
+                a.exchange_halos(world).expect(&label);
+                assert_eq!(
+                    a.local_with_ghosts(),
+                    first_time,
+                    "{label}: second exchange"
+                );
                 let count = padded_rows - 2 * w;
                 let first = a.local_to_global((0, 0)).unwrap()[axis];
                 let padded = a.local_with_ghosts();
@@ -178,9 +186,9 @@ fn heat_step(world: &Comm) {
     }
     let mut u = DistArray::from_fn(world, (n, m), Split::block(0), |(i, j)| u0[[i, j]])
         .unwrap()
-        .with_ghosts(1)
+        .with_ghosts(1, Boundary::Fixed)
         .unwrap();
-    u.exchange_halos(world, Boundary::Fixed).unwrap();
+    u.exchange_halos(world).unwrap();
     let old = u.local_with_ghosts().to_owned();
     let first = u.local_to_global((0, 0)).unwrap()[0];
     let rows = u.local().nrows();
@@ -321,11 +329,11 @@ fn bad_input(world: &Comm) {
             a.sum(world),
             ErrorKind::Disagreement,
         );
-        let mut h = a.clone().with_ghosts(1).unwrap();
+        let mut h = a.clone().with_ghosts(1, Boundary::Periodic).unwrap();
         expect_same_error(
             world,
             "halos of different shapes",
-            h.exchange_halos(world, Boundary::Periodic),
+            h.exchange_halos(world),
             ErrorKind::Disagreement,
         );
     }
@@ -360,11 +368,29 @@ fn bad_input(world: &Comm) {
     );
     // Ghosts wider than a piece: decided from the partition, so the same on every rank.
     let narrow = DistArray::<f64, Ix2>::zeros(world, (world.size(), 3), Split::block(0)).unwrap();
-    let e = narrow.with_ghosts(2).unwrap_err();
+    let e = narrow.with_ghosts(2, Boundary::Fixed).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Shape, "{e}");
     assert!(e.message().contains("wider than rank"), "{e}");
     let cyclic = DistArray::<f64, Ix2>::zeros(world, (8, 3), Split::cyclic(0)).unwrap();
-    assert_eq!(cyclic.with_ghosts(1).unwrap_err().kind(), ErrorKind::Shape);
+    assert_eq!(
+        cyclic.with_ghosts(1, Boundary::Fixed).unwrap_err().kind(),
+        ErrorKind::Shape
+    );
+    // Ranks that disagree on the boundary: the first exchange reports it on every rank.
+    if world.size() > 1 {
+        let boundary = if rank == 0 {
+            Boundary::Fixed
+        } else {
+            Boundary::Periodic
+        };
+        let mut mixed = b.clone().with_ghosts(1, boundary).unwrap();
+        expect_same_error(
+            world,
+            "halos with different boundaries",
+            mixed.exchange_halos(world),
+            ErrorKind::Disagreement,
+        );
+    }
     // Layouts that differ cannot be zipped.
     let c = DistArray::<f64, Ix2>::zeros(world, (8, 3), Split::cyclic(0)).unwrap();
     assert_eq!(
