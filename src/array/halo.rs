@@ -213,7 +213,7 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
 }
 
 /// One `MPI_Sendrecv`, or a lone send or receive at a fixed boundary.
-fn exchange<T: Element>(
+pub(crate) fn exchange<T: Element>(
     comm: &Comm,
     send: &[T],
     to: Option<usize>,

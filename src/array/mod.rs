@@ -76,6 +76,7 @@
 //! Each array carries a [`Par`] switch (default [`Par::Rayon`]); [`with_par(Par::Seq)`](DistArray::with_par)
 //! makes its local kernels run on the calling thread only, e.g. to measure a sequential baseline.
 
+mod grid;
 mod halo;
 mod ops;
 mod redistribute;
@@ -89,6 +90,7 @@ use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::partition::{Distribution, Partition};
 
+pub use grid::{GridArray, ProcessGrid};
 pub use halo::Boundary;
 
 /// What a [`DistArray`] can hold: plain data that MPI can send and rayon can share.

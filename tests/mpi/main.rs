@@ -8,6 +8,7 @@
 mod arrays;
 mod bad_input;
 mod collectives;
+mod grid;
 mod launcher;
 mod runtime;
 mod support;
@@ -75,6 +76,7 @@ fn run_scenario(scenario: &str) {
     match scenario {
         "collectives" => collectives::run(),
         "arrays" => arrays::run(),
+        "grid" => grid::run(),
         "bad_input" => bad_input::run(),
         "threads" => runtime::threads(),
         "bad_threads_env" => runtime::bad_threads_env(),
@@ -153,7 +155,7 @@ fn expect_panic_abort(ranks: usize, out: &Outcome) -> Result<(), String> {
 fn all_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     for ranks in 1..=4 {
-        for scenario in ["collectives", "bad_input", "arrays"] {
+        for scenario in ["collectives", "bad_input", "arrays", "grid"] {
             cases.push(case(format!("{scenario}_np{ranks}"), move || {
                 expect_success(scenario, ranks, &launch(scenario, ranks, &[], &[]))
             }));
