@@ -72,6 +72,11 @@
 //! [profiler](crate::timing) as a comm region. Messages larger than `2^30` elements are sent in
 //! chunks, so pieces above MPI's `i32` counts work.
 //!
+//! # Both axes split: the 2-D process grid
+//! For 2-D stencils at many ranks, [`ProcessGrid`] (an MPI Cartesian topology) and
+//! [`GridArray`] split both axes, so each rank's halo shrinks as ranks are added; see
+//! [`ProcessGrid::for_shape`].
+//!
 //! # Serial or parallel
 //! Each array carries a [`Par`] switch (default [`Par::Rayon`]); [`with_par(Par::Seq)`](DistArray::with_par)
 //! makes its local kernels run on the calling thread only, e.g. to measure a sequential baseline.
