@@ -383,13 +383,13 @@ impl fmt::Display for Report {
         if !self.regions.is_empty() {
             writeln!(
                 f,
-                "{:<24}{:>8}{:>9}{:>11}{:>11}{:>11}{:>12}",
+                "{:<30}{:>8}{:>9}{:>11}{:>11}{:>11}{:>12}",
                 "region", "kind", "calls", "min", "avg", "max", "bytes"
             )?;
             for r in &self.regions {
                 writeln!(
                     f,
-                    "{:<24}{:>8}{:>9}{:>11}{:>11}{:>11}{:>12}",
+                    "{:<30}{:>8}{:>9}{:>11}{:>11}{:>11}{:>12}",
                     r.name,
                     r.kind.as_str(),
                     r.calls,

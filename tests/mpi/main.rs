@@ -229,31 +229,102 @@ fn num_cpus() -> usize {
 mod examples {
     use super::*;
 
+    /// The heat example at 1..4 ranks: it checks its own result against a serial solve (bit for
+    /// bit); the iteration count must not depend on the rank count.
+    fn heat2d() -> Result<(), String> {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("heat2d");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut iterations = Vec::new();
+        for ranks in 1..=4 {
+            let (json, png) = (
+                dir.join(format!("r{ranks}.json")),
+                dir.join(format!("r{ranks}.png")),
+            );
+            let args = [
+                "--n",
+                "37",
+                "--m",
+                "23",
+                "--tol",
+                "1e-2",
+                "--baseline",
+                "--report",
+                json.to_str().unwrap(),
+                "--image",
+                png.to_str().unwrap(),
+            ];
+            let out = run(
+                mpirun(ranks, &[], &launcher::example("heat2d"), &args, &[]),
+                LAUNCH_TIMEOUT,
+            );
+            if out.code != Some(0) || !out.stdout.contains("verified: bit-identical") {
+                return Err(format!("heat2d at {ranks} ranks: {}", out.describe()));
+            }
+            let report = spmd::timing::Report::from_json(
+                &std::fs::read_to_string(&json).map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
+            if report.ranks != ranks || report.speedup.is_none() {
+                return Err(format!("heat2d report at {ranks} ranks: {report:?}"));
+            }
+            let image = std::fs::read(&png).map_err(|e| e.to_string())?;
+            if !image.starts_with(b"\x89PNG") {
+                return Err("heat2d wrote no PNG".into());
+            }
+            let line = out
+                .stdout
+                .lines()
+                .find(|l| l.contains(" iterations, "))
+                .unwrap_or("")
+                .to_string();
+            iterations.push(
+                line.split(" iterations")
+                    .next()
+                    .and_then(|l| l.rsplit(' ').next())
+                    .unwrap_or("")
+                    .to_string(),
+            );
+        }
+        if iterations
+            .iter()
+            .all(|i| i == &iterations[0] && !i.is_empty())
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "iteration counts differ across rank counts: {iterations:?}"
+            ))
+        }
+    }
+
     /// The π example at 1..4 ranks: it checks its own answer; the hit count must not depend
     /// on the number of ranks (every sample has a fixed seed).
     pub fn cases() -> Vec<Case> {
-        vec![case("example_pi_np1_to_np4".into(), || {
-            let mut hits = Vec::new();
-            for ranks in 1..=4 {
-                let program = launcher::example("pi");
-                let cmd = mpirun(ranks, &[], &program, &["--samples", "2000000"], &[]);
-                let out = run(cmd, LAUNCH_TIMEOUT);
-                if out.code != Some(0) {
-                    return Err(format!("pi at {ranks} ranks failed: {}", out.describe()));
+        vec![
+            case("example_heat2d_np1_to_np4".into(), heat2d),
+            case("example_pi_np1_to_np4".into(), || {
+                let mut hits = Vec::new();
+                for ranks in 1..=4 {
+                    let program = launcher::example("pi");
+                    let cmd = mpirun(ranks, &[], &program, &["--samples", "2000000"], &[]);
+                    let out = run(cmd, LAUNCH_TIMEOUT);
+                    if out.code != Some(0) {
+                        return Err(format!("pi at {ranks} ranks failed: {}", out.describe()));
+                    }
+                    let line = out
+                        .stdout
+                        .lines()
+                        .find(|l| l.starts_with("hits "))
+                        .ok_or_else(|| format!("no `hits` line: {}", out.describe()))?
+                        .to_string();
+                    hits.push(line);
                 }
-                let line = out
-                    .stdout
-                    .lines()
-                    .find(|l| l.starts_with("hits "))
-                    .ok_or_else(|| format!("no `hits` line: {}", out.describe()))?
-                    .to_string();
-                hits.push(line);
-            }
-            if hits.iter().all(|h| h == &hits[0]) {
-                Ok(())
-            } else {
-                Err(format!("hit counts differ across rank counts: {hits:?}"))
-            }
-        })]
+                if hits.iter().all(|h| h == &hits[0]) {
+                    Ok(())
+                } else {
+                    Err(format!("hit counts differ across rank counts: {hits:?}"))
+                }
+            }),
+        ]
     }
 }
