@@ -297,11 +297,27 @@ mod examples {
         }
     }
 
+    /// The training example at 1..4 ranks: it checks its weights against serial training.
+    fn sgd() -> Result<(), String> {
+        for ranks in 1..=4 {
+            let args = ["--samples", "20000", "--batch", "512", "--baseline"];
+            let out = run(
+                mpirun(ranks, &[], &launcher::example("sgd"), &args, &[]),
+                LAUNCH_TIMEOUT,
+            );
+            if out.code != Some(0) || !out.stdout.contains("verified: weights match") {
+                return Err(format!("sgd at {ranks} ranks: {}", out.describe()));
+            }
+        }
+        Ok(())
+    }
+
     /// The π example at 1..4 ranks: it checks its own answer; the hit count must not depend
     /// on the number of ranks (every sample has a fixed seed).
     pub fn cases() -> Vec<Case> {
         vec![
             case("example_heat2d_np1_to_np4".into(), heat2d),
+            case("example_sgd_np1_to_np4".into(), sgd),
             case("example_pi_np1_to_np4".into(), || {
                 let mut hits = Vec::new();
                 for ranks in 1..=4 {
