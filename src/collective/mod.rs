@@ -7,6 +7,7 @@
 //! | root → all, same data | [`broadcast`](crate::Comm::broadcast), [`broadcast_vec`](crate::Comm::broadcast_vec) (length known at root only) | — |
 //! | all → root | [`gather`](crate::Comm::gather), [`gather_into`](crate::Comm::gather_into) | [`gather_varcount`](crate::Comm::gather_varcount), [`gather_varcount_with`](crate::Comm::gather_varcount_with) |
 //! | all → all | [`all_gather`](crate::Comm::all_gather), [`all_gather_into`](crate::Comm::all_gather_into) | [`all_gather_varcount`](crate::Comm::all_gather_varcount), [`all_gather_varcount_with`](crate::Comm::all_gather_varcount_with) |
+//! | all → all, a part for each | — | [`all_to_all_varcount`](crate::Comm::all_to_all_varcount) |
 //! | root → all, a part each | [`scatter`](crate::Comm::scatter), [`scatter_into`](crate::Comm::scatter_into) | [`scatter_varcount`](crate::Comm::scatter_varcount), [`scatter_varcount_with`](crate::Comm::scatter_varcount_with) |
 //!
 //! Uneven counts are never built by hand: `*_varcount` exchanges them (one small collective),
@@ -40,6 +41,7 @@
 //! the number of ranks: results agree to rounding, not bit for bit. `Min`/`Max` with NaN
 //! follow the MPI library's comparison and are not specified.
 
+mod alltoall;
 mod broadcast;
 mod check;
 mod gather;

@@ -76,6 +76,24 @@ fn buffer_sizes(world: &Comm) {
     );
     assert_eq!(e.rank(), Some(last as i32));
     assert!(e.message().contains("has 5 elements, expected 4"), "{e}");
+    // The last rank's all-to-all counts do not add up to its data.
+    let counts = vec![1; p];
+    let data = vec![7_u8; if me == last { p + 1 } else { p }];
+    let e = expect_same_error(
+        world,
+        "all_to_all_varcount counts",
+        world.all_to_all_varcount(&data, &counts),
+        ErrorKind::BufferSize,
+    );
+    assert_eq!(e.rank(), Some(last as i32));
+    // Rank 0 passes one count too few.
+    let short = vec![0; if me == 0 { p - 1 } else { p }];
+    expect_same_error(
+        world,
+        "all_to_all_varcount send_counts length",
+        world.all_to_all_varcount::<u8>(&[], &short),
+        ErrorKind::BufferSize,
+    );
     // The root's gather buffer is one short.
     let mut at_root = vec![0_i32; if me == 0 { 2 * p - 1 } else { 0 }];
     let e = expect_same_error(

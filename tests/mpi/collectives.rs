@@ -39,6 +39,7 @@ pub fn run() {
     broadcasts(world);
     equal_count_gathers_and_scatters(world);
     varcount(world);
+    all_to_all(world);
     partitioned(world);
     split_groups(world);
     unchecked_mode();
@@ -245,6 +246,27 @@ fn varcount(world: &Comm) {
 }
 
 /// Gathers and scatters by partition; results mapped back to global order must be 0..n.
+/// Rank r sends (r + d) % 3 elements to rank d, valued by sender, receiver and position.
+fn all_to_all(world: &Comm) {
+    let (p, me) = (world.size(), world.rank());
+    let count = |from: usize, to: usize| (from + to) % 3;
+    let code = |from: usize, to: usize, k: usize| (from * 100 + to * 10 + k) as i64;
+    let send_counts: Vec<usize> = (0..p).map(|d| count(me, d)).collect();
+    let send: Vec<i64> = (0..p)
+        .flat_map(|d| (0..count(me, d)).map(move |k| code(me, d, k)))
+        .collect();
+    let (received, counts) = world.all_to_all_varcount(&send, &send_counts).unwrap();
+    let expected_counts: Vec<usize> = (0..p).map(|s| count(s, me)).collect();
+    let expected: Vec<i64> = (0..p)
+        .flat_map(|s| (0..count(s, me)).map(move |k| code(s, me, k)))
+        .collect();
+    assert_eq!(counts, expected_counts);
+    assert_eq!(received, expected);
+    // Nothing at all to send is fine too.
+    let (none, zeros) = world.all_to_all_varcount::<i64>(&[], &vec![0; p]).unwrap();
+    assert!(none.is_empty() && zeros.iter().all(|&c| c == 0));
+}
+
 fn partitioned(world: &Comm) {
     let (me, p) = (world.rank(), world.size());
     let global = |g: usize| g as f64 * 0.5 - 3.0;

@@ -1,0 +1,82 @@
+//! All-to-all with uneven counts: every rank sends a part of its data to every rank.
+
+use std::mem::size_of_val;
+
+use mpi::collective::CommunicatorCollectives;
+use mpi::datatype::{Equivalence, Partition as MpiPartition, PartitionMut};
+
+use super::check::Preflight;
+use super::{buffer_size_error, counts_and_displacements};
+use crate::comm::Comm;
+use crate::error::Result;
+
+impl Comm {
+    /// Sends the next `send_counts[r]` elements of `send` to rank `r`, for every `r`, and
+    /// returns what every rank sent this one, in rank order, with the count from each rank.
+    /// The distributed transpose behind sample sort, redistribution and FFTs.
+    ///
+    /// Communication: one `MPI_Alltoall` of the counts, the agreement check (which also carries
+    /// every rank's argument errors), one `MPI_Alltoallv`.
+    ///
+    /// # Errors
+    /// `BufferSize` if `send_counts` does not have one entry per rank or does not add up to
+    /// `send.len()`; `CountOverflow` if what a rank sends or receives exceeds MPI's `i32`.
+    #[allow(clippy::type_complexity)]
+    pub fn all_to_all_varcount<T>(
+        &self,
+        send: &[T],
+        send_counts: &[usize],
+    ) -> Result<(Vec<T>, Vec<usize>)>
+    where
+        T: Equivalence + Copy + Default,
+    {
+        const OP: &str = "all_to_all_varcount";
+        let mut timer = self.timed(OP, size_of_val(send));
+        let p = self.size();
+        let mut local_error = if send_counts.len() != p {
+            Some(buffer_size_error(OP, "send_counts", p, send_counts.len()))
+        } else if send_counts.iter().sum::<usize>() != send.len() {
+            Some(buffer_size_error(
+                OP,
+                "the send buffer",
+                send_counts.iter().sum(),
+                send.len(),
+            ))
+        } else {
+            counts_and_displacements(send_counts, OP).err()
+        };
+        // Exchange counts even when ours are bad (as zeros), so no rank waits in vain.
+        let outgoing: Vec<u64> = (0..p)
+            .map(|r| {
+                if local_error.is_none() {
+                    send_counts[r] as u64
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let mut incoming = vec![0_u64; p];
+        self.raw().all_to_all_into(&outgoing[..], &mut incoming[..]);
+        let receive_counts: Vec<usize> = incoming.iter().map(|&c| c as usize).collect();
+        if local_error.is_none() {
+            local_error = counts_and_displacements(&receive_counts, OP).err();
+        }
+        self.preflight(Preflight {
+            op: OP,
+            local_error,
+            agree: &[],
+        })?;
+        let (send_mpi, send_displs) = counts_and_displacements(send_counts, OP)?;
+        let (receive_mpi, receive_displs) = counts_and_displacements(&receive_counts, OP)?;
+        let mut receive = vec![T::default(); receive_counts.iter().sum()];
+        {
+            let outgoing = MpiPartition::new(send, &send_mpi[..], &send_displs[..]);
+            let mut incoming =
+                PartitionMut::new(&mut receive[..], &receive_mpi[..], &receive_displs[..]);
+            self.raw()
+                .all_to_all_varcount_into(&outgoing, &mut incoming);
+        }
+        timer.add_bytes(size_of_val(&receive[..]));
+        Ok((receive, receive_counts))
+    }
+}
