@@ -312,12 +312,38 @@ mod examples {
         Ok(())
     }
 
+    /// The sort example at 1..4 ranks, every key distribution, and fewer keys than ranks.
+    fn sample_sort() -> Result<(), String> {
+        for ranks in 1..=4 {
+            for (keys, distribution) in [
+                ("20000", "uniform"),
+                ("20000", "skewed"),
+                ("20000", "duplicates"),
+                ("2", "uniform"),
+            ] {
+                let args = ["--keys", keys, "--distribution", distribution, "--baseline"];
+                let out = run(
+                    mpirun(ranks, &[], &launcher::example("sample_sort"), &args, &[]),
+                    LAUNCH_TIMEOUT,
+                );
+                if out.code != Some(0) || !out.stdout.contains("equal to a serial sort") {
+                    return Err(format!(
+                        "sample_sort {keys} {distribution} at {ranks} ranks: {}",
+                        out.describe()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The π example at 1..4 ranks: it checks its own answer; the hit count must not depend
     /// on the number of ranks (every sample has a fixed seed).
     pub fn cases() -> Vec<Case> {
         vec![
             case("example_heat2d_np1_to_np4".into(), heat2d),
             case("example_sgd_np1_to_np4".into(), sgd),
+            case("example_sample_sort_np1_to_np4".into(), sample_sort),
             case("example_pi_np1_to_np4".into(), || {
                 let mut hits = Vec::new();
                 for ranks in 1..=4 {
