@@ -337,6 +337,82 @@ mod examples {
         Ok(())
     }
 
+    /// The task farm at 1..4 ranks with a slow worker: every cat found, and the slow worker
+    /// gets fewer tiles than the others (dynamic load balancing).
+    fn cat_farm() -> Result<(), String> {
+        for ranks in 1..=4 {
+            let args = ["--images", "4", "--size", "128", "--slow-worker", "1"];
+            let out = run(
+                mpirun(ranks, &[], &launcher::example("cat_farm"), &args, &[]),
+                LAUNCH_TIMEOUT,
+            );
+            if out.code != Some(0) || !out.stdout.contains("verified: all") {
+                return Err(format!("cat_farm at {ranks} ranks: {}", out.describe()));
+            }
+            let counts: Vec<usize> = out
+                .stdout
+                .lines()
+                .find_map(|l| l.split("(rank 0 = manager): [").nth(1))
+                .map(|l| {
+                    l.trim_end_matches(']')
+                        .split(", ")
+                        .filter_map(|n| n.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if counts.len() != ranks || counts.iter().sum::<usize>() != 16 {
+                return Err(format!(
+                    "cat_farm tile counts {counts:?}: {}",
+                    out.describe()
+                ));
+            }
+            if ranks >= 3 && counts[1] >= *counts[2..].iter().max().unwrap() {
+                return Err(format!(
+                    "the slow worker was not given fewer tiles: {counts:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `--images-dir` on real PNG files: a random template planted at a known place is found
+    /// there and nowhere else.
+    fn cat_farm_files() -> Result<(), String> {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cat-farm-files");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let pixel = |seed: u32| ((seed.wrapping_mul(2_654_435_761) >> 24) & 0xff) as u8;
+        let template =
+            image::GrayImage::from_fn(12, 12, |x, y| image::Luma([pixel(y * 12 + x + 7)]));
+        let mut picture =
+            image::GrayImage::from_fn(80, 60, |x, y| image::Luma([pixel(10_000 + y * 80 + x) / 2]));
+        image::imageops::replace(&mut picture, &template, 20, 10);
+        template
+            .save(dir.join("template.png"))
+            .map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(dir.join("images")).map_err(|e| e.to_string())?;
+        picture
+            .save(dir.join("images").join("a.png"))
+            .map_err(|e| e.to_string())?;
+        let (images, template) = (dir.join("images"), dir.join("template.png"));
+        let args = [
+            "--images-dir",
+            images.to_str().unwrap(),
+            "--template",
+            template.to_str().unwrap(),
+            "--tile",
+            "32",
+        ];
+        let out = run(
+            mpirun(2, &[], &launcher::example("cat_farm"), &args, &[]),
+            LAUNCH_TIMEOUT,
+        );
+        if out.code != Some(0) || !out.stdout.contains("image 0: 1 matches at [(10, 20)]") {
+            return Err(format!("cat_farm on files: {}", out.describe()));
+        }
+        Ok(())
+    }
+
     /// The π example at 1..4 ranks: it checks its own answer; the hit count must not depend
     /// on the number of ranks (every sample has a fixed seed).
     pub fn cases() -> Vec<Case> {
@@ -344,6 +420,8 @@ mod examples {
             case("example_heat2d_np1_to_np4".into(), heat2d),
             case("example_sgd_np1_to_np4".into(), sgd),
             case("example_sample_sort_np1_to_np4".into(), sample_sort),
+            case("example_cat_farm_np1_to_np4".into(), cat_farm),
+            case("example_cat_farm_real_images_np2".into(), cat_farm_files),
             case("example_pi_np1_to_np4".into(), || {
                 let mut hits = Vec::new();
                 for ranks in 1..=4 {

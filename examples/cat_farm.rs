@@ -1,0 +1,402 @@
+//! Manager/worker task farm: rank 0 cuts a batch of images into tiles and hands them out on
+//! demand; workers find "cats" in each tile by normalised cross-correlation with a template
+//! (rayon threads over the tile's rows) and send back their positions. A worker asks for the
+//! next tile only when it has finished the last one, so a slow worker simply gets fewer tiles:
+//! dynamic load balancing. With one rank the manager does the work itself.
+//!
+//! ```text
+//! mpirun -n 3 target/release/examples/cat_farm --images 32 --size 512 --slow-worker 1 --report farm.json
+//! ```
+//!
+//! By default the images are synthetic: noise with cats planted at known positions; the
+//! program checks every cat is found and nothing else is (exit 1 otherwise). `--images-dir
+//! DIR --template cat.png` searches real PNG/JPEG files instead and lists what it finds.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use mpi::point_to_point::{Destination, Source};
+use mpi::topology::Communicator;
+use ndarray::{s, Array2, ArrayView2};
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use rayon::prelude::*;
+use spmd::Spmd;
+
+#[derive(Parser, Debug)]
+#[command(about = "Find cats in images: a manager/worker task farm over MPI ranks")]
+struct Args {
+    /// Number of synthetic images.
+    #[arg(long, default_value_t = 8)]
+    images: usize,
+    /// Side of a synthetic image in pixels.
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// Side of a tile (the unit of work) in pixels, before the overlap.
+    #[arg(long, default_value_t = 64)]
+    tile: usize,
+    /// Correlation a match must reach.
+    #[arg(long, default_value_t = 0.8)]
+    threshold: f32,
+    /// Make this rank sleep 20 ms per tile, to show the load balancing.
+    #[arg(long)]
+    slow_worker: Option<usize>,
+    /// Search the PNG/JPEG files in this directory instead of synthetic images.
+    #[arg(long, requires = "template")]
+    images_dir: Option<PathBuf>,
+    /// The template to search for in `--images-dir` (a PNG/JPEG, converted to grey).
+    #[arg(long)]
+    template: Option<PathBuf>,
+    /// Write the timing report as JSON to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Accepted for uniformity with the other examples: the farm has no sequential solve of
+    /// its own worth timing separately (one rank is the sequential run).
+    #[arg(long)]
+    baseline: bool,
+}
+
+const TAG_TASK: i32 = 1;
+const TAG_PIXELS: i32 = 2;
+const TAG_RESULT: i32 = 3;
+const STOP: u64 = u64::MAX;
+
+/// A 16 x 16 cat face: head, ears, dark eyes and nose on a light face.
+fn cat_template() -> Array2<f32> {
+    Array2::from_shape_fn((16, 16), |(y, x)| {
+        let (fy, fx) = (y as f32 - 9.0, x as f32 - 7.5);
+        let head = fx * fx + fy * fy <= 36.0;
+        let ear = y < 5
+            && ((x as i32 - 3).abs() <= (y as i32) / 2 || (x as i32 - 12).abs() <= (y as i32) / 2);
+        let eye = (y == 8 || y == 9) && (x == 5 || x == 10);
+        let nose = y == 11 && (x == 7 || x == 8);
+        match (head || ear, eye || nose) {
+            (true, true) => 0.1,
+            (true, false) => 0.9,
+            _ => 0.3,
+        }
+    })
+}
+
+/// Image `k`: noise with up to 5 cats, and the cats' top-left corners.
+fn synthetic(k: usize, size: usize, cat: &Array2<f32>) -> (Array2<f32>, Vec<(usize, usize)>) {
+    let mut rng = Pcg64Mcg::seed_from_u64(0xca7 + k as u64);
+    let mut image = Array2::from_shape_fn((size, size), |_| rng.random_range(0.0..0.6_f32));
+    let (ch, cw) = cat.dim();
+    let mut cats: Vec<(usize, usize)> = Vec::new();
+    for _ in 0..50 {
+        if cats.len() == 5 || size < ch {
+            break;
+        }
+        let (y, x) = (
+            rng.random_range(0..=size - ch),
+            rng.random_range(0..=size - cw),
+        );
+        if cats
+            .iter()
+            .all(|&(cy, cx)| cy.abs_diff(y) > ch + 2 || cx.abs_diff(x) > cw + 2)
+        {
+            let mut patch = image.slice_mut(s![y..y + ch, x..x + cw]);
+            patch.zip_mut_with(cat, |p, &c| *p = 0.8 * c + 0.2 * *p);
+            cats.push((y, x));
+        }
+    }
+    cats.sort_unstable();
+    (image, cats)
+}
+
+/// Positions (in `tile`) where the template matches with correlation ≥ `threshold` and no
+/// better match lies within half a template: normalised cross-correlation, rows in parallel.
+fn find(
+    tile: ArrayView2<'_, f32>,
+    template: &Array2<f32>,
+    threshold: f32,
+) -> Vec<(usize, usize, f32)> {
+    let (th, tw) = template.dim();
+    let (h, w) = tile.dim();
+    if h < th || w < tw {
+        return Vec::new();
+    }
+    let n = (th * tw) as f32;
+    let t_mean = template.sum() / n;
+    let t_dev: Array2<f32> = template.mapv(|v| v - t_mean);
+    let t_norm = t_dev.iter().map(|v| v * v).sum::<f32>().sqrt();
+    let scores: Vec<Vec<f32>> = (0..=h - th)
+        .into_par_iter()
+        .map(|y| {
+            (0..=w - tw)
+                .map(|x| {
+                    let window = tile.slice(s![y..y + th, x..x + tw]);
+                    let mean = window.sum() / n;
+                    let (mut dot, mut norm) = (0.0_f32, 0.0_f32);
+                    for (&a, &b) in window.iter().zip(t_dev.iter()) {
+                        dot += (a - mean) * b;
+                        norm += (a - mean) * (a - mean);
+                    }
+                    if norm > 0.0 {
+                        dot / (norm.sqrt() * t_norm)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let radius = th / 2;
+    let mut found = Vec::new();
+    for (y, row) in scores.iter().enumerate() {
+        for (x, &score) in row.iter().enumerate() {
+            if score < threshold {
+                continue;
+            }
+            let best = (y.saturating_sub(radius)..(y + radius + 1).min(scores.len())).all(|yy| {
+                (x.saturating_sub(radius)..(x + radius + 1).min(row.len())).all(|xx| {
+                    scores[yy][xx] < score || (scores[yy][xx] == score && (yy, xx) >= (y, x))
+                })
+            });
+            if best {
+                found.push((y, x, score));
+            }
+        }
+    }
+    found
+}
+
+/// A unit of work: a tile of image `image` at `(y, x)`, overlapping its right and bottom
+/// neighbours by the template size so that no cat falls between tiles.
+#[derive(Clone, Copy, Debug)]
+struct Task {
+    image: usize,
+    y: usize,
+    x: usize,
+    h: usize,
+    w: usize,
+}
+
+fn tasks(images: &[Array2<f32>], tile: usize, template: (usize, usize)) -> Vec<Task> {
+    let mut all = Vec::new();
+    for (image, pixels) in images.iter().enumerate() {
+        let (ih, iw) = pixels.dim();
+        for y in (0..ih).step_by(tile) {
+            for x in (0..iw).step_by(tile) {
+                let (h, w) = (
+                    (tile + template.0 - 1).min(ih - y),
+                    (tile + template.1 - 1).min(iw - x),
+                );
+                all.push(Task { image, y, x, h, w });
+            }
+        }
+    }
+    all
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    if args.tile == 0 {
+        return Err("--tile must be positive".into());
+    }
+    let spmd = Spmd::init()?;
+    let world = spmd.world();
+    let slow = args.slow_worker == Some(world.rank());
+    let template = match &args.template {
+        Some(path) => grey(path)?,
+        None => cat_template(),
+    };
+
+    if !spmd.is_root() {
+        work(&spmd, &template, args.threshold, slow);
+    } else {
+        let (images, truth) = load(&args, &template)?;
+        let (found, per_rank) = manage(&spmd, &images, &template, &args, slow);
+        let report = spmd.report("cat_farm")?.expect("rank 0 is the root");
+        println!(
+            "cat_farm: {} images, {} tiles on {} ranks x {} threads; tiles per rank (rank 0 = manager): {per_rank:?}",
+            images.len(),
+            per_rank.iter().sum::<usize>(),
+            spmd.size(),
+            spmd.threads()
+        );
+        println!("{report}");
+        if let Some(path) = &args.report {
+            report.write_json(path)?;
+        }
+        match truth {
+            Some(truth) => {
+                let planted: usize = truth.iter().map(Vec::len).sum();
+                let detected: usize = found.iter().map(Vec::len).sum();
+                if found != truth {
+                    return Err(format!(
+                        "found {detected} cats, planted {planted}: {found:?} vs {truth:?}"
+                    )
+                    .into());
+                }
+                println!("verified: all {planted} planted cats found at their positions, no false positives");
+            }
+            None => {
+                for (k, cats) in found.iter().enumerate() {
+                    println!("image {k}: {} matches at {cats:?}", cats.len());
+                }
+            }
+        }
+        return Ok(());
+    }
+    spmd.report("cat_farm")?;
+    Ok(())
+}
+
+/// The images to search and, for synthetic ones, where the cats are.
+#[allow(clippy::type_complexity)]
+fn load(
+    args: &Args,
+    template: &Array2<f32>,
+) -> Result<(Vec<Array2<f32>>, Option<Vec<Vec<(usize, usize)>>>), Box<dyn std::error::Error>> {
+    match &args.images_dir {
+        None => {
+            let (images, truth) = (0..args.images)
+                .map(|k| synthetic(k, args.size, template))
+                .unzip();
+            Ok((images, Some(truth)))
+        }
+        Some(dir) => {
+            let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension().is_some_and(|e| {
+                        ["png", "jpg", "jpeg"]
+                            .contains(&e.to_string_lossy().to_lowercase().as_str())
+                    })
+                })
+                .collect();
+            paths.sort();
+            let images = paths
+                .iter()
+                .map(|p| grey(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((images, None))
+        }
+    }
+}
+
+fn grey(path: &PathBuf) -> Result<Array2<f32>, Box<dyn std::error::Error>> {
+    let image = image::open(path)?.to_luma32f();
+    let (w, h) = image.dimensions();
+    Ok(Array2::from_shape_vec(
+        (h as usize, w as usize),
+        image.into_raw(),
+    )?)
+}
+
+/// The manager: hands out tiles on demand, collects matches (in image coordinates, duplicates
+/// from overlapping tiles merged). Returns the sorted matches per image and tiles per rank.
+fn manage(
+    spmd: &Spmd,
+    images: &[Array2<f32>],
+    template: &Array2<f32>,
+    args: &Args,
+    slow: bool,
+) -> (Vec<Vec<(usize, usize)>>, Vec<usize>) {
+    let world = spmd.world();
+    let profiler = spmd.profiler();
+    let all = tasks(images, args.tile, template.dim());
+    let mut found: Vec<Vec<(usize, usize)>> = vec![Vec::new(); images.len()];
+    let mut per_rank = vec![0; world.size()];
+    let record =
+        |task: &Task, hits: &[(usize, usize, f32)], found: &mut Vec<Vec<(usize, usize)>>| {
+            for &(y, x, _) in hits {
+                found[task.image].push((task.y + y, task.x + x));
+            }
+        };
+    let mut next = 0;
+    if world.size() == 1 {
+        for task in &all {
+            let tile =
+                images[task.image].slice(s![task.y..task.y + task.h, task.x..task.x + task.w]);
+            let hits = {
+                let _r = profiler.compute("search tile");
+                if slow {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                find(tile, template, args.threshold)
+            };
+            record(task, &hits, &mut found);
+            per_rank[0] += 1;
+        }
+    } else {
+        let raw = world.raw();
+        let mut assigned: Vec<Option<Task>> = vec![None; world.size()];
+        let mut active = world.size() - 1;
+        while active > 0 {
+            // A worker reports: [task finished (or STOP for the first call), n, y1, x1, ...].
+            let (message, status) = {
+                let _wait = profiler.comm("farm: receive results", 0);
+                raw.any_process().receive_vec_with_tag::<u64>(TAG_RESULT)
+            };
+            let worker = status.source_rank() as usize;
+            if let Some(task) = assigned[worker].take() {
+                let hits: Vec<(usize, usize, f32)> = message[2..]
+                    .chunks(2)
+                    .map(|p| (p[0] as usize, p[1] as usize, 1.0))
+                    .collect();
+                record(&task, &hits, &mut found);
+                per_rank[worker] += 1;
+            }
+            let process = raw.process_at_rank(worker as i32);
+            match all.get(next) {
+                Some(task) => {
+                    let tile = images[task.image]
+                        .slice(s![task.y..task.y + task.h, task.x..task.x + task.w]);
+                    let pixels: Vec<f32> = tile.iter().copied().collect();
+                    let _send = profiler.comm("farm: send tile", pixels.len() * 4 + 48);
+                    process
+                        .send_with_tag(&[next as u64, task.h as u64, task.w as u64][..], TAG_TASK);
+                    process.send_with_tag(&pixels[..], TAG_PIXELS);
+                    assigned[worker] = Some(*task);
+                    next += 1;
+                }
+                None => {
+                    process.send_with_tag(&[STOP, 0, 0][..], TAG_TASK);
+                    active -= 1;
+                }
+            }
+        }
+    }
+    for cats in &mut found {
+        cats.sort_unstable();
+        cats.dedup();
+    }
+    (found, per_rank)
+}
+
+/// A worker: asks for a tile, searches it, sends back the matches, until told to stop.
+fn work(spmd: &Spmd, template: &Array2<f32>, threshold: f32, slow: bool) {
+    let raw = spmd.world().raw();
+    let profiler = spmd.profiler();
+    let manager = raw.process_at_rank(0);
+    let mut result = vec![STOP, 0];
+    loop {
+        let header = {
+            let _talk = profiler.comm("farm: report and wait", result.len() * 8);
+            manager.send_with_tag(&result[..], TAG_RESULT);
+            manager.receive_vec_with_tag::<u64>(TAG_TASK).0
+        };
+        if header[0] == STOP {
+            return;
+        }
+        let (h, w) = (header[1] as usize, header[2] as usize);
+        let pixels = {
+            let _receive = profiler.comm("farm: receive tile", h * w * 4);
+            manager.receive_vec_with_tag::<f32>(TAG_PIXELS).0
+        };
+        let tile = ArrayView2::from_shape((h, w), &pixels).expect("the manager sends h x w pixels");
+        let hits = {
+            let _r = profiler.compute("search tile");
+            if slow {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            find(tile, template, threshold)
+        };
+        result = vec![header[0], hits.len() as u64];
+        result.extend(hits.iter().flat_map(|&(y, x, _)| [y as u64, x as u64]));
+    }
+}
