@@ -413,6 +413,33 @@ mod examples {
         Ok(())
     }
 
+    /// The pipeline at 1..4 ranks (roles folded together below 3 ranks, two archive ranks at
+    /// 4): every frame analysed and archived once, results equal to a serial run.
+    fn zoo_pipeline() -> Result<(), String> {
+        for ranks in 1..=4 {
+            let args = [
+                "--cameras",
+                "5",
+                "--cameras-frames",
+                "60",
+                "--in-flight",
+                "3",
+            ];
+            let out = run(
+                mpirun(ranks, &[], &launcher::example("zoo_pipeline"), &args, &[]),
+                LAUNCH_TIMEOUT,
+            );
+            if out.code != Some(0)
+                || !out
+                    .stdout
+                    .contains("verified: every frame analysed and archived exactly once")
+            {
+                return Err(format!("zoo_pipeline at {ranks} ranks: {}", out.describe()));
+            }
+        }
+        Ok(())
+    }
+
     /// The π example at 1..4 ranks: it checks its own answer; the hit count must not depend
     /// on the number of ranks (every sample has a fixed seed).
     pub fn cases() -> Vec<Case> {
@@ -422,6 +449,7 @@ mod examples {
             case("example_sample_sort_np1_to_np4".into(), sample_sort),
             case("example_cat_farm_np1_to_np4".into(), cat_farm),
             case("example_cat_farm_real_images_np2".into(), cat_farm_files),
+            case("example_zoo_pipeline_np1_to_np4".into(), zoo_pipeline),
             case("example_pi_np1_to_np4".into(), || {
                 let mut hits = Vec::new();
                 for ranks in 1..=4 {
