@@ -39,9 +39,12 @@ struct Args {
     /// Correlation a match must reach.
     #[arg(long, default_value_t = 0.8)]
     threshold: f32,
-    /// Make this rank sleep 20 ms per tile, to show the load balancing.
+    /// Make this rank sleep `--slow-ms` per tile, to show the load balancing.
     #[arg(long)]
     slow_worker: Option<usize>,
+    /// How long the slow worker sleeps per tile, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    slow_ms: u64,
     /// Search the PNG/JPEG files in this directory instead of synthetic images.
     #[arg(long, requires = "template")]
     images_dir: Option<PathBuf>,
@@ -51,8 +54,7 @@ struct Args {
     /// Write the timing report as JSON to this file.
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Accepted for uniformity with the other examples: the farm has no sequential solve of
-    /// its own worth timing separately (one rank is the sequential run).
+    /// Also search every tile on one core first (the sequential solution), for speedup.
     #[arg(long)]
     baseline: bool,
 }
@@ -198,17 +200,40 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let spmd = Spmd::init()?;
     let world = spmd.world();
-    let slow = args.slow_worker == Some(world.rank());
+    let slow =
+        (args.slow_worker == Some(world.rank())).then(|| Duration::from_millis(args.slow_ms));
     let template = match &args.template {
         Some(path) => grey(path)?,
         None => cat_template(),
     };
 
+    // Only the root reads the images (the workers get tiles), so it alone solves the whole
+    // problem serially for the baseline, checking it finds the same matches.
+    let images = if spmd.is_root() {
+        Some(load(&args, &template)?)
+    } else {
+        None
+    };
+    let sequential = if args.baseline {
+        let images = images.as_ref().map(|(i, _)| i);
+        let threshold = args.threshold;
+        let tile = args.tile;
+        spmd.baseline(|| {
+            let images = images.expect("the baseline runs on the root");
+            search_all(images, &template, tile, threshold)
+        })?
+    } else {
+        None
+    };
+
     if !spmd.is_root() {
         work(&spmd, &template, args.threshold, slow);
     } else {
-        let (images, truth) = load(&args, &template)?;
+        let (images, truth) = images.expect("the root loaded the images");
         let (found, per_rank) = manage(&spmd, &images, &template, &args, slow);
+        if sequential.as_ref().is_some_and(|s| s != &found) {
+            return Err("the sequential search found other matches than the farm".into());
+        }
         let report = spmd.report("cat_farm")?.expect("rank 0 is the root");
         println!(
             "cat_farm: {} images, {} tiles on {} ranks x {} threads; tiles per rank (rank 0 = manager): {per_rank:?}",
@@ -243,6 +268,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     spmd.report("cat_farm")?;
     Ok(())
+}
+
+/// Every tile searched on this thread (rayon inside `find` runs on the caller's pool), the
+/// matches merged as the farm merges them: the sequential solution.
+fn search_all(
+    images: &[Array2<f32>],
+    template: &Array2<f32>,
+    tile: usize,
+    threshold: f32,
+) -> Vec<Vec<(usize, usize)>> {
+    let mut found: Vec<Vec<(usize, usize)>> = vec![Vec::new(); images.len()];
+    for task in tasks(images, tile, template.dim()) {
+        let pixels = images[task.image].slice(s![task.y..task.y + task.h, task.x..task.x + task.w]);
+        for (y, x, _) in find(pixels, template, threshold) {
+            found[task.image].push((task.y + y, task.x + x));
+        }
+    }
+    for cats in &mut found {
+        cats.sort_unstable();
+        cats.dedup();
+    }
+    found
 }
 
 /// The images to search and, for synthetic ones, where the cats are.
@@ -294,7 +341,7 @@ fn manage(
     images: &[Array2<f32>],
     template: &Array2<f32>,
     args: &Args,
-    slow: bool,
+    slow: Option<Duration>,
 ) -> (Vec<Vec<(usize, usize)>>, Vec<usize>) {
     let world = spmd.world();
     let profiler = spmd.profiler();
@@ -314,8 +361,8 @@ fn manage(
                 images[task.image].slice(s![task.y..task.y + task.h, task.x..task.x + task.w]);
             let hits = {
                 let _r = profiler.compute("search tile");
-                if slow {
-                    std::thread::sleep(Duration::from_millis(20));
+                if let Some(nap) = slow {
+                    std::thread::sleep(nap);
                 }
                 find(tile, template, args.threshold)
             };
@@ -324,6 +371,7 @@ fn manage(
         }
     } else {
         let raw = world.raw();
+        let progress = indicatif::ProgressBar::new(all.len() as u64);
         let mut assigned: Vec<Option<Task>> = vec![None; world.size()];
         let mut active = world.size() - 1;
         while active > 0 {
@@ -340,6 +388,7 @@ fn manage(
                     .collect();
                 record(&task, &hits, &mut found);
                 per_rank[worker] += 1;
+                progress.inc(1);
             }
             let process = raw.process_at_rank(worker as i32);
             match all.get(next) {
@@ -360,6 +409,7 @@ fn manage(
                 }
             }
         }
+        progress.finish_and_clear();
     }
     for cats in &mut found {
         cats.sort_unstable();
@@ -369,7 +419,7 @@ fn manage(
 }
 
 /// A worker: asks for a tile, searches it, sends back the matches, until told to stop.
-fn work(spmd: &Spmd, template: &Array2<f32>, threshold: f32, slow: bool) {
+fn work(spmd: &Spmd, template: &Array2<f32>, threshold: f32, slow: Option<Duration>) {
     let raw = spmd.world().raw();
     let profiler = spmd.profiler();
     let manager = raw.process_at_rank(0);
@@ -391,8 +441,8 @@ fn work(spmd: &Spmd, template: &Array2<f32>, threshold: f32, slow: bool) {
         let tile = ArrayView2::from_shape((h, w), &pixels).expect("the manager sends h x w pixels");
         let hits = {
             let _r = profiler.compute("search tile");
-            if slow {
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some(nap) = slow {
+                std::thread::sleep(nap);
             }
             find(tile, template, threshold)
         };

@@ -147,6 +147,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut w = vec![0.0; args.features];
     let mut losses = Vec::new();
     let mut summed = vec![0.0; args.features + 1];
+    let steps = args.epochs * args.samples.div_ceil(args.batch);
+    let progress = if spmd.is_root() {
+        indicatif::ProgressBar::new(steps as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     for _ in 0..args.epochs {
         for range in batches(args.samples, args.batch) {
             // The part of the global batch in this rank's shard (maybe empty).
@@ -157,8 +163,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             };
             world.all_reduce_into(&local, &mut summed, Op::Sum)?;
             losses.push(update(&mut w, &summed, range.len(), args.rate));
+            progress.inc(1);
         }
     }
+    progress.finish_and_clear();
 
     let report = spmd.report("sgd")?;
     if let Some(report) = report {

@@ -43,7 +43,7 @@ struct Args {
     /// Write the timing report as JSON to this file.
     #[arg(long)]
     report: Option<PathBuf>,
-    /// Accepted for uniformity with the other examples (one rank is the sequential run).
+    /// Also run the whole pipeline serially on one core first, for speedup.
     #[arg(long)]
     baseline: bool,
 }
@@ -176,6 +176,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let analysis_of = |c: usize| analysis_ranks[c % analysis_ranks.len()];
     let archive_of = |c: usize| archive_ranks[c % archive_ranks.len()];
 
+    let sequential = if args.baseline {
+        spmd.baseline(|| serial(&args))?
+    } else {
+        None
+    };
     let mut summaries: Vec<[f64; 6]> = Vec::new();
     let mut stats = vec![[0.0; 3]; args.cameras];
     if p == 1 {
@@ -219,7 +224,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     world.all_reduce_into(&stat_flat, &mut totals, spmd::Op::Sum)?;
     let report = spmd.report("zoo_pipeline")?;
     if let (Some((all, _)), Some(report)) = (gathered, report) {
-        let (expected, expected_stats) = serial(&args);
+        let (expected, expected_stats) = sequential.unwrap_or_else(|| serial(&args));
         let mut got: Vec<[f64; 6]> = all
             .chunks(6)
             .map(|c| c.try_into().expect("6 values"))

@@ -341,7 +341,12 @@ mod examples {
     /// gets fewer tiles than the others (dynamic load balancing).
     fn cat_farm() -> Result<(), String> {
         for ranks in 1..=4 {
-            let args = ["--images", "4", "--size", "128", "--slow-worker", "1"];
+            let slow: &[&str] = if ranks >= 3 {
+                &["--slow-worker", "1", "--slow-ms", "250"]
+            } else {
+                &[]
+            };
+            let args = [&["--images", "4", "--size", "128", "--baseline"][..], slow].concat();
             let out = run(
                 mpirun(ranks, &[], &launcher::example("cat_farm"), &args, &[]),
                 LAUNCH_TIMEOUT,
