@@ -223,6 +223,14 @@ impl<T: Element> GridArray<T> {
         }
         let [r, c] = grid.coords;
         let (nr, nc) = (rows.count(r), cols.count(c));
+        // The largest halo message: `ghosts` full padded rows, or `ghosts` columns of a tile.
+        let widest = ghosts.saturating_mul(rows.max_count().max(cols.max_count() + 2 * ghosts));
+        if widest > i32::MAX as usize {
+            return Err(Error::new(
+                ErrorKind::CountOverflow,
+                format!("a halo message of {widest} elements exceeds MPI's i32 count"),
+            ));
+        }
         let (row0, col0) = (rows.displacements()[r], cols.displacements()[c]);
         let mut data = Array2::from_elem((nr + 2 * ghosts, nc + 2 * ghosts), T::default());
         data.slice_mut(s![ghosts..ghosts + nr, ghosts..ghosts + nc])

@@ -30,7 +30,8 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
     /// global edges for [`exchange_halos`](Self::exchange_halos). No communication.
     ///
     /// # Errors
-    /// `Shape`, the same on every rank, if the split is not `Block` (ghosts are neighbours'
+    /// `CountOverflow` if `width` layers exceed MPI's `i32` count per message; `Shape`, the
+    /// same on every rank, if the split is not `Block` (ghosts are neighbours'
     /// layers, which only a block split has) or if `width` exceeds any rank's piece (that
     /// rank could not fill its neighbour's ghosts).
     pub fn with_ghosts(self, width: usize, boundary: Boundary) -> Result<DistArray<T, D>> {
@@ -191,6 +192,15 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
                     "{op}: ghost layers need a Block split (neighbours' layers), but the array is \
                      split {:?}",
                     self.split.distribution
+                ),
+            ));
+        }
+        let layer = piece_shape(&self.shape, self.split.axis, 1).size();
+        if width.saturating_mul(layer) > i32::MAX as usize {
+            return Err(Error::new(
+                ErrorKind::CountOverflow,
+                format!(
+                    "{op}: {width} ghost layers of {layer} elements exceed MPI's i32 count per message"
                 ),
             ));
         }
