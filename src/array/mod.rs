@@ -191,8 +191,25 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
         let shape = shape.into_dimension();
         let partition = partition_for(comm, &shape, split)?;
         let piece = piece_shape(&shape, split.axis, partition.count(comm.rank()));
-        Ok(DistArray {
-            data: Array::from_elem(piece, elem),
+        Ok(DistArray::assemble(
+            comm,
+            shape,
+            split,
+            partition,
+            Array::from_elem(piece, elem),
+        ))
+    }
+
+    /// An array without ghosts from its parts (`data` must be this rank's piece).
+    fn assemble(
+        comm: &Comm,
+        shape: D,
+        split: Split,
+        partition: Partition,
+        data: Array<T, D>,
+    ) -> DistArray<T, D> {
+        DistArray {
+            data,
             shape,
             split,
             partition,
@@ -201,7 +218,7 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
             boundary: Boundary::Fixed,
             halo_agreed: false,
             par: Par::default(),
-        })
+        }
     }
 
     /// Every element zero. No communication.
@@ -285,17 +302,8 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
             )
             .on_rank(comm.rank() as i32));
         }
-        Ok(DistArray {
-            data: piece.as_standard_layout().into_owned(),
-            shape,
-            split,
-            partition,
-            rank: comm.rank(),
-            ghosts: 0,
-            boundary: Boundary::Fixed,
-            halo_agreed: false,
-            par: Par::default(),
-        })
+        let data = piece.as_standard_layout().into_owned();
+        Ok(DistArray::assemble(comm, shape, split, partition, data))
     }
 
     /// The global shape.

@@ -6,7 +6,7 @@ use ndarray::{
 use spmd::array::{Boundary, DistArray, Par, Split};
 use spmd::{Comm, ErrorKind};
 
-use crate::support::{expect_same_error, init, report_ok};
+use crate::support::{expect_same_error, heat, init, report_ok, serial_heat_step};
 
 /// A value that tells every global index apart.
 fn value(index: &[usize]) -> f64 {
@@ -169,21 +169,7 @@ fn halos(world: &Comm) {
 fn heat_step(world: &Comm) {
     let (n, m) = (13, 9);
     let u0 = Array2::from_shape_fn((n, m), |(i, j)| ((i * 7 + j * 3) % 11) as f64 / 3.0);
-    let step = |up: f64, down: f64, left: f64, right: f64, c: f64| {
-        c + 0.1 * (up + down + left + right - 4.0 * c)
-    };
-    let mut serial = u0.clone();
-    for i in 1..n - 1 {
-        for j in 1..m - 1 {
-            serial[[i, j]] = step(
-                u0[[i - 1, j]],
-                u0[[i + 1, j]],
-                u0[[i, j - 1]],
-                u0[[i, j + 1]],
-                u0[[i, j]],
-            );
-        }
-    }
+    let serial = serial_heat_step(&u0);
     let mut u = DistArray::from_fn(world, (n, m), Split::block(0), |(i, j)| u0[[i, j]])
         .unwrap()
         .with_ghosts(1, Boundary::Fixed)
@@ -200,7 +186,7 @@ fn heat_step(world: &Comm) {
         }
         for j in 1..m - 1 {
             let c = r + 1;
-            next[[r, j]] = step(
+            next[[r, j]] = heat(
                 old[[c - 1, j]],
                 old[[c + 1, j]],
                 old[[c, j - 1]],

@@ -4,7 +4,7 @@ use ndarray::Array2;
 use spmd::array::{GridArray, ProcessGrid};
 use spmd::{Comm, ErrorKind};
 
-use crate::support::{expect_same_error, init, report_ok};
+use crate::support::{expect_same_error, heat, init, report_ok, serial_heat_step};
 
 /// Every global element tells its indices apart, and none is 0 (the ghosts' initial value).
 fn value(i: usize, j: usize) -> f64 {
@@ -86,21 +86,7 @@ fn tiles_and_halos(world: &Comm) {
 fn heat_step(world: &Comm) {
     let (n, m) = (12, 11);
     let u0 = Array2::from_shape_fn((n, m), |(i, j)| ((i * 5 + j * 7) % 13) as f64 / 3.0);
-    let step = |up: f64, down: f64, left: f64, right: f64, c: f64| {
-        c + 0.1 * (up + down + left + right - 4.0 * c)
-    };
-    let mut serial = u0.clone();
-    for i in 1..n - 1 {
-        for j in 1..m - 1 {
-            serial[[i, j]] = step(
-                u0[[i - 1, j]],
-                u0[[i + 1, j]],
-                u0[[i, j - 1]],
-                u0[[i, j + 1]],
-                u0[[i, j]],
-            );
-        }
-    }
+    let serial = serial_heat_step(&u0);
     let grid = ProcessGrid::for_shape(world, (n, m), [false, false]).unwrap();
     let mut u = GridArray::from_fn(world, &grid, (n, m), 1, |(i, j)| u0[[i, j]]).unwrap();
     u.exchange_halos(world).unwrap();
@@ -113,7 +99,7 @@ fn heat_step(world: &Comm) {
                 continue;
             }
             let (pi, pj) = (r + 1, c + 1);
-            next[[r, c]] = step(
+            next[[r, c]] = heat(
                 old[[pi - 1, pj]],
                 old[[pi + 1, pj]],
                 old[[pi, pj - 1]],

@@ -1,5 +1,6 @@
 //! Rank-side helpers shared by the scenarios.
 
+use ndarray::Array2;
 use spmd::{Comm, Error, ErrorKind, Op, Spmd};
 
 /// Initialises MPI for a scenario.
@@ -56,4 +57,27 @@ pub fn expect_same_error<T: std::fmt::Debug>(
         "{label}: ranks out of step"
     );
     error
+}
+
+/// One explicit heat-equation update of a point from its four neighbours.
+pub fn heat(up: f64, down: f64, left: f64, right: f64, centre: f64) -> f64 {
+    centre + 0.1 * (up + down + left + right - 4.0 * centre)
+}
+
+/// One heat step of the interior of `u0` on one thread (edges fixed): the serial reference.
+pub fn serial_heat_step(u0: &Array2<f64>) -> Array2<f64> {
+    let (n, m) = u0.dim();
+    let mut next = u0.clone();
+    for i in 1..n - 1 {
+        for j in 1..m - 1 {
+            next[[i, j]] = heat(
+                u0[[i - 1, j]],
+                u0[[i + 1, j]],
+                u0[[i, j - 1]],
+                u0[[i, j + 1]],
+                u0[[i, j]],
+            );
+        }
+    }
+    next
 }
