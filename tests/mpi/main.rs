@@ -445,6 +445,30 @@ mod examples {
         Ok(())
     }
 
+    /// NPB EP class S at 1..4 ranks must verify against the official NPB 3.4 values.
+    fn npb_ep() -> Result<(), String> {
+        for ranks in 1..=4 {
+            let out = run(
+                mpirun(
+                    ranks,
+                    &[],
+                    &launcher::example("npb_ep"),
+                    &["--class", "S"],
+                    &[],
+                ),
+                LAUNCH_TIMEOUT,
+            );
+            if out.code != Some(0)
+                || !out
+                    .stdout
+                    .contains("Verification    =               SUCCESSFUL")
+            {
+                return Err(format!("npb_ep at {ranks} ranks: {}", out.describe()));
+            }
+        }
+        Ok(())
+    }
+
     /// The π example at 1..4 ranks: it checks its own answer; the hit count must not depend
     /// on the number of ranks (every sample has a fixed seed).
     pub fn cases() -> Vec<Case> {
@@ -455,6 +479,7 @@ mod examples {
             case("example_cat_farm_np1_to_np4".into(), cat_farm),
             case("example_cat_farm_real_images_np2".into(), cat_farm_files),
             case("example_zoo_pipeline_np1_to_np4".into(), zoo_pipeline),
+            case("example_npb_ep_class_s_np1_to_np4".into(), npb_ep),
             case("example_pi_np1_to_np4".into(), || {
                 let mut hits = Vec::new();
                 for ranks in 1..=4 {
