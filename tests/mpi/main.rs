@@ -445,17 +445,11 @@ mod examples {
         Ok(())
     }
 
-    /// NPB EP class S at 1..4 ranks must verify against the official NPB 3.4 values.
-    fn npb_ep() -> Result<(), String> {
+    /// An NPB kernel, class S, at 1..4 ranks must verify against the official values.
+    fn npb(name: &str) -> Result<(), String> {
         for ranks in 1..=4 {
             let out = run(
-                mpirun(
-                    ranks,
-                    &[],
-                    &launcher::example("npb_ep"),
-                    &["--class", "S"],
-                    &[],
-                ),
+                mpirun(ranks, &[], &launcher::example(name), &["--class", "S"], &[]),
                 LAUNCH_TIMEOUT,
             );
             if out.code != Some(0)
@@ -463,7 +457,7 @@ mod examples {
                     .stdout
                     .contains("Verification    =               SUCCESSFUL")
             {
-                return Err(format!("npb_ep at {ranks} ranks: {}", out.describe()));
+                return Err(format!("{name} at {ranks} ranks: {}", out.describe()));
             }
         }
         Ok(())
@@ -479,7 +473,8 @@ mod examples {
             case("example_cat_farm_np1_to_np4".into(), cat_farm),
             case("example_cat_farm_real_images_np2".into(), cat_farm_files),
             case("example_zoo_pipeline_np1_to_np4".into(), zoo_pipeline),
-            case("example_npb_ep_class_s_np1_to_np4".into(), npb_ep),
+            case("example_npb_ep_class_s_np1_to_np4".into(), || npb("npb_ep")),
+            case("example_npb_cg_class_s_np1_to_np4".into(), || npb("npb_cg")),
             case("example_pi_np1_to_np4".into(), || {
                 let mut hits = Vec::new();
                 for ranks in 1..=4 {
