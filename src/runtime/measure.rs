@@ -6,6 +6,7 @@ use mpi::collective::{CommunicatorCollectives, Root};
 use mpi::topology::Communicator;
 
 use super::Spmd;
+use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::timing::{RankTimes, Report};
 
@@ -35,25 +36,51 @@ impl Spmd {
         R: Send,
         F: FnOnce() -> R + Send,
     {
+        self.measure_on_root(|| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .thread_name(|_| String::from("spmd-baseline"))
+                .build()
+                .map_err(|e| eprintln!("spmd: cannot build the baseline's thread pool: {e}"))
+                .ok()?;
+            Some(pool.install(work))
+        })
+    }
+
+    /// [`baseline`](Self::baseline) for a sequential solution written with the library's
+    /// distributed types: `work` runs on the root's main thread with a communicator of its own
+    /// holding only the root (so a `DistArray` on it is the whole array, and its collectives
+    /// cost nothing), while the other ranks wait off the CPU. Rayon code inside runs on the
+    /// rank's pool: keep it serial (e.g. [`Par::Seq`](crate::array::Par)) to measure one core.
+    /// Collective.
+    ///
+    /// # Errors
+    /// None today; `Result` for symmetry with [`baseline`](Self::baseline).
+    pub fn baseline_with_comm<R, F>(&self, work: F) -> Result<Option<R>>
+    where
+        F: FnOnce(&Comm) -> R,
+    {
+        let alone = self
+            .world()
+            .split(Some(u32::from(!self.is_root())), 0)
+            .expect("every rank passes a colour");
+        self.measure_on_root(|| Some(work(&alone)))
+    }
+
+    /// Runs `work` on the root (the others wait off the CPU), records its time as baseline and
+    /// excludes the span from the wall time. `work` returning `None` is an error on every rank.
+    fn measure_on_root<R>(&self, work: impl FnOnce() -> Option<R>) -> Result<Option<R>> {
         let world = self.world().raw();
         world.barrier();
         let span = Instant::now();
         let mut outcome = None;
-        // Seconds on the root, or a negative number when the pool could not be built.
+        // Seconds on the root, or a negative number when the work could not run.
         let mut seconds = -1.0_f64;
         if self.is_root() {
-            match rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .thread_name(|_| String::from("spmd-baseline"))
-                .build()
-            {
-                Ok(pool) => {
-                    let start = Instant::now();
-                    outcome = Some(pool.install(work));
-                    seconds = start.elapsed().as_secs_f64();
-                }
-                // Reported on every rank after the barrier below; only the root knows why.
-                Err(e) => eprintln!("spmd: cannot build the baseline's thread pool: {e}"),
+            let start = Instant::now();
+            outcome = work();
+            if outcome.is_some() {
+                seconds = start.elapsed().as_secs_f64();
             }
         }
         let mut pending = world.immediate_barrier();

@@ -445,6 +445,47 @@ mod examples {
         Ok(())
     }
 
+    /// NPB MG class S at 1, 2 and 4 ranks verifies; 3 ranks (not a power of two) is refused
+    /// with a message, not a wrong answer or a hang.
+    fn npb_mg() -> Result<(), String> {
+        for ranks in [1, 2, 4] {
+            let out = run(
+                mpirun(
+                    ranks,
+                    &[],
+                    &launcher::example("npb_mg"),
+                    // The baseline (a one-rank communicator on the root) at 2 ranks.
+                    if ranks == 2 {
+                        &["--class", "S", "--baseline"][..]
+                    } else {
+                        &["--class", "S"][..]
+                    },
+                    &[],
+                ),
+                LAUNCH_TIMEOUT,
+            );
+            if out.code != Some(0)
+                || !out
+                    .stdout
+                    .contains("Verification    =               SUCCESSFUL")
+                || (ranks == 2 && !out.stdout.contains("speedup"))
+            {
+                return Err(format!("npb_mg at {ranks} ranks: {}", out.describe()));
+            }
+        }
+        let out = run(
+            mpirun(3, &[], &launcher::example("npb_mg"), &[], &[]),
+            LAUNCH_TIMEOUT,
+        );
+        if out.code == Some(0) || !out.stderr.contains("needs a power-of-two number of ranks") {
+            return Err(format!(
+                "npb_mg at 3 ranks should refuse: {}",
+                out.describe()
+            ));
+        }
+        Ok(())
+    }
+
     /// An NPB kernel, class S, at 1..4 ranks must verify against the official values.
     fn npb(name: &str) -> Result<(), String> {
         for ranks in 1..=4 {
@@ -475,6 +516,7 @@ mod examples {
             case("example_zoo_pipeline_np1_to_np4".into(), zoo_pipeline),
             case("example_npb_ep_class_s_np1_to_np4".into(), || npb("npb_ep")),
             case("example_npb_cg_class_s_np1_to_np4".into(), || npb("npb_cg")),
+            case("example_npb_mg_class_s_np1_2_4".into(), npb_mg),
             case("example_pi_np1_to_np4".into(), || {
                 let mut hits = Vec::new();
                 for ranks in 1..=4 {
