@@ -90,15 +90,16 @@ struct Random {
 impl Random {
     fn next(&mut self) -> f64 {
         const MASK: u64 = (1 << 46) - 1;
-        self.x = ((1_220_703_125_u128 * self.x as u128) as u64) & MASK;
-        self.x as f64 / (1u64 << 46) as f64
+        self.x = 1_220_703_125_u64.wrapping_mul(self.x) & MASK;
+        self.x as i64 as f64 / (1u64 << 46) as f64
     }
 }
 
 /// This rank's rows `rows` of the class's matrix in compressed-row form.
 struct Rows {
     start: Vec<usize>,
-    cols: Vec<usize>,
+    /// Column indices as `u32` (4 bytes, as the reference): the multiply is memory-bound.
+    cols: Vec<u32>,
     values: Vec<f64>,
 }
 
@@ -167,12 +168,10 @@ fn make_matrix(spec: &Spec, rows: std::ops::Range<usize>) -> Rows {
             matrix.start.push(matrix.cols.len());
             current += 1;
         }
-        if matrix.cols.len() > *matrix.start.last().unwrap()
-            && *matrix.cols.last().unwrap() == c as usize
-        {
+        if matrix.cols.len() > *matrix.start.last().unwrap() && *matrix.cols.last().unwrap() == c {
             *matrix.values.last_mut().unwrap() += v;
         } else {
-            matrix.cols.push(c as usize);
+            matrix.cols.push(c);
             matrix.values.push(0.0 + v);
         }
     }
@@ -183,21 +182,45 @@ fn make_matrix(spec: &Spec, rows: std::ops::Range<usize>) -> Rows {
     matrix
 }
 
+/// Whether to split loops over rayon threads. With a one-thread pool a parallel loop only
+/// adds a hand-off to the pool's thread (which shares the rank's core) per call: run inline.
+fn parallel() -> bool {
+    rayon::current_num_threads() > 1
+}
+
 /// `out = A · v` for this rank's rows (`v` whole), rows in parallel.
 fn multiply(a: &Rows, v: &[f64], out: &mut [f64]) {
-    out.par_iter_mut().enumerate().for_each(|(j, o)| {
+    let row = |(j, o): (usize, &mut f64)| {
         let range = a.start[j]..a.start[j + 1];
         *o = a.cols[range.clone()]
             .iter()
             .zip(&a.values[range])
-            .map(|(&c, &x)| x * v[c])
+            .map(|(&c, &x)| x * v[c as usize])
             .sum();
-    });
+    };
+    if parallel() {
+        out.par_iter_mut().enumerate().for_each(row);
+    } else {
+        out.iter_mut().enumerate().for_each(row);
+    }
 }
 
 fn dot(comm: Option<&Comm>, a: &[f64], b: &[f64]) -> f64 {
-    let local: f64 = a.par_iter().zip(b).map(|(x, y)| x * y).sum();
+    let local: f64 = if parallel() {
+        a.par_iter().zip(b).map(|(x, y)| x * y).sum()
+    } else {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    };
     comm.map_or(local, |c| c.all_reduce(local, Op::Sum))
+}
+
+/// `y[i] = f(y[i], x[i])` for every `i`.
+fn update(y: &mut [f64], x: &[f64], f: impl Fn(f64, f64) -> f64 + Sync + Send) {
+    if parallel() {
+        y.par_iter_mut().zip(x).for_each(|(y, &x)| *y = f(*y, x));
+    } else {
+        y.iter_mut().zip(x).for_each(|(y, &x)| *y = f(*y, x));
+    }
 }
 
 /// The whole vector from every rank's block (or the block itself on one rank / serially).
@@ -237,13 +260,11 @@ fn conj_grad(
         multiply(a, &p_all, &mut q);
         let alpha = rho / dot(comm, &p, &q);
         let rho0 = rho;
-        z.par_iter_mut().zip(&p).for_each(|(z, p)| *z += alpha * p);
-        r.par_iter_mut().zip(&q).for_each(|(r, q)| *r -= alpha * q);
+        update(z, &p, |z, p| z + alpha * p);
+        update(&mut r, &q, |r, q| r - alpha * q);
         rho = dot(comm, &r, &r);
         let beta = rho / rho0;
-        p.par_iter_mut()
-            .zip(&r)
-            .for_each(|(p, r)| *p = r + beta * *p);
+        update(&mut p, &r, |p, r| r + beta * p);
     }
     whole(comm, part, z, &mut p_all)?;
     multiply(a, &p_all, &mut r);
@@ -278,7 +299,7 @@ fn benchmark(
             if print {
                 println!("    {step:5}       {rnorm:20.14e}{zeta:20.13e}");
             }
-            x.par_iter_mut().zip(&z).for_each(|(x, z)| *x = norm * z);
+            update(&mut x, &z, |_, z| norm * z);
         } else {
             x.fill(1.0);
         }
