@@ -24,7 +24,7 @@ impl Spmd {
     /// which gets `Some(result)`.
     ///
     /// `work` must be `Send` (it runs on the pool's thread), so it cannot hold a
-    /// [`Comm`](crate::Comm): a baseline never communicates.
+    /// [`Comm`]: a baseline never communicates.
     ///
     /// # Errors
     /// `ThreadPool`, on every rank, if the root cannot start the one-thread pool.
