@@ -12,6 +12,7 @@
 //! | [`collective`] | typed reduce/all_reduce/broadcast/gather/scatter, equal and uneven counts, on [`Comm`] |
 //! | [`partition`] | [`Partition`]: `Block`, `Cyclic`, `BlockCyclic` index math, no MPI |
 //! | [`timing`] | [`Profiler`](timing::Profiler) regions (compute vs comm, collectives timed automatically), cross-rank [`Report`](timing::Report) with speedup and efficiency, scaling model |
+//! | `bench` | `MpiBencher`: criterion benchmarks under `mpirun`, rank 0 leading (feature `bench`) |
 //! | [`error`] | [`Error`], [`ErrorKind`], [`Result`] |
 //!
 //! ## Quick start
@@ -47,6 +48,8 @@
 #![deny(missing_docs)]
 
 pub mod array;
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod collective;
 pub mod comm;
 pub mod error;

@@ -7,6 +7,8 @@
 
 mod arrays;
 mod bad_input;
+#[cfg(feature = "bench")]
+mod bench_driver;
 mod collectives;
 mod grid;
 mod launcher;
@@ -77,6 +79,8 @@ fn run_scenario(scenario: &str) {
         "collectives" => collectives::run(),
         "arrays" => arrays::run(),
         "grid" => grid::run(),
+        #[cfg(feature = "bench")]
+        "bench_driver" => bench_driver::run(),
         "bad_input" => bad_input::run(),
         "threads" => runtime::threads(),
         "bad_threads_env" => runtime::bad_threads_env(),
@@ -216,6 +220,16 @@ fn all_cases() -> Vec<Case> {
                 expect_success("timing_split", ranks, &out)
             }));
         }
+    }
+    #[cfg(feature = "bench")]
+    for ranks in [2, 3] {
+        cases.push(case(format!("bench_driver_np{ranks}"), move || {
+            expect_success(
+                "bench_driver",
+                ranks,
+                &launch("bench_driver", ranks, &[], &[]),
+            )
+        }));
     }
     cases.extend(examples::cases());
     cases.extend(tools::cases());
