@@ -141,6 +141,21 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
 }
 
 impl<T: Element + Number, D: Dimension + RemoveAxis> DistArray<T, D> {
+    /// The sum of this rank's elements only. No communication (so it may run inside a rayon
+    /// pool of your choosing).
+    pub fn local_sum(&self) -> T {
+        local_sum(&self.local(), self.par)
+    }
+
+    /// `Σ self·other` over this rank's elements only. No communication.
+    ///
+    /// # Errors
+    /// `Shape` if the arrays' shapes or splits differ.
+    pub fn local_dot(&self, other: &DistArray<T, D>) -> Result<T> {
+        self.check_same_layout("local_dot", other)?;
+        Ok(local_dot(&self.local(), &other.local(), self.par))
+    }
+
     /// The sum of all elements over all ranks. Collective.
     ///
     /// Communication: agreement check + one `all_reduce` of one value; the local sum runs on
