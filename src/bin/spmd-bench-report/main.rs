@@ -240,6 +240,21 @@ fn markdown(rows: &[Row], command: &str) -> String {
         if mine.is_empty() {
             continue;
         }
+        if kind == "collectives" {
+            // One rank communicates nothing: a speedup against it would mean nothing.
+            out.push_str(&format!(
+                "\n**{title}** (time per call)\n\n| operation | {unit} | time |\n|---|---:|---:|\n"
+            ));
+            for r in mine {
+                let n = if r.oversubscribed {
+                    format!("{} (oversubscribed)", r.n)
+                } else {
+                    r.n.to_string()
+                };
+                out.push_str(&format!("| {} | {n} | {} |\n", r.kernel, seconds(r.mean_s)));
+            }
+            continue;
+        }
         out.push_str(&format!("\n**{title}**\n\n| kernel | {unit} | time | speedup | efficiency |\n|---|---:|---:|---:|---:|\n"));
         for r in mine {
             let n = if r.oversubscribed {
