@@ -3,7 +3,9 @@
 //!   stencil sweep at 1, 2, … rayon threads, up to the cores;
 //! - **rank scaling** (`mpirun -n 1, 2, …` up to the cores, one thread per rank): the same
 //!   kernels with their communication, strong (fixed global size) and weak (size per rank
-//!   fixed), and the collectives and halo exchange.
+//!   fixed), and the collectives and halo exchange;
+//! - **overhead** (2 ranks and more): each helper against the raw rsmpi call, agreement checks
+//!   on and off.
 //!
 //! ```text
 //! cargo bench --bench scaling                # all of it (relaunches itself under mpirun)
@@ -178,6 +180,101 @@ fn threads() {
     bencher.run(&mut criterion()).expect("benchmarks");
 }
 
+/// Per message size: elements, label, send buffer, `p`-part buffer, one-part buffer.
+type Buffers<'a> = (
+    usize,
+    &'a str,
+    Vec<f64>,
+    std::cell::RefCell<Vec<f64>>,
+    std::cell::RefCell<Vec<f64>>,
+);
+
+/// Each helper against the raw rsmpi call it wraps, with agreement checks on and off.
+fn overhead(world: &spmd::Comm, p: usize) {
+    use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
+    use mpi::topology::Communicator;
+    let mut unchecked = world.duplicate();
+    unchecked.set_agreement_checks(false);
+    let unchecked = &unchecked;
+    let me = world.rank();
+    // Buffers per size: send, receive, root-side whole.
+    let sizes = [(1_usize, "8 B"), (8192, "64 KiB")];
+    let buffers: Vec<Buffers<'_>> = sizes
+        .iter()
+        .map(|&(n, label)| {
+            (
+                n,
+                label,
+                vec![me as f64; n],
+                std::cell::RefCell::new(vec![0.0; n * p]),
+                std::cell::RefCell::new(vec![0.0; n]),
+            )
+        })
+        .collect();
+    let mut bencher = MpiBencher::new(world);
+    for (n, label, send, many, one) in &buffers {
+        let n = *n;
+        let group = |op: &str| format!("overhead/{op} {label}");
+        for (variant, comm) in [("raw", world), ("helper", world), ("unchecked", unchecked)] {
+            let id = format!("{p} {variant}");
+            let raw = variant == "raw";
+            bencher.add(group("all_reduce_into"), id.clone(), move |iters| {
+                let mut out = one.borrow_mut();
+                for _ in 0..iters {
+                    if raw {
+                        comm.raw()
+                            .all_reduce_into(&send[..], &mut out[..], SystemOperation::sum());
+                    } else {
+                        comm.all_reduce_into(send, &mut out, Op::Sum).unwrap();
+                    }
+                }
+            });
+            bencher.add(group("broadcast_into"), id.clone(), move |iters| {
+                let mut out = one.borrow_mut();
+                for _ in 0..iters {
+                    if raw {
+                        comm.raw().process_at_rank(0).broadcast_into(&mut out[..]);
+                    } else {
+                        comm.broadcast_into(0, &mut out).unwrap();
+                    }
+                }
+            });
+            bencher.add(group("all_gather_into"), id.clone(), move |iters| {
+                let mut out = many.borrow_mut();
+                for _ in 0..iters {
+                    if raw {
+                        comm.raw().all_gather_into(&send[..], &mut out[..]);
+                    } else {
+                        comm.all_gather_into(send, &mut out).unwrap();
+                    }
+                }
+            });
+            bencher.add(group("scatter_into"), id.clone(), move |iters| {
+                let (all, mut out) = (many.borrow(), one.borrow_mut());
+                let source = if me == 0 { &all[..n * p] } else { &all[..0] };
+                for _ in 0..iters {
+                    if raw {
+                        let root = comm.raw().process_at_rank(0);
+                        if me == 0 {
+                            root.scatter_into_root(source, &mut out[..]);
+                        } else {
+                            root.scatter_into(&mut out[..]);
+                        }
+                    } else {
+                        comm.scatter_into(0, source, &mut out).unwrap();
+                    }
+                }
+            });
+        }
+    }
+    let mut criterion = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .configure_from_args();
+    bencher.run(&mut criterion).expect("overhead benchmarks");
+}
+
 fn ranks() {
     let spmd = Spmd::init().expect("MPI init");
     let world = spmd.world();
@@ -286,4 +383,7 @@ fn ranks() {
         },
     );
     bencher.run(&mut criterion()).expect("benchmarks");
+    if p > 1 {
+        overhead(world, p);
+    }
 }

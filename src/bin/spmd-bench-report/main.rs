@@ -51,6 +51,8 @@ struct Row {
     /// `threads`, `strong`, `weak` or `collectives`.
     kind: String,
     kernel: String,
+    /// For overhead rows: `raw`, `helper` or `unchecked`.
+    variant: String,
     /// Threads (thread scaling) or ranks.
     n: usize,
     oversubscribed: bool,
@@ -111,7 +113,7 @@ fn report(args: &Args) -> Result<(), String> {
 }
 
 /// Per (kind, kernel): (n, oversubscribed, mean seconds) points.
-type Series = BTreeMap<(String, String), Vec<(usize, bool, f64)>>;
+type Series = BTreeMap<(String, String, String), Vec<(usize, bool, f64)>>;
 
 /// Every scaling result, with speedup and efficiency against the same kernel's n = 1.
 fn read(dir: &Path) -> Result<Vec<Row>, String> {
@@ -137,15 +139,20 @@ fn read(dir: &Path) -> Result<Vec<Row>, String> {
             let Some((kind, kernel)) = meta.group_id.split_once('/') else {
                 continue;
             };
-            if !["threads", "strong", "weak", "collectives"].contains(&kind) {
+            if !["threads", "strong", "weak", "collectives", "overhead"].contains(&kind) {
                 continue;
             }
             let id = meta.function_id.unwrap_or_default();
             let Some(n) = id.split_whitespace().next().and_then(|n| n.parse().ok()) else {
                 continue;
             };
+            let variant = if kind == "overhead" {
+                id.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
+            } else {
+                String::new()
+            };
             points
-                .entry((kind.to_owned(), kernel.to_owned()))
+                .entry((kind.to_owned(), kernel.to_owned(), variant))
                 .or_default()
                 .push((
                     n,
@@ -155,7 +162,7 @@ fn read(dir: &Path) -> Result<Vec<Row>, String> {
         }
     }
     let mut rows = Vec::new();
-    for ((kind, kernel), mut series) in points {
+    for ((kind, kernel, variant), mut series) in points {
         series.sort_by_key(|p| p.0);
         let base = series.iter().find(|p| p.0 == 1).map(|p| p.2);
         for (n, over, t) in series {
@@ -167,6 +174,7 @@ fn read(dir: &Path) -> Result<Vec<Row>, String> {
             rows.push(Row {
                 kind: kind.clone(),
                 kernel: kernel.clone(),
+                variant: variant.clone(),
                 n,
                 oversubscribed: over,
                 mean_s: t,
@@ -271,7 +279,41 @@ fn markdown(rows: &[Row], command: &str) -> String {
             ));
         }
     }
+    out.push_str(&overhead_table(rows));
     out.push_str("\nPlots: `target/bench-results/speedup_threads.svg`, `speedup_ranks.svg`; criterion's HTML: `target/criterion/report/index.html`.\n");
+    out
+}
+
+/// Helper against raw rsmpi: one line per operation and rank count.
+fn overhead_table(rows: &[Row]) -> String {
+    let mut lines: BTreeMap<(String, usize), BTreeMap<String, f64>> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.kind == "overhead") {
+        lines
+            .entry((r.kernel.clone(), r.n))
+            .or_default()
+            .insert(r.variant.clone(), r.mean_s);
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n**Overhead of the helpers against raw rsmpi** (time per call)\n\n| operation | ranks | raw | helper | helper/raw | checks off | checks off/raw |\n|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for ((op, n), v) in lines {
+        let (Some(&raw), Some(&helper), Some(&unchecked)) =
+            (v.get("raw"), v.get("helper"), v.get("unchecked"))
+        else {
+            continue;
+        };
+        out.push_str(&format!(
+            "| {op} | {n} | {} | {} | {:.2} | {} | {:.2} |\n",
+            seconds(raw),
+            seconds(helper),
+            helper / raw,
+            seconds(unchecked),
+            unchecked / raw
+        ));
+    }
     out
 }
 
