@@ -23,6 +23,9 @@
 //! contributions to its own rows, summed in generation order, so its rows are bit-identical to
 //! the serial matrix. Verification: `zeta` within 1e-10 of the official value.
 
+#[path = "npb_common/mod.rs"]
+mod npb_common;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -359,31 +362,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             " Zeta is    {zeta:20.13e}   reference {:20.13e}   relative error {error:.2e}",
             spec.zeta
         );
-        println!();
-        println!(" Class           = {:>24?}", args.class);
-        println!(" Size            = {:>24}", spec.na);
-        println!(" Iterations      = {:>24}", spec.niter);
-        println!(" Time in seconds = {seconds:>24.3}");
-        println!(" Total processes = {:>24}", spmd.size());
-        println!(" Threads/process = {:>24}", spmd.threads());
-        println!(" Mop/s total     = {mops:>24.2}");
-        println!(" Mop/s/process   = {:>24.2}", mops / spmd.size() as f64);
-        println!(" Operation type  =           floating point");
-        println!(
-            " Verification    = {:>24}",
-            if verified {
-                "SUCCESSFUL"
-            } else {
-                "UNSUCCESSFUL"
-            }
-        );
-        println!("\n{report}");
-        if let Some(path) = &args.report {
-            report.write_json(path)?;
-        }
+        let results = npb_common::Results {
+            class: format!("{:?}", args.class),
+            size: spec.na.to_string(),
+            iterations: spec.niter,
+            seconds,
+            mops,
+            processes: spmd.size(),
+            threads: spmd.threads(),
+            operation: "floating point",
+            verified,
+        };
+        npb_common::finish(&results, &report, args.report.as_ref())?;
     }
-    if !verified {
-        return Err("CG verification UNSUCCESSFUL".into());
-    }
-    Ok(())
+    npb_common::verdict("CG", verified)
 }

@@ -17,6 +17,9 @@
 //! numbers as the specification's double-precision algorithm (that algorithm is exact too).
 //! Verification compares with the official NPB 3.4 values (relative error ≤ 1e-8).
 
+#[path = "npb_common/mod.rs"]
+mod npb_common;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -183,34 +186,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for (l, q) in counts.iter().enumerate() {
             println!("{l:>3} {q:>15.0}");
         }
-        println!();
-        println!(" Class           = {:>24?}", args.class);
-        println!(" Size            = {numbers:>24.0}");
-        println!(" Iterations      = {:>24}", 0);
-        println!(" Time in seconds = {seconds:>24.3}");
-        println!(" Total processes = {:>24}", spmd.size());
-        println!(" Threads/process = {:>24}", spmd.threads());
-        println!(" Mop/s total     = {mops:>24.2}");
-        println!(" Mop/s/process   = {:>24.2}", mops / spmd.size() as f64);
-        println!(" Operation type  = Random numbers generated");
         println!(" sx  = {sx:.15e}  reference {sx_ref:.15e}  relative error {sx_err:.2e}");
         println!(" sy  = {sy:.15e}  reference {sy_ref:.15e}  relative error {sy_err:.2e}");
         println!(" gc  = {gc:.0}  reference {gc_ref:.0}  relative error {gc_err:.2e}");
-        println!(
-            " Verification    = {:>24}",
-            if verified {
-                "SUCCESSFUL"
-            } else {
-                "UNSUCCESSFUL"
-            }
-        );
-        println!("\n{report}");
-        if let Some(path) = &args.report {
-            report.write_json(path)?;
-        }
+        let results = npb_common::Results {
+            class: format!("{:?}", args.class),
+            size: format!("{numbers:.0}"),
+            iterations: 0,
+            seconds,
+            mops,
+            processes: spmd.size(),
+            threads: spmd.threads(),
+            operation: "Random numbers generated",
+            verified,
+        };
+        npb_common::finish(&results, &report, args.report.as_ref())?;
     }
-    if !verified {
-        return Err("EP verification UNSUCCESSFUL".into());
-    }
-    Ok(())
+    npb_common::verdict("EP", verified)
 }

@@ -23,6 +23,9 @@
 // iterator form would hide that correspondence.
 #![allow(clippy::needless_range_loop)]
 
+#[path = "npb_common/mod.rs"]
+mod npb_common;
+
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -560,29 +563,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             args.class
         );
         println!(" L2 Norm is {rnm2:20.13e}   reference {reference:20.13e}   relative error {error:.2e}\n");
-        println!(" Class           = {:>24?}", args.class);
-        println!(" Size            = {:>24}", format!("{n}x{n}x{n}"));
-        println!(" Iterations      = {nit:>24}");
-        println!(" Time in seconds = {seconds:>24.3}");
-        println!(" Total processes = {:>24}", p);
-        println!(" Mop/s total     = {mops:>24.2}");
-        println!(" Mop/s/process   = {:>24.2}", mops / p as f64);
-        println!(" Operation type  =           floating point");
-        println!(
-            " Verification    = {:>24}",
-            if verified {
-                "SUCCESSFUL"
-            } else {
-                "UNSUCCESSFUL"
-            }
-        );
-        println!("\n{report}");
-        if let Some(path) = &args.report {
-            report.write_json(path)?;
-        }
+        let results = npb_common::Results {
+            class: format!("{:?}", args.class),
+            size: format!("{n}x{n}x{n}"),
+            iterations: nit,
+            seconds,
+            mops,
+            processes: p,
+            threads: spmd.threads(),
+            operation: "floating point",
+            verified,
+        };
+        npb_common::finish(&results, &report, args.report.as_ref())?;
     }
-    if !verified {
-        return Err("MG verification UNSUCCESSFUL".into());
-    }
-    Ok(())
+    npb_common::verdict("MG", verified)
 }

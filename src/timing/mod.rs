@@ -57,4 +57,4 @@ mod report;
 pub mod scaling;
 
 pub use profiler::{peak_rss_bytes, Profiler, RankTimes, RegionGuard, RegionKind, RegionTimes};
-pub use report::{karp_flatt, RegionReport, Report, Stat};
+pub use report::{format_seconds, karp_flatt, RegionReport, Report, Stat};

@@ -338,9 +338,9 @@ impl fmt::Display for Report {
                 f,
                 "{:<16}{:>12}{:>12}{:>12}",
                 name,
-                seconds(s.min),
-                seconds(s.avg),
-                seconds(s.max)
+                format_seconds(s.min),
+                format_seconds(s.avg),
+                format_seconds(s.max)
             )
         };
         line(f, "wall", self.wall_s)?;
@@ -370,7 +370,7 @@ impl fmt::Display for Report {
                 write!(
                     f,
                     "baseline (1 core) {}   speedup {s:.2}   efficiency {:.1}%",
-                    seconds(b),
+                    format_seconds(b),
                     100.0 * e
                 )?;
                 match self.karp_flatt {
@@ -393,9 +393,9 @@ impl fmt::Display for Report {
                     r.name,
                     r.kind.as_str(),
                     r.calls,
-                    seconds(r.min_s),
-                    seconds(r.avg_s),
-                    seconds(r.max_s),
+                    format_seconds(r.min_s),
+                    format_seconds(r.avg_s),
+                    format_seconds(r.max_s),
                     r.bytes
                 )?;
             }
@@ -404,7 +404,8 @@ impl fmt::Display for Report {
     }
 }
 
-fn seconds(s: f64) -> String {
+/// Seconds in the unit that suits them (`1.234 s`, `5.678 ms`, `9.012 us`).
+pub fn format_seconds(s: f64) -> String {
     if s >= 1.0 {
         format!("{s:.3} s")
     } else if s >= 1e-3 {

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
+use spmd::timing::format_seconds;
 
 /// Scaling tables and plots from criterion's results.
 #[derive(Parser, Debug)]
@@ -186,16 +187,6 @@ fn read(dir: &Path) -> Result<Vec<Row>, String> {
     Ok(rows)
 }
 
-fn seconds(s: f64) -> String {
-    if s >= 1.0 {
-        format!("{s:.3} s")
-    } else if s >= 1e-3 {
-        format!("{:.3} ms", s * 1e3)
-    } else {
-        format!("{:.2} µs", s * 1e6)
-    }
-}
-
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -259,7 +250,11 @@ fn markdown(rows: &[Row], command: &str) -> String {
                 } else {
                     r.n.to_string()
                 };
-                out.push_str(&format!("| {} | {n} | {} |\n", r.kernel, seconds(r.mean_s)));
+                out.push_str(&format!(
+                    "| {} | {n} | {} |\n",
+                    r.kernel,
+                    format_seconds(r.mean_s)
+                ));
             }
             continue;
         }
@@ -273,7 +268,7 @@ fn markdown(rows: &[Row], command: &str) -> String {
             out.push_str(&format!(
                 "| {} | {n} | {} | {:.2} | {:.0}% |\n",
                 r.kernel,
-                seconds(r.mean_s),
+                format_seconds(r.mean_s),
                 r.speedup,
                 100.0 * r.efficiency
             ));
@@ -307,10 +302,10 @@ fn overhead_table(rows: &[Row]) -> String {
         };
         out.push_str(&format!(
             "| {op} | {n} | {} | {} | {:.2} | {} | {:.2} |\n",
-            seconds(raw),
-            seconds(helper),
+            format_seconds(raw),
+            format_seconds(helper),
             helper / raw,
-            seconds(unchecked),
+            format_seconds(unchecked),
             unchecked / raw
         ));
     }
