@@ -64,6 +64,7 @@
 //! | [`gather`](DistArray::gather) | collective: point-to-point to the root | the root holds the result plus one piece |
 //! | [`all_gather`](DistArray::all_gather) | collective: one broadcast per rank's piece | every rank holds the result plus one piece |
 //! | [`exchange_halos`](DistArray::exchange_halos) | point-to-point with the two neighbours (two `MPI_Sendrecv`); agreement check on the first call only | `ghosts` layers each way |
+//! | [`save`](DistArray::save), [`load`](DistArray::load) | collective: each rank writes its piece, reads the saved pieces it needs; agreement checks | files, not messages |
 //! | [`redistribute`](DistArray::redistribute) | collective: one `MPI_Alltoallv` + agreement check | the piece twice (send and receive buffers) |
 //!
 //! Every communicating method is a collective over the communicator the array was made for:
@@ -77,10 +78,31 @@
 //! [`GridArray`] split both axes, so each rank's halo shrinks as ranks are added; see
 //! [`ProcessGrid::for_shape`].
 //!
+//! # Checkpoints
+//! [`DistArray::save`] writes the array from its P ranks; [`DistArray::load`] reads it back
+//! with any Q ranks and any split, bit for bit.
+//!
+//! Format (readable by other tools):
+//! ```text
+//! DIR/CURRENT                 the name of the complete checkpoint, e.g. "v-000002"
+//! DIR/v-000002/manifest.json  {"format": "spmd-distarray", "version": 1, "dtype": "<f8",
+//!                              "shape": [...], "split_axis": 0, "distribution": "block",
+//!                              "block_size": null, "ranks": 4, "pieces": ["piece-00000.npy", …]}
+//! DIR/v-000002/piece-RRRRR.npy  rank R's piece (NumPy .npy, C order)
+//! ```
+//! Piece `R` holds the global indices along `split_axis` that the manifest's distribution gives
+//! rank `R` of `ranks` (see [`crate::partition`]), all of every other axis. In NumPy:
+//! `np.concatenate([np.load(p) for p in pieces], axis=split_axis)` rebuilds a block-split array.
+//!
+//! Crash safety: a save writes a new version directory, then replaces `CURRENT` by writing a
+//! temporary file and renaming it over the old one (atomic on POSIX file systems), and only then removes the
+//! previous version. A job killed at any point leaves `CURRENT` naming a complete checkpoint.
+//!
 //! # Serial or parallel
 //! Each array carries a [`Par`] switch (default [`Par::Rayon`]); [`with_par(Par::Seq)`](DistArray::with_par)
 //! makes its local kernels run on the calling thread only, e.g. to measure a sequential baseline.
 
+mod checkpoint;
 mod grid;
 mod halo;
 mod ops;
@@ -95,6 +117,7 @@ use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::partition::{Distribution, Partition};
 
+pub use checkpoint::FAULT_BEFORE_COMMIT_ENV;
 pub use grid::{GridArray, ProcessGrid};
 pub use halo::Boundary;
 

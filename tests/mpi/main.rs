@@ -9,6 +9,7 @@ mod arrays;
 mod bad_input;
 #[cfg(feature = "bench")]
 mod bench_driver;
+mod checkpoint;
 mod collectives;
 mod grid;
 mod launcher;
@@ -17,7 +18,7 @@ mod support;
 mod timing;
 mod tools;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use launcher::{flavor, mpirun, run, Flavor, Outcome};
@@ -79,6 +80,7 @@ fn run_scenario(scenario: &str) {
         "collectives" => collectives::run(),
         "arrays" => arrays::run(),
         "grid" => grid::run(),
+        "checkpoint" => checkpoint::run(),
         #[cfg(feature = "bench")]
         "bench_driver" => bench_driver::run(),
         "bad_input" => bad_input::run(),
@@ -231,6 +233,7 @@ fn all_cases() -> Vec<Case> {
             )
         }));
     }
+    cases.extend(checkpoints::cases());
     cases.extend(examples::cases());
     cases.extend(tools::cases());
     cases
@@ -555,5 +558,95 @@ mod examples {
                 }
             }),
         ]
+    }
+}
+
+mod checkpoints {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("checkpoints")
+            .join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn step(
+        ranks: usize,
+        dir: &Path,
+        mode: &str,
+        offset: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Outcome {
+        let dir = dir.to_str().unwrap();
+        let mut env = vec![
+            ("CKPT_DIR", dir),
+            ("CKPT_MODE", mode),
+            ("CKPT_OFFSET", offset),
+        ];
+        env.extend_from_slice(extra_env);
+        launch("checkpoint", ranks, &[], &env)
+    }
+
+    fn ok(ranks: usize, dir: &Path, mode: &str, offset: &str) -> Result<(), String> {
+        expect_success("checkpoint", ranks, &step(ranks, dir, mode, offset, &[]))
+    }
+
+    pub fn cases() -> Vec<Case> {
+        let mut cases = Vec::new();
+        for ranks in 1..=4 {
+            cases.push(case(format!("checkpoint_save_load_np{ranks}"), move || {
+                ok(ranks, &dir(&format!("same{ranks}")), "save_then_load", "0")
+            }));
+        }
+        for (p, q) in [(2, 3), (3, 2), (4, 1), (1, 4)] {
+            cases.push(case(
+                format!("checkpoint_save_np{p}_load_np{q}"),
+                move || {
+                    let d = dir(&format!("p{p}q{q}"));
+                    ok(p, &d, "save", "0")?;
+                    ok(q, &d, "load", "0")
+                },
+            ));
+        }
+        cases.push(case(
+            "checkpoint_crash_mid_save_keeps_previous_np2".into(),
+            || {
+                let d = dir("crash");
+                ok(2, &d, "save", "0")?;
+                let out = step(
+                    2,
+                    &d,
+                    "crash",
+                    "1000",
+                    &[(spmd::array::FAULT_BEFORE_COMMIT_ENV, "1")],
+                );
+                if out.code == Some(0) || out.timed_out {
+                    return Err(format!(
+                        "the crashing save should end the job non-zero: {}",
+                        out.describe()
+                    ));
+                }
+                // The previous checkpoint (offset 0) is still the one that loads.
+                ok(3, &d, "load", "0")
+            },
+        ));
+        cases.push(case(
+            "checkpoint_corrupt_or_mismatched_refused_np3".into(),
+            || {
+                let d = dir("corrupt");
+                ok(2, &d, "save", "0")?;
+                ok(3, &d, "wrong_type", "0")?;
+                // Truncate one piece.
+                let current =
+                    std::fs::read_to_string(d.join("CURRENT")).map_err(|e| e.to_string())?;
+                let piece = d.join(current.trim()).join("piece-00001.npy");
+                let bytes = std::fs::read(&piece).map_err(|e| e.to_string())?;
+                std::fs::write(&piece, &bytes[..bytes.len() - 8]).map_err(|e| e.to_string())?;
+                ok(3, &d, "corrupt", "0")
+            },
+        ));
+        cases
     }
 }
