@@ -26,20 +26,12 @@
 #[path = "npb_common/mod.rs"]
 mod npb_common;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use npb_common::{mul_mod, uniform, Class, MULTIPLIER};
 use rayon::prelude::*;
 use spmd::{Comm, Op, Partition, Spmd};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Class {
-    S,
-    W,
-    A,
-    B,
-}
 
 /// One class's parameters.
 struct Spec {
@@ -70,16 +62,9 @@ impl Class {
 
 #[derive(Parser, Debug)]
 #[command(about = "NPB 3.4 CG over MPI ranks and rayon threads")]
-struct Args {
-    /// Problem class.
-    #[arg(long, value_enum, ignore_case = true, default_value_t = Class::S)]
-    class: Class,
-    /// Also time the benchmark on one core first (the sequential baseline).
-    #[arg(long)]
-    baseline: bool,
-    /// Write the timing report as JSON to this file.
-    #[arg(long)]
-    report: Option<PathBuf>,
+struct Cli {
+    #[command(flatten)]
+    npb: npb_common::Flags,
 }
 
 const RCOND: f64 = 0.1;
@@ -92,9 +77,8 @@ struct Random {
 
 impl Random {
     fn next(&mut self) -> f64 {
-        const MASK: u64 = (1 << 46) - 1;
-        self.x = 1_220_703_125_u64.wrapping_mul(self.x) & MASK;
-        self.x as i64 as f64 / (1u64 << 46) as f64
+        self.x = mul_mod(MULTIPLIER, self.x);
+        uniform(self.x)
     }
 }
 
@@ -311,7 +295,7 @@ fn benchmark(
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+    let args = Cli::parse().npb;
     let spec = args.class.spec();
     let spmd = Spmd::init()?;
     let world = spmd.world();

@@ -20,20 +20,12 @@
 #[path = "npb_common/mod.rs"]
 mod npb_common;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use npb_common::{mul_mod, pow_mod, uniform, Class, MULTIPLIER};
 use rayon::prelude::*;
 use spmd::{Op, Partition, Spmd};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Class {
-    S,
-    W,
-    A,
-    B,
-}
 
 impl Class {
     /// log2 of the number of pairs, and the official (sx, sy, pairs) of NPB 3.4.
@@ -49,44 +41,16 @@ impl Class {
 
 #[derive(Parser, Debug)]
 #[command(about = "NPB 3.4 EP over MPI ranks and rayon threads")]
-struct Args {
-    /// Problem class.
-    #[arg(long, value_enum, ignore_case = true, default_value_t = Class::S)]
-    class: Class,
-    /// Also time the kernel on one core first (the sequential baseline).
-    #[arg(long)]
-    baseline: bool,
-    /// Write the timing report as JSON to this file.
-    #[arg(long)]
-    report: Option<PathBuf>,
+struct Cli {
+    #[command(flatten)]
+    npb: npb_common::Flags,
 }
 
 /// log2 of the pairs per batch.
 const MK: u32 = 16;
 /// Annuli counted.
 const NQ: usize = 10;
-const MODULUS_MASK: u64 = (1 << 46) - 1;
-const MULTIPLIER: u64 = 1_220_703_125; // 5^13
 const SEED: u64 = 271_828_183;
-
-/// `a · x mod 2^46`.
-fn mul_mod(a: u64, x: u64) -> u64 {
-    // The low 64 bits of the product are exact, and the modulus keeps only 46 of them.
-    a.wrapping_mul(x) & MODULUS_MASK
-}
-
-/// `a^e mod 2^46`.
-fn pow_mod(mut a: u64, mut e: u64) -> u64 {
-    let mut result = 1;
-    while e > 0 {
-        if e & 1 == 1 {
-            result = mul_mod(result, a);
-        }
-        a = mul_mod(a, a);
-        e >>= 1;
-    }
-    result
-}
 
 /// One batch's sums and annulus counts.
 #[derive(Clone, Copy, Default)]
@@ -113,11 +77,10 @@ impl Tally {
 fn batch(k: u64) -> Tally {
     let stride = pow_mod(MULTIPLIER, 1 << (MK + 1));
     let mut x = mul_mod(SEED, pow_mod(stride, k));
-    let scale = 1.0 / (1u64 << 46) as f64;
     let mut uniforms = vec![0.0_f64; 2 << MK];
     for u in uniforms.iter_mut() {
         x = mul_mod(MULTIPLIER, x);
-        *u = x as i64 as f64 * scale;
+        *u = uniform(x);
     }
     let mut tally = Tally::default();
     for pair in uniforms.chunks_exact(2) {
@@ -147,7 +110,7 @@ fn kernel(batches: std::ops::Range<u64>) -> Tally {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+    let args = Cli::parse().npb;
     let (m, sx_ref, sy_ref, gc_ref) = args.class.spec();
     let spmd = Spmd::init()?;
     let world = spmd.world();

@@ -26,21 +26,13 @@
 #[path = "npb_common/mod.rs"]
 mod npb_common;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use ndarray::{s, Array3, ArrayView3, ArrayViewMut3, Axis, Ix3};
+use npb_common::{mul_mod, pow_mod, uniform, Class, MULTIPLIER};
 use spmd::array::{Boundary, DistArray, Split};
 use spmd::{Comm, Op, Spmd};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Class {
-    S,
-    W,
-    A,
-    B,
-}
 
 /// Grid side, iterations, verification value.
 fn spec(class: Class) -> (usize, usize, f64) {
@@ -54,38 +46,13 @@ fn spec(class: Class) -> (usize, usize, f64) {
 
 #[derive(Parser, Debug)]
 #[command(about = "NPB 3.4 MG over MPI ranks (a power of two)")]
-struct Args {
-    /// Problem class.
-    #[arg(long, value_enum, ignore_case = true, default_value_t = Class::S)]
-    class: Class,
-    /// Also time the benchmark on one core first (the sequential baseline).
-    #[arg(long)]
-    baseline: bool,
-    /// Write the timing report as JSON to this file.
-    #[arg(long)]
-    report: Option<PathBuf>,
+struct Cli {
+    #[command(flatten)]
+    npb: npb_common::Flags,
 }
 
 const A_COEF: [f64; 4] = [-8.0 / 3.0, 0.0, 1.0 / 6.0, 1.0 / 12.0];
-const MULTIPLIER: u64 = 1_220_703_125;
 const SEED: u64 = 314_159_265;
-
-fn mul_mod(a: u64, x: u64) -> u64 {
-    // The low 64 bits of the product are exact, and the modulus keeps only 46 of them.
-    a.wrapping_mul(x) & ((1 << 46) - 1)
-}
-
-fn pow_mod(mut a: u64, mut e: u64) -> u64 {
-    let mut r = 1;
-    while e > 0 {
-        if e & 1 == 1 {
-            r = mul_mod(r, a);
-        }
-        a = mul_mod(a, a);
-        e >>= 1;
-    }
-    r
-}
 
 /// One level's grid: distributed planes (with ghosts) or the whole padded grid on every rank.
 enum Grid {
@@ -362,7 +329,6 @@ impl<'c> Multigrid<'c> {
         let mut v = self.v.view_mut();
         v.fill(0.0);
         let planes = v.dim().0;
-        let scale = 1.0 / (1u64 << 46) as f64;
         // (value, global index) of this rank's candidates.
         let mut high: Vec<(f64, u64)> = Vec::new();
         let mut low: Vec<(f64, u64)> = Vec::new();
@@ -373,7 +339,7 @@ impl<'c> Multigrid<'c> {
                 let mut x = mul_mod(SEED, pow_mod(MULTIPLIER, first));
                 for i1 in 0..n {
                     x = mul_mod(MULTIPLIER, x);
-                    let value = x as i64 as f64 * scale; // x < 2^46: the signed conversion is one instruction
+                    let value = uniform(x);
                     let index = first + i1;
                     keep(&mut high, (value, index), |a, b| a > b);
                     keep(&mut low, (value, index), |a, b| a < b);
@@ -523,7 +489,7 @@ fn benchmark(comm: &Comm, n: usize, nit: usize, c: [f64; 4]) -> spmd::Result<(f6
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args = Args::parse();
+    let args = Cli::parse().npb;
     let (n, nit, reference) = spec(args.class);
     let c = match args.class {
         Class::B => [-3.0 / 17.0, 1.0 / 33.0, -1.0 / 61.0, 0.0],

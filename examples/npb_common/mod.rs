@@ -1,8 +1,65 @@
-//! What the NPB examples share: the closing block of NPB-style output and the report.
+//! What the NPB examples share: classes and flags, the NPB random number generator, and the
+//! closing block of NPB-style output with the report.
+// Each example uses a part of this module.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
+use clap::ValueEnum;
 use spmd::timing::Report;
+
+/// An NPB problem class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Class {
+    S,
+    W,
+    A,
+    B,
+}
+
+/// The flags every NPB example takes (flattened into each example's own command).
+#[derive(clap::Args, Debug)]
+pub struct Flags {
+    /// Problem class.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Class::S)]
+    pub class: Class,
+    /// Also time the benchmark on one core first (the sequential baseline).
+    #[arg(long)]
+    pub baseline: bool,
+    /// Write the timing report as JSON to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// The NPB generator's multiplier, 5^13.
+pub const MULTIPLIER: u64 = 1_220_703_125;
+
+/// `a · x mod 2^46`, the NPB generator's step.
+pub fn mul_mod(a: u64, x: u64) -> u64 {
+    // The low 64 bits of the product are exact, and the modulus keeps only 46 of them.
+    a.wrapping_mul(x) & ((1 << 46) - 1)
+}
+
+/// `a^e mod 2^46`: jumping ahead `e` steps of the generator.
+pub fn pow_mod(mut a: u64, mut e: u64) -> u64 {
+    let mut result = 1;
+    while e > 0 {
+        if e & 1 == 1 {
+            result = mul_mod(result, a);
+        }
+        a = mul_mod(a, a);
+        e >>= 1;
+    }
+    result
+}
+
+/// The generator state `x` as the uniform number `x / 2^46` (`x < 2^46`: the signed
+/// conversion is one instruction).
+#[inline]
+pub fn uniform(x: u64) -> f64 {
+    // Multiplying by 2^-46 is exact, like the division, and cheaper.
+    x as i64 as f64 * (1.0 / (1u64 << 46) as f64)
+}
 
 /// The benchmark's figures for the closing block.
 pub struct Results<'a> {

@@ -62,6 +62,17 @@ struct Row {
     efficiency: f64,
 }
 
+impl Row {
+    /// The thread or rank count as the tables show it.
+    fn count_label(&self) -> String {
+        if self.oversubscribed {
+            format!("{} (oversubscribed)", self.n)
+        } else {
+            self.n.to_string()
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match report(&Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -245,14 +256,10 @@ fn markdown(rows: &[Row], command: &str) -> String {
                 "\n**{title}** (time per call)\n\n| operation | {unit} | time |\n|---|---:|---:|\n"
             ));
             for r in mine {
-                let n = if r.oversubscribed {
-                    format!("{} (oversubscribed)", r.n)
-                } else {
-                    r.n.to_string()
-                };
                 out.push_str(&format!(
-                    "| {} | {n} | {} |\n",
+                    "| {} | {} | {} |\n",
                     r.kernel,
+                    r.count_label(),
                     format_seconds(r.mean_s)
                 ));
             }
@@ -260,14 +267,10 @@ fn markdown(rows: &[Row], command: &str) -> String {
         }
         out.push_str(&format!("\n**{title}**\n\n| kernel | {unit} | time | speedup | efficiency |\n|---|---:|---:|---:|---:|\n"));
         for r in mine {
-            let n = if r.oversubscribed {
-                format!("{} (oversubscribed)", r.n)
-            } else {
-                r.n.to_string()
-            };
             out.push_str(&format!(
-                "| {} | {n} | {} | {:.2} | {:.0}% |\n",
+                "| {} | {} | {} | {:.2} | {:.0}% |\n",
                 r.kernel,
+                r.count_label(),
                 format_seconds(r.mean_s),
                 r.speedup,
                 100.0 * r.efficiency
