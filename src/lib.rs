@@ -13,6 +13,7 @@
 //! | [`partition`] | [`Partition`]: `Block`, `Cyclic`, `BlockCyclic` index math, no MPI |
 //! | [`timing`] | [`Profiler`](timing::Profiler) regions (compute vs comm, collectives timed automatically), cross-rank [`Report`](timing::Report) with speedup and efficiency, scaling model |
 //! | `bench` | `MpiBencher`: criterion benchmarks under `mpirun`, rank 0 leading (feature `bench`) |
+//! | [`exact`] | [`ExactSum`](exact::ExactSum): reproducible, correctly rounded sums and dot products, bit-identical for any ranks and threads |
 //! | [`error`] | [`Error`], [`ErrorKind`], [`Result`] |
 //!
 //! ## Quick start
@@ -53,6 +54,7 @@ pub mod bench;
 pub mod collective;
 pub mod comm;
 pub mod error;
+pub mod exact;
 pub mod partition;
 pub mod runtime;
 pub mod timing;

@@ -1,5 +1,5 @@
 //! Local rayon kernels (`map`, `map_inplace`, `zip_with`, `fold`) and global reductions
-//! (`sum`, `dot`, `norm2`, `min`, `max`).
+//! (`sum`, `dot`, `norm2`, `min`, `max`, and the reproducible `sum_exact`, `dot_exact`).
 
 use std::mem::size_of;
 
@@ -11,6 +11,7 @@ use super::{DistArray, Element, Par};
 use crate::collective::{Number, Op, Preflight};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
+use crate::exact::{local_dot_exact, local_sum_exact, ExactFloat, ExactSum};
 
 /// Elements per rayon task in reductions: large enough to amortise scheduling, small enough
 /// to balance.
@@ -189,13 +190,18 @@ impl<T: Element + Number, D: Dimension + RemoveAxis> DistArray<T, D> {
     /// The smallest element over all ranks. Collective.
     ///
     /// Communication: agreement check + one `all_gather` of one value and one flag per rank
-    /// (ranks with empty pieces have no value to offer). NaN handling follows `PartialOrd`
-    /// and is not specified.
+    /// (ranks with empty pieces have no value to offer).
+    ///
+    /// NaN: if any element is NaN the result is NaN, whichever rank and position holds it
+    /// (unlike `f64::min`, which ignores NaN). So are [`sum`](Self::sum) and
+    /// [`sum_exact`](Self::sum_exact), by IEEE arithmetic.
     ///
     /// # Errors
     /// As [`sum`](Self::sum), plus `Shape` if the global array is empty.
     pub fn min(&self, comm: &Comm) -> Result<T> {
-        self.extreme(comm, "min", |a, b| if b < a { b } else { a })
+        self.extreme(comm, "min", |a, b| {
+            nan_first(a, b).unwrap_or(if b < a { b } else { a })
+        })
     }
 
     /// The largest element over all ranks. Collective; as [`min`](Self::min).
@@ -203,7 +209,9 @@ impl<T: Element + Number, D: Dimension + RemoveAxis> DistArray<T, D> {
     /// # Errors
     /// As [`min`](Self::min).
     pub fn max(&self, comm: &Comm) -> Result<T> {
-        self.extreme(comm, "max", |a, b| if b > a { b } else { a })
+        self.extreme(comm, "max", |a, b| {
+            nan_first(a, b).unwrap_or(if b > a { b } else { a })
+        })
     }
 
     fn extreme(&self, comm: &Comm, op: &'static str, pick: fn(T, T) -> T) -> Result<T> {
@@ -253,6 +261,74 @@ impl<T: Element + Number + Float, D: Dimension + RemoveAxis> DistArray<T, D> {
         let local = self.local();
         let squares = local_dot(&local, &local, self.par);
         Ok(comm.all_reduce(squares, Op::Sum).sqrt())
+    }
+}
+
+impl<T: Element + ExactFloat, D: Dimension + RemoveAxis> DistArray<T, D> {
+    /// The correctly rounded sum of all elements over all ranks: **bit-identical for any
+    /// number of ranks, threads and any distribution** (see [`crate::exact`]). Collective.
+    ///
+    /// Communication: agreement check + one `all_reduce` of 70 `i64`s. Costs a few integer
+    /// operations per element more than [`sum`](Self::sum) (README, performance section).
+    ///
+    /// # Errors
+    /// As [`sum`](Self::sum).
+    pub fn sum_exact(&self, comm: &Comm) -> Result<T> {
+        let _timer = comm.timed("DistArray::sum_exact", 0);
+        self.reduction_preflight(comm, "sum_exact", None)?;
+        let local = self.local();
+        let mine = match (local.as_slice_memory_order(), self.par) {
+            (Some(s), Par::Rayon) => local_sum_exact(s),
+            _ => {
+                let mut sum = ExactSum::new();
+                local.iter().for_each(|&x| x.add_to(&mut sum));
+                sum
+            }
+        };
+        Ok(T::from_exact(&comm.all_reduce_exact(&mine)))
+    }
+
+    /// The correctly rounded dot product `Σ self·other` over all ranks, bit-identical for any
+    /// number of ranks and threads (exact products; see [`crate::exact`] on underflow).
+    /// Collective.
+    ///
+    /// # Errors
+    /// As [`dot`](Self::dot).
+    pub fn dot_exact(&self, other: &DistArray<T, D>, comm: &Comm) -> Result<T> {
+        let _timer = comm.timed("DistArray::dot_exact", 0);
+        let layout = self.check_same_layout("dot_exact", other).err();
+        self.reduction_preflight(comm, "dot_exact", layout)?;
+        let (a, b) = (self.local(), other.local());
+        let contiguous = a.strides() == b.strides();
+        let mine = match (
+            a.as_slice_memory_order(),
+            b.as_slice_memory_order(),
+            self.par,
+        ) {
+            (Some(x), Some(y), Par::Rayon) if contiguous => local_dot_exact(x, y),
+            _ => {
+                let mut sum = ExactSum::new();
+                Zip::from(&a)
+                    .and(&b)
+                    .for_each(|&x, &y| x.add_product_to(y, &mut sum));
+                sum
+            }
+        };
+        Ok(T::from_exact(&comm.all_reduce_exact(&mine)))
+    }
+}
+
+/// The NaN among `a` and `b`, if any (`x != x` only for NaN), so that min and max propagate
+/// NaN whatever the order of comparison.
+#[inline]
+fn nan_first<T: PartialEq + Copy>(a: T, b: T) -> Option<T> {
+    #[allow(clippy::eq_op)]
+    if a != a {
+        Some(a)
+    } else if b != b {
+        Some(b)
+    } else {
+        None
     }
 }
 
