@@ -2,11 +2,13 @@
 //! - global `sum` and `dot` over 1e8 `f64` against a STREAM-like triad on the same pieces
 //!   (memory bandwidth, GB/s);
 //! - `exchange_halos` against a hand-written raw rsmpi `MPI_Sendrecv` of the same rows;
+//! - the reproducible `sum_exact`/`dot_exact` against the fast `sum`/`dot` (their cost);
 //! - peak resident memory of a scatter and gather of a 2 GiB array (in a fresh process, since
 //!   the OS reports a high-water mark).
 //!
 //! ```text
 //! cargo bench --bench arrays     # relaunches itself under `mpirun -n 2`, once per part
+//! SPMD_BENCH_ARRAYS_PART=exact cargo bench --bench arrays    # one part only
 //! ```
 
 use std::hint::black_box;
@@ -28,8 +30,12 @@ const PART_ENV: &str = "SPMD_BENCH_ARRAYS_PART";
 fn main() {
     if !support::under_mpirun() {
         // Two jobs: the memory figures need a process that has done nothing else.
-        for part in ["speed", "memory"] {
-            let status = support::mpirun_self(&[(PART_ENV, part)]);
+        let parts = match std::env::var(PART_ENV) {
+            Ok(one) => vec![one],
+            Err(_) => ["speed", "exact", "memory"].map(String::from).to_vec(),
+        };
+        for part in &parts {
+            let status = support::mpirun_self(&[(PART_ENV, part.as_str())]);
             if !status.success() {
                 std::process::exit(status.code().unwrap_or(1));
             }
@@ -39,6 +45,7 @@ fn main() {
     let spmd = Spmd::init().expect("MPI init");
     match std::env::var(PART_ENV).as_deref() {
         Ok("memory") => memory(&spmd),
+        Ok("exact") => exact_cost(&spmd),
         _ => {
             bandwidth(&spmd);
             halos(&spmd, 4096, 4096);
@@ -113,6 +120,71 @@ fn bandwidth(spmd: &Spmd) {
         println!("| STREAM triad (local pieces, no MPI) | 24 n | {t:.2} | 1 |");
         println!("| `DistArray::sum` (+ all_reduce) | 8 n | {s:.2} | {sum_ratio:.3} |");
         println!("| `DistArray::dot` (+ all_reduce) | 16 n | {d:.2} | {dot_ratio:.3} |");
+    }
+}
+
+/// The reproducible sums against the fast ones on the same arrays, interleaved.
+fn exact_cost(spmd: &Spmd) {
+    let world = spmd.world();
+    let n = 20_000_000;
+    // Values over 200 binades, both signs: the exact accumulator touches many limbs.
+    let wide = |i: usize| {
+        let h = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
+        sign * (1.0 + (h >> 12) as f64 / (1u64 << 52) as f64) * 2f64.powi((h % 200) as i32 - 100)
+    };
+    let x = DistArray::from_fn(world, n, Split::block(0), wide).unwrap();
+    let y = DistArray::from_fn(world, n, Split::block(0), |i| wide(i + 7)).unwrap();
+    let rounds = 15;
+    let kernels: [(&str, &mut dyn FnMut()); 4] = [
+        ("sum", &mut || {
+            black_box(x.sum(world).unwrap());
+        }),
+        ("sum_exact", &mut || {
+            black_box(x.sum_exact(world).unwrap());
+        }),
+        ("dot", &mut || {
+            black_box(x.dot(&y, world).unwrap());
+        }),
+        ("dot_exact", &mut || {
+            black_box(x.dot_exact(&y, world).unwrap());
+        }),
+    ];
+    let [mut sum, mut sum_exact, mut dot, mut dot_exact] = kernels.map(|(_, f)| (f, Vec::new()));
+    let (mut sum_ratio, mut dot_ratio) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let s = timed_once(world, &mut *sum.0);
+        let se = timed_once(world, &mut *sum_exact.0);
+        let d = timed_once(world, &mut *dot.0);
+        let de = timed_once(world, &mut *dot_exact.0);
+        sum.1.push(s);
+        sum_exact.1.push(se);
+        dot.1.push(d);
+        dot_exact.1.push(de);
+        sum_ratio.push(se / s);
+        dot_ratio.push(de / d);
+    }
+    if spmd.is_root() {
+        let ns = |v: &mut Vec<f64>| median(v) / (n as f64 / spmd.size() as f64) * 1e9;
+        println!(
+            "\nreproducible sums, {} ranks x {} threads, {n} f64 over 200 binades, median of {rounds} interleaved rounds (slowest rank)\n",
+            spmd.size(),
+            spmd.threads()
+        );
+        println!("| kernel | ns per element per rank | exact / fast |");
+        println!("|---|---:|---:|");
+        println!("| `DistArray::sum` | {:.3} | 1 |", ns(&mut sum.1));
+        println!(
+            "| `DistArray::sum_exact` | {:.3} | {:.2} |",
+            ns(&mut sum_exact.1),
+            median(&mut sum_ratio)
+        );
+        println!("| `DistArray::dot` | {:.3} | 1 |", ns(&mut dot.1));
+        println!(
+            "| `DistArray::dot_exact` | {:.3} | {:.2} |",
+            ns(&mut dot_exact.1),
+            median(&mut dot_ratio)
+        );
     }
 }
 

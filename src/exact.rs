@@ -72,6 +72,12 @@ const LIMBS: usize = 67;
 const ADDS_BEFORE_CARRY: u32 = 1 << 30;
 #[cfg(test)]
 const ADDS_BEFORE_CARRY: u32 = 1 << 6;
+/// Values per lane between carry checks in [`ExactSum::add_all`]: the counters must not pass
+/// `ADDS_BEFORE_CARRY` by more than the 2³⁰ spare additions in one block.
+#[cfg(not(test))]
+const CARRY_BLOCK: usize = 1 << 24;
+#[cfg(test)]
+const CARRY_BLOCK: usize = 1 << 7;
 /// The slots of the wire form after the limbs: counts of NaN, +∞ and −∞ terms.
 const WIRE_LEN: usize = LIMBS + 3;
 /// Elements per rayon task.
@@ -117,6 +123,78 @@ impl ExactSum {
     /// Adds `x` exactly.
     #[inline]
     pub fn add(&mut self, x: f64) {
+        self.accumulate(x);
+        self.count_adds(1);
+    }
+
+    /// Adds every value of `values`, faster than one [`add`](Self::add) at a time.
+    pub fn add_all(&mut self, values: &[f64]) {
+        self.add_pairs(values, values, 1, |sum, x, _| sum.accumulate(x));
+    }
+
+    /// Adds the exact products `a[i]·b[i]`.
+    ///
+    /// # Panics
+    /// If the slices differ in length.
+    pub fn add_products(&mut self, a: &[f64], b: &[f64]) {
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "add_products: slices of different lengths"
+        );
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has FMA (checked just above), the only feature the function
+            // is compiled for.
+            unsafe { self.add_products_fma(a, b) };
+            return;
+        }
+        self.add_pairs(a, b, 2, |sum, x, y| sum.accumulate_product(x, y));
+    }
+
+    /// [`add_products`](Self::add_products) with `mul_add` as one instruction instead of a
+    /// call into the runtime's FMA (the default x86-64 target cannot assume FMA).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    fn add_products_fma(&mut self, a: &[f64], b: &[f64]) {
+        self.add_pairs(a, b, 2, |sum, x, y| sum.accumulate_product(x, y));
+    }
+
+    /// Runs `add(lane, a[i], b[i])` over the pairs, spread over four accumulators in turn so
+    /// that consecutive values with similar exponents do not wait on each other's limbs;
+    /// `adds` is how many values `add` accumulates per pair.
+    #[inline(always)]
+    fn add_pairs<T: Copy, U: Copy>(
+        &mut self,
+        a: &[T],
+        b: &[U],
+        adds: u32,
+        add: impl Fn(&mut ExactSum, T, U),
+    ) {
+        let mut lanes = [ExactSum::new(), ExactSum::new(), ExactSum::new()];
+        let block = CARRY_BLOCK / adds as usize;
+        for (a, b) in a.chunks(block).zip(b.chunks(block)) {
+            let mut a4 = a.chunks_exact(4);
+            let mut b4 = b.chunks_exact(4);
+            for (x, y) in (&mut a4).zip(&mut b4) {
+                add(self, x[0], y[0]);
+                add(&mut lanes[0], x[1], y[1]);
+                add(&mut lanes[1], x[2], y[2]);
+                add(&mut lanes[2], x[3], y[3]);
+            }
+            for (&x, &y) in a4.remainder().iter().zip(b4.remainder()) {
+                add(self, x, y);
+            }
+            let per_lane = a.len().div_ceil(4) as u32 * adds;
+            self.count_adds(per_lane);
+            lanes.iter_mut().for_each(|lane| lane.count_adds(per_lane));
+        }
+        lanes.into_iter().for_each(|lane| self.merge(lane));
+    }
+
+    /// Adds `x` without counting it towards the next carry propagation.
+    #[inline(always)]
+    fn accumulate(&mut self, x: f64) {
         let bits = x.to_bits();
         let biased = ((bits >> 52) & 0x7ff) as usize;
         if biased == 0x7ff {
@@ -130,35 +208,50 @@ impl ExactSum {
         } else {
             (fraction | (1 << 52), biased - 1)
         };
-        let wide = u128::from(mantissa) << (lsb % LIMB_BITS);
-        // 0 for a positive value, −1 for a negative one: (p ^ s) − s negates without a branch.
+        // The mantissa shifted into place spans up to 85 bits: three 32-bit chunks. The low
+        // 64 bits come from a wrapping shift, the rest from a right shift done in two steps
+        // so that it is never by 64.
+        let shift = (lsb % LIMB_BITS) as u32;
+        let low = mantissa << shift;
+        let chunks = [
+            (low & LIMB_MASK as u64) as i64,
+            (low >> 32) as i64,
+            ((mantissa >> 1) >> (63 - shift)) as i64,
+        ];
+        // 0 for a positive value, −1 for a negative one: (c ^ s) − s negates without a branch.
         let sign = -((bits >> 63) as i64);
-        let at = lsb / LIMB_BITS;
+        // lsb ≤ 2045, so `at` ≤ 63 and the mask only tells the compiler so (no bounds checks).
+        let at = (lsb / LIMB_BITS) & 63;
         let limbs = &mut self.limbs[at..at + 3];
-        limbs[0] += ((wide as i64 & LIMB_MASK) ^ sign) - sign;
-        limbs[1] += (((wide >> 32) as i64 & LIMB_MASK) ^ sign) - sign;
-        limbs[2] += (((wide >> 64) as i64) ^ sign) - sign;
-        self.adds_since_carry += 1;
-        if self.adds_since_carry >= ADDS_BEFORE_CARRY {
-            self.carry();
+        for (limb, chunk) in limbs.iter_mut().zip(chunks) {
+            *limb += (chunk ^ sign) - sign;
         }
     }
 
-    /// Adds every value of `values`.
-    pub fn add_all(&mut self, values: &[f64]) {
-        for &x in values {
-            self.add(x);
+    /// Records `n` uncounted additions, propagating carries when the limbs' headroom is
+    /// used up.
+    #[inline]
+    fn count_adds(&mut self, n: u32) {
+        self.adds_since_carry += n;
+        if self.adds_since_carry >= ADDS_BEFORE_CARRY {
+            self.carry();
         }
     }
 
     /// Adds the exact product `a·b` (see the module docs on underflow).
     #[inline]
     pub fn add_product(&mut self, a: f64, b: f64) {
+        self.accumulate_product(a, b);
+        self.count_adds(2);
+    }
+
+    #[inline(always)]
+    fn accumulate_product(&mut self, a: f64, b: f64) {
         let product = a * b;
-        self.add(product);
+        self.accumulate(product);
         if product.is_finite() {
             // The rounding error of the product, exact by the FMA.
-            self.add(a.mul_add(b, -product));
+            self.accumulate(a.mul_add(b, -product));
         }
     }
 
@@ -351,6 +444,10 @@ pub trait ExactFloat: sealed::Sealed + Copy + Send + Sync + 'static {
     fn add_product_to(self, other: Self, sum: &mut ExactSum);
     /// `sum` rounded to this type.
     fn from_exact(sum: &ExactSum) -> Self;
+    /// Adds every value of `values` to `sum`.
+    fn add_slice_to(values: &[Self], sum: &mut ExactSum);
+    /// Adds the exact products `a[i]·b[i]` to `sum` (slices of equal length).
+    fn add_products_to(a: &[Self], b: &[Self], sum: &mut ExactSum);
 }
 
 impl ExactFloat for f64 {
@@ -364,6 +461,12 @@ impl ExactFloat for f64 {
     }
     fn from_exact(sum: &ExactSum) -> f64 {
         sum.to_f64()
+    }
+    fn add_slice_to(values: &[f64], sum: &mut ExactSum) {
+        sum.add_all(values);
+    }
+    fn add_products_to(a: &[f64], b: &[f64], sum: &mut ExactSum) {
+        sum.add_products(a, b);
     }
 }
 
@@ -380,6 +483,13 @@ impl ExactFloat for f32 {
     fn from_exact(sum: &ExactSum) -> f32 {
         sum.to_f32()
     }
+    fn add_slice_to(values: &[f32], sum: &mut ExactSum) {
+        sum.add_pairs(values, values, 1, |s, x, _| s.accumulate(f64::from(x)));
+    }
+    fn add_products_to(a: &[f32], b: &[f32], sum: &mut ExactSum) {
+        // Exact in f64, as in `add_product_to`.
+        sum.add_pairs(a, b, 1, |s, x, y| s.accumulate(f64::from(x) * f64::from(y)));
+    }
 }
 
 /// The exact sum of `values`, in rayon tasks.
@@ -388,7 +498,7 @@ pub fn local_sum_exact<T: ExactFloat>(values: &[T]) -> ExactSum {
         .par_chunks(TASK)
         .map(|chunk| {
             let mut sum = ExactSum::new();
-            chunk.iter().for_each(|&x| x.add_to(&mut sum));
+            T::add_slice_to(chunk, &mut sum);
             sum
         })
         .reduce(ExactSum::new, merged)
@@ -408,9 +518,7 @@ pub fn local_dot_exact<T: ExactFloat>(a: &[T], b: &[T]) -> ExactSum {
         .zip(b.par_chunks(TASK))
         .map(|(x, y)| {
             let mut sum = ExactSum::new();
-            x.iter()
-                .zip(y)
-                .for_each(|(&p, &q)| p.add_product_to(q, &mut sum));
+            T::add_products_to(x, y, &mut sum);
             sum
         })
         .reduce(ExactSum::new, merged)
