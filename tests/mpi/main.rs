@@ -11,6 +11,7 @@ mod bad_input;
 mod bench_driver;
 mod checkpoint;
 mod collectives;
+mod communicators;
 mod exact;
 mod grid;
 mod launcher;
@@ -82,6 +83,7 @@ fn run_scenario(scenario: &str) {
         "arrays" => arrays::run(),
         "grid" => grid::run(),
         "exact" => exact::run(),
+        "communicators" => communicators::run(),
         "checkpoint" => checkpoint::run(),
         #[cfg(feature = "bench")]
         "bench_driver" => bench_driver::run(),
@@ -163,7 +165,13 @@ fn expect_panic_abort(ranks: usize, out: &Outcome) -> Result<(), String> {
 fn all_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     for ranks in 1..=4 {
-        for scenario in ["collectives", "bad_input", "arrays", "grid"] {
+        for scenario in [
+            "collectives",
+            "bad_input",
+            "arrays",
+            "grid",
+            "communicators",
+        ] {
             cases.push(case(format!("{scenario}_np{ranks}"), move || {
                 expect_success(scenario, ranks, &launch(scenario, ranks, &[], &[]))
             }));
