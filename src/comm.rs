@@ -14,6 +14,7 @@ use std::rc::Rc;
 
 use mpi::topology::{Color, Communicator, SimpleCommunicator};
 
+use crate::runtime::watchdog::Watch;
 use crate::timing::{Profiler, RegionGuard};
 
 /// A communicator with typed collective helpers; see the [module docs](self).
@@ -72,11 +73,17 @@ impl Comm {
         Rc::clone(&self.profiler)
     }
 
-    /// Opens the comm region of a library helper moving `bytes` payload bytes on this rank.
-    pub(crate) fn timed(&self, name: &'static str, bytes: usize) -> RegionGuard<'_> {
-        self.profiler.library_comm(name, bytes, || {
+    /// Opens the comm region of a library helper moving `bytes` payload bytes on this rank,
+    /// and tells the watchdog (when on) that this rank is inside communication `name`.
+    pub(crate) fn timed(&self, name: &'static str, bytes: usize) -> CommGuard<'_> {
+        let watch = Watch::enter(name, &self.raw);
+        let region = self.profiler.library_comm(name, bytes, || {
             mpi::collective::CommunicatorCollectives::barrier(&self.raw);
-        })
+        });
+        CommGuard {
+            region,
+            _watch: watch,
+        }
     }
 
     /// This process's rank in the communicator, `0..size()`.
@@ -162,5 +169,18 @@ impl Comm {
     /// Ends every process of the job with `code` (`MPI_Abort`).
     pub fn abort(&self, code: i32) -> ! {
         self.raw.abort(code)
+    }
+}
+
+/// An open library communication: its profiler region and its watchdog mark.
+pub(crate) struct CommGuard<'a> {
+    region: RegionGuard<'a>,
+    _watch: Watch,
+}
+
+impl CommGuard<'_> {
+    /// Adds payload bytes learnt during the call (e.g. received counts).
+    pub(crate) fn add_bytes(&mut self, bytes: usize) {
+        self.region.add_bytes(bytes);
     }
 }

@@ -34,9 +34,18 @@
 //! is then non-zero (101). This also applies to panics that user code later catches with
 //! `catch_unwind`. A single-rank run unwinds as any Rust program does.
 //!
+//! A panic inside a user reduction operation (`all_reduce_with` and friends), which MPI calls
+//! from inside the collective, ends the job the same way.
+//!
+//! # Watchdog
+//! `SPMD_WATCHDOG=<seconds>` turns on a per-rank [`watchdog`]: a rank that stays inside one
+//! `spmd` communication longer than the limit prints which one, then the job is aborted with
+//! exit code [`watchdog::WATCHDOG_EXIT_CODE`]. Off by default.
+//!
 //! Without `mpirun` the program runs as a single rank (MPI's singleton start).
 
 mod measure;
+pub mod watchdog;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -192,8 +201,8 @@ impl SpmdBuilder {
     /// # Errors
     /// - [`ErrorKind::Init`]: MPI was already initialised in this process.
     /// - [`ErrorKind::ThreadLevel`]: MPI provides a lower thread level than requested.
-    /// - [`ErrorKind::Config`]: zero threads requested, or `SPMD_NUM_THREADS` is not a positive
-    ///   integer.
+    /// - [`ErrorKind::Config`]: zero threads requested, `SPMD_NUM_THREADS` is not a positive
+    ///   integer, or `SPMD_WATCHDOG` is not a positive number of seconds.
     /// - [`ErrorKind::ThreadPool`]: the global rayon pool was already built with another size.
     pub fn init(self) -> Result<Spmd> {
         let requested_threads = match self.threads {
@@ -226,6 +235,9 @@ impl SpmdBuilder {
             .on_rank(rank as i32));
         }
         install_panic_policy(rank, world.size());
+        if let Some(limit) = watchdog::limit_from_env().map_err(|e| e.on_rank(rank as i32))? {
+            watchdog::start(limit, rank, world.size());
+        }
         let threads = match requested_threads {
             Some(n) => n,
             None => threads_from_affinity(&world),

@@ -92,6 +92,9 @@ fn run_scenario(scenario: &str) {
         "bad_threads_env" => runtime::bad_threads_env(),
         "panic_main" => runtime::panic_main(),
         "panic_rayon" => runtime::panic_rayon(),
+        "watchdog_hang" => runtime::watchdog_hang(),
+        "panic_in_reduction_op" => runtime::panic_in_reduction_op(),
+        "bad_watchdog_env" => runtime::bad_watchdog_env(),
         "timing_split" => timing::known_split(),
         other => panic!("unknown scenario {other:?}"),
     }
@@ -162,6 +165,38 @@ fn expect_panic_abort(ranks: usize, out: &Outcome) -> Result<(), String> {
     }
 }
 
+/// The watchdog ended the job: non-zero, well before rank 0's 100 s sleep, with a report
+/// from every waiting rank (1..ranks) naming all_reduce, and none from rank 0.
+fn expect_watchdog_abort(ranks: usize, out: &Outcome) -> Result<(), String> {
+    let text = format!("{}{}", out.stdout, out.stderr);
+    let reported = |r: usize| {
+        text.lines().any(|l| {
+            l.contains(&format!(
+                "spmd watchdog: rank {r} of {ranks} has been in all_reduce"
+            ))
+        })
+    };
+    let problems = [
+        (out.timed_out, "the job hung".to_string()),
+        (out.code == Some(0), "the job exited 0".to_string()),
+        (
+            out.elapsed > PANIC_DEADLINE,
+            "the job took too long to end".to_string(),
+        ),
+        (reported(0), "rank 0 was computing, not stuck".to_string()),
+    ];
+    if let Some((_, what)) = problems.iter().find(|(bad, _)| *bad) {
+        return Err(format!("{what}: {}", out.describe()));
+    }
+    match (1..ranks).find(|&r| !reported(r)) {
+        Some(r) => Err(format!(
+            "no watchdog report from rank {r}: {}",
+            out.describe()
+        )),
+        None => Ok(()),
+    }
+}
+
 fn all_cases() -> Vec<Case> {
     let mut cases = Vec::new();
     for ranks in 1..=4 {
@@ -177,6 +212,27 @@ fn all_cases() -> Vec<Case> {
             }));
         }
     }
+    for ranks in [2, 3] {
+        cases.push(case(
+            format!("watchdog_reports_stuck_ranks_np{ranks}"),
+            move || {
+                let env = [("SPMD_WATCHDOG", "2")];
+                expect_watchdog_abort(ranks, &launch("watchdog_hang", ranks, &[], &env))
+            },
+        ));
+    }
+    cases.push(case("watchdog_quiet_when_nothing_hangs_np3".into(), || {
+        let env = [("SPMD_WATCHDOG", "20")];
+        expect_success("collectives", 3, &launch("collectives", 3, &[], &env))
+    }));
+    cases.push(case("watchdog_env_malformed_np2".into(), || {
+        let env = [("SPMD_WATCHDOG", "soon")];
+        expect_success(
+            "bad_watchdog_env",
+            2,
+            &launch("bad_watchdog_env", 2, &[], &env),
+        )
+    }));
     // Exact sums must not change with the rank count (1..7, odd ones included) or the pool.
     for ranks in 1..=7 {
         let threads = if ranks % 2 == 0 { "1" } else { "3" };
@@ -232,6 +288,15 @@ fn all_cases() -> Vec<Case> {
         cases.push(case(
             format!("panic_in_rayon_closure_np{ranks}"),
             move || expect_panic_abort(ranks, &launch("panic_rayon", ranks, &[], &[])),
+        ));
+    }
+    for ranks in [2, 3] {
+        cases.push(case(
+            format!("panic_in_reduction_op_np{ranks}"),
+            move || {
+                let out = launch("panic_in_reduction_op", ranks, &[], &[]);
+                expect_panic_abort(ranks, &out)
+            },
         ));
     }
     for ranks in 1..=4 {

@@ -79,3 +79,43 @@ pub fn bad_threads_env() {
     assert_eq!(zero.kind(), spmd::ErrorKind::Config, "{zero}");
     println!("spmd-test ok: bad_threads_env rank ?");
 }
+
+/// Rank 0 computes far longer than the watchdog's limit while the others wait in an
+/// all_reduce: the watchdog must name the waiting ranks and their operation, then abort.
+pub fn watchdog_hang() {
+    let spmd = init();
+    if spmd.rank() == 0 {
+        let _work = spmd.region("long compute");
+        std::thread::sleep(std::time::Duration::from_secs(100));
+    }
+    let _ = spmd.world().all_reduce(1_u64, spmd::Op::Sum);
+    unreachable!("the all_reduce cannot complete before rank 0 wakes up");
+}
+
+/// A malformed `SPMD_WATCHDOG` is refused with a message naming the variable and value.
+pub fn bad_watchdog_env() {
+    let e = spmd::Spmd::init().expect_err("SPMD_WATCHDOG=soon must be refused");
+    assert_eq!(e.kind(), spmd::ErrorKind::Config, "{e}");
+    assert!(
+        e.message().contains("SPMD_WATCHDOG") && e.message().contains("soon"),
+        "{e}"
+    );
+    println!("spmd-test ok: bad_watchdog_env rank ?");
+}
+
+/// A user reduction operation panics (called by MPI inside the collective, on whichever rank
+/// combines): the whole job must end, not hang. Launched with 2 or more ranks (with one,
+/// MPI never calls the operation).
+pub fn panic_in_reduction_op() {
+    let spmd = init();
+    let rank = spmd.rank();
+    let sentinel = u64::MAX;
+    let mine = if rank == spmd.size() - 1 { sentinel } else { 1 };
+    let _ = spmd.world().all_reduce_with(mine, |a, b| {
+        if a == sentinel || b == sentinel {
+            panic!("deliberate panic on rank {rank} in a user reduction op");
+        }
+        a + b
+    });
+    unreachable!("the combining rank panicked, so the job must have been aborted");
+}
