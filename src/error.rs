@@ -41,6 +41,9 @@ pub enum ErrorKind {
     /// An array's shape, split axis or ghost width does not fit the operation (e.g. shapes
     /// that differ, an axis beyond the array's dimensions, ghosts wider than a piece).
     Shape,
+    /// The program runs on fewer ranks than it needs (e.g. started without `mpirun`); see
+    /// [`SpmdBuilder::min_ranks`](crate::SpmdBuilder::min_ranks).
+    RankCount,
 }
 
 impl ErrorKind {
@@ -51,7 +54,7 @@ impl ErrorKind {
     }
 
     pub(crate) fn from_code(code: i64) -> Option<ErrorKind> {
-        const ALL: [ErrorKind; 13] = [
+        const ALL: [ErrorKind; 14] = [
             ErrorKind::Init,
             ErrorKind::ThreadLevel,
             ErrorKind::ThreadPool,
@@ -65,6 +68,7 @@ impl ErrorKind {
             ErrorKind::RemoteError,
             ErrorKind::Config,
             ErrorKind::Shape,
+            ErrorKind::RankCount,
         ];
         ALL.into_iter().find(|kind| kind.code() == code)
     }
@@ -140,11 +144,11 @@ mod tests {
 
     #[test]
     fn kind_codes_round_trip() {
-        for code in 1..=13 {
-            let kind = ErrorKind::from_code(code).expect("every code up to 13 names a kind");
+        for code in 1..=14 {
+            let kind = ErrorKind::from_code(code).expect("every code up to 14 names a kind");
             assert_eq!(kind.code(), code);
         }
         assert_eq!(ErrorKind::from_code(0), None);
-        assert_eq!(ErrorKind::from_code(14), None);
+        assert_eq!(ErrorKind::from_code(15), None);
     }
 }

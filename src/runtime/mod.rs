@@ -92,6 +92,7 @@ pub struct SpmdBuilder {
     threading: Threading,
     threads: Option<usize>,
     wait_separation: bool,
+    min_ranks: usize,
 }
 
 impl Spmd {
@@ -109,6 +110,7 @@ impl Spmd {
             threading: Threading::Funneled,
             threads: None,
             wait_separation: false,
+            min_ranks: 1,
         }
     }
 
@@ -196,11 +198,21 @@ impl SpmdBuilder {
         self
     }
 
+    /// The fewest ranks the program can run on (default 1). With fewer — typically a program
+    /// for several ranks started without `mpirun` — [`init`](Self::init) returns a
+    /// [`ErrorKind::RankCount`] error on every rank, saying how to start it, instead of the
+    /// program failing later in a less obvious way.
+    pub fn min_ranks(mut self, ranks: usize) -> SpmdBuilder {
+        self.min_ranks = ranks;
+        self
+    }
+
     /// Initialises MPI, sizes the global rayon pool and installs the panic policy.
     ///
     /// # Errors
     /// - [`ErrorKind::Init`]: MPI was already initialised in this process.
     /// - [`ErrorKind::ThreadLevel`]: MPI provides a lower thread level than requested.
+    /// - [`ErrorKind::RankCount`]: fewer ranks than [`min_ranks`](Self::min_ranks).
     /// - [`ErrorKind::Config`]: zero threads requested, `SPMD_NUM_THREADS` is not a positive
     ///   integer, or `SPMD_WATCHDOG` is not a positive number of seconds.
     /// - [`ErrorKind::ThreadPool`]: the global rayon pool was already built with another size.
@@ -215,6 +227,8 @@ impl SpmdBuilder {
             Some(n) => Some(n),
             None => threads_from_env()?,
         };
+        // Read before MPI starts: a singleton start sets the launcher's variables itself.
+        let launched = started_by_launcher();
         let (universe, provided) =
             mpi::initialize_with_threading(self.threading).ok_or_else(|| {
                 Error::new(
@@ -224,16 +238,9 @@ impl SpmdBuilder {
             })?;
         let world = Comm::world(Rc::new(Profiler::new()));
         let rank = world.rank();
-        if provided < self.threading {
-            return Err(Error::new(
-                ErrorKind::ThreadLevel,
-                format!(
-                    "requested MPI thread level {:?}, but the MPI library provides only {provided:?}",
-                    self.threading
-                ),
-            )
-            .on_rank(rank as i32));
-        }
+        check_thread_level(self.threading, provided).map_err(|e| e.on_rank(rank as i32))?;
+        check_rank_count(self.min_ranks, world.size(), launched)
+            .map_err(|e| e.on_rank(rank as i32))?;
         install_panic_policy(rank, world.size());
         if let Some(limit) = watchdog::limit_from_env().map_err(|e| e.on_rank(rank as i32))? {
             watchdog::start(limit, rank, world.size());
@@ -253,6 +260,54 @@ impl SpmdBuilder {
             _universe: universe,
         })
     }
+}
+
+/// `ThreadLevel` error when MPI provides less than was asked for (ordered Single < Funneled <
+/// Serialized < Multiple).
+fn check_thread_level(requested: Threading, provided: Threading) -> Result<()> {
+    if provided >= requested {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::ThreadLevel,
+        format!(
+            "requested MPI thread level {requested:?}, but the MPI library provides only \
+             {provided:?}; ask for less with SpmdBuilder::threading, or use an MPI built with \
+             thread support"
+        ),
+    ))
+}
+
+/// `RankCount` error when the world has fewer than `min` ranks.
+fn check_rank_count(min: usize, size: usize, launched: bool) -> Result<()> {
+    if size >= min {
+        return Ok(());
+    }
+    let how = if launched {
+        format!("start it with `mpirun -n {min}` or more")
+    } else {
+        format!(
+            "it was started without mpirun, so it runs as one rank: start it as \
+             `mpirun -n {min} <program>`"
+        )
+    };
+    Err(Error::new(
+        ErrorKind::RankCount,
+        format!("this program needs at least {min} ranks, but runs on {size}; {how}"),
+    ))
+}
+
+/// Whether a launcher (mpirun/mpiexec of Open MPI or MPICH, PMIx, Slurm) started this process.
+fn started_by_launcher() -> bool {
+    [
+        "OMPI_COMM_WORLD_SIZE",
+        "PMI_SIZE",
+        "PMI_RANK",
+        "PMIX_RANK",
+        "SLURM_PROCID",
+    ]
+    .iter()
+    .any(|v| std::env::var_os(v).is_some())
 }
 
 fn threads_from_env() -> Result<Option<usize>> {
@@ -353,4 +408,43 @@ fn install_panic_policy(rank: usize, size: usize) {
             }
         }));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lower_thread_level_is_refused_with_both_levels_named() {
+        let levels = [
+            Threading::Single,
+            Threading::Funneled,
+            Threading::Serialized,
+            Threading::Multiple,
+        ];
+        for (i, &requested) in levels.iter().enumerate() {
+            for (j, &provided) in levels.iter().enumerate() {
+                let result = check_thread_level(requested, provided);
+                assert_eq!(result.is_ok(), j >= i, "{requested:?} vs {provided:?}");
+                if let Err(e) = result {
+                    assert_eq!(e.kind(), ErrorKind::ThreadLevel);
+                    assert!(e.message().contains(&format!("{requested:?}")), "{e}");
+                    assert!(e.message().contains(&format!("only {provided:?}")), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn too_few_ranks_says_how_to_start_the_program() {
+        assert!(check_rank_count(2, 2, true).is_ok());
+        assert!(check_rank_count(1, 1, false).is_ok());
+        let alone = check_rank_count(4, 1, false).unwrap_err();
+        assert_eq!(alone.kind(), ErrorKind::RankCount);
+        assert!(alone.message().contains("without mpirun"), "{alone}");
+        assert!(alone.message().contains("mpirun -n 4"), "{alone}");
+        let few = check_rank_count(4, 3, true).unwrap_err();
+        assert!(few.message().contains("runs on 3"), "{few}");
+        assert!(!few.message().contains("without mpirun"), "{few}");
+    }
 }

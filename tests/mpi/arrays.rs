@@ -74,7 +74,8 @@ fn scatter_gather(world: &Comm) {
             round_trip(world, g.view(), split);
         }
     }
-    // 2-D: standard, Fortran order, a strided (non-contiguous) view, a transposed view.
+    // 2-D: standard, Fortran order, a strided (non-contiguous) view, a transposed view, and
+    // views with negative strides (rows reversed; both axes reversed and stepped).
     let c = Array2::from_shape_fn((7, 5), |(i, j)| value(&[i, j]));
     let f = Array2::from_shape_fn((7, 5).f(), |(i, j)| value(&[i, j]));
     let big = Array2::from_shape_fn((14, 10), |(i, j)| value(&[i, j]));
@@ -85,6 +86,8 @@ fn scatter_gather(world: &Comm) {
         round_trip(world, f.view(), split);
         round_trip(world, strided, split);
         round_trip(world, t.t(), split);
+        round_trip(world, c.slice(s![..;-1, ..]), split);
+        round_trip(world, big.slice(s![..;-2, ..;-3]), split);
     }
     // Fewer rows than ranks along the split axis.
     let thin = Array2::from_shape_fn((2, 3), |(i, j)| value(&[i, j]));

@@ -94,6 +94,7 @@ fn run_scenario(scenario: &str) {
         "panic_rayon" => runtime::panic_rayon(),
         "watchdog_hang" => runtime::watchdog_hang(),
         "panic_in_reduction_op" => runtime::panic_in_reduction_op(),
+        "min_ranks" => runtime::min_ranks(),
         "bad_watchdog_env" => runtime::bad_watchdog_env(),
         "timing_split" => timing::known_split(),
         other => panic!("unknown scenario {other:?}"),
@@ -248,6 +249,23 @@ fn all_cases() -> Vec<Case> {
         let mut cmd = std::process::Command::new(self_exe());
         cmd.env(SCENARIO_ENV, "collectives");
         expect_success("collectives", 1, &run(cmd, LAUNCH_TIMEOUT))
+    }));
+    cases.push(case("min_ranks_refused_without_mpirun".into(), || {
+        let mut cmd = std::process::Command::new(self_exe());
+        cmd.env(SCENARIO_ENV, "min_ranks")
+            .env("SPMD_TEST_LAUNCHED", "0");
+        expect_success("min_ranks", 1, &run(cmd, LAUNCH_TIMEOUT))
+    }));
+    cases.push(case("min_ranks_refused_np1".into(), || {
+        let env = [("SPMD_TEST_LAUNCHED", "1")];
+        expect_success("min_ranks", 1, &launch("min_ranks", 1, &[], &env))
+    }));
+    cases.push(case("min_ranks_met_np2".into(), || {
+        let out = launch("min_ranks", 2, &[], &[("SPMD_TEST_LAUNCHED", "1")]);
+        if out.stdout.contains("refused") {
+            return Err(format!("2 ranks were refused: {}", out.describe()));
+        }
+        expect_success("min_ranks", 2, &out)
     }));
     for ranks in 1..=3 {
         cases.push(case(format!("threads_unbound_np{ranks}"), move || {

@@ -119,3 +119,21 @@ pub fn panic_in_reduction_op() {
     });
     unreachable!("the combining rank panicked, so the job must have been aborted");
 }
+
+/// A program that needs 2 ranks: refused with a RankCount error saying how to start it when
+/// it has fewer, running normally otherwise.
+pub fn min_ranks() {
+    match spmd::Spmd::builder().min_ranks(2).init() {
+        Ok(spmd) => {
+            assert!(spmd.size() >= 2);
+            report_ok("min_ranks", &spmd);
+        }
+        Err(e) => {
+            assert_eq!(e.kind(), spmd::ErrorKind::RankCount, "{e}");
+            assert!(e.message().contains("mpirun -n 2"), "{e}");
+            let launched = std::env::var("SPMD_TEST_LAUNCHED").is_ok_and(|v| v == "1");
+            assert_eq!(e.message().contains("without mpirun"), !launched, "{e}");
+            println!("spmd-test ok: min_ranks refused: {e}");
+        }
+    }
+}
