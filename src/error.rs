@@ -7,6 +7,8 @@
 //! Collective operations validate their arguments *together* before any data moves, so when
 //! one rank passes bad input every rank returns an error of the same kind instead of some
 //! ranks hanging in MPI (see [`crate::collective`]).
+//!
+#![doc = include_str!("../docs/bad-input.md")]
 
 use std::fmt;
 

@@ -32,6 +32,30 @@
 //! | a count or displacement above `i32::MAX` | [`CountOverflow`](crate::ErrorKind::CountOverflow) |
 //! | a partition for another number of ranks or another length | [`InvalidPartition`](crate::ErrorKind::InvalidPartition) |
 //!
+//! The full list of bad inputs, with what each gives, is in [`crate::error`].
+//!
+//! A send buffer cannot be its own receive buffer: Rust refuses the aliasing at compile time.
+//!
+//! ```compile_fail
+//! # fn f(world: &spmd::Comm) -> spmd::Result<()> {
+//! let mut buffer = vec![1.0_f64; 4];
+//! // error[E0502]: cannot borrow `buffer` as mutable because it is also borrowed as immutable
+//! world.all_reduce_into(&buffer, &mut buffer, spmd::Op::Sum)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With two buffers it compiles:
+//!
+//! ```no_run
+//! # fn f(world: &spmd::Comm) -> spmd::Result<()> {
+//! let send = vec![1.0_f64; 4];
+//! let mut receive = vec![0.0_f64; 4];
+//! world.all_reduce_into(&send, &mut receive, spmd::Op::Sum)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Operations whose arguments cannot disagree (a scalar [`all_reduce`](crate::Comm::all_reduce))
 //! skip the check and cost exactly the MPI call. The `*_varcount` forms exchange counts
 //! anyway and check everything in that exchange, with or without agreement checks.

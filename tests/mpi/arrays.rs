@@ -339,6 +339,13 @@ fn bad_input(world: &Comm) {
         b.redistribute(world, Split::block(2)),
         ErrorKind::Shape,
     );
+    let g = Array2::<f64>::zeros((4, 4));
+    expect_same_error(
+        world,
+        "scatter from a bad root",
+        DistArray::scatter(world, world.size(), Some(g.view()), Split::block(0)),
+        ErrorKind::InvalidRoot,
+    );
     // The root passes no array, or one without the split axis.
     let none: Option<ArrayView<'_, f64, Ix2>> = None;
     expect_same_error(

@@ -15,6 +15,7 @@ pub fn run() {
     buffer_sizes(world);
     count_overflow(world);
     scatter_inputs(world);
+    few_and_empty(world);
     partitions(world);
     if world.size() > 1 {
         disagreements(world);
@@ -318,5 +319,62 @@ fn disagreements(world: &Comm) {
         "partition distribution",
         world.all_gather_varcount_with(&[me], &part).map(|_| ()),
         disagree,
+    );
+}
+
+/// Fewer elements than ranks, and none at all: equal-count scatter refuses what cannot be split
+/// evenly; everything else works, with empty parts where there is nothing.
+fn few_and_empty(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    let few: Vec<u32> = if me == 0 {
+        (0..p as u32 - 1).collect()
+    } else {
+        Vec::new()
+    };
+    if p > 1 {
+        expect_same_error(
+            world,
+            "scatter of fewer elements than ranks",
+            world.scatter(0, &few).map(|_| ()),
+            ErrorKind::NotDivisible,
+        );
+    }
+    // The uneven forms hand the last rank nothing.
+    let part = Partition::block(p - 1, p).unwrap();
+    let mine = world.scatter_varcount_with(0, &few, &part).unwrap();
+    let expected: Vec<u32> = part.global_indices(me).map(|i| i as u32).collect();
+    assert_eq!(mine, expected);
+    assert_eq!(
+        world.all_gather_varcount_with(&mine, &part).unwrap(),
+        (0..p as u32 - 1).collect::<Vec<_>>()
+    );
+    // Zero elements everywhere: every collective is a no-op that returns empty results.
+    let none: Vec<f64> = Vec::new();
+    assert!(world.scatter(0, &none).unwrap().is_empty());
+    assert!(world.all_gather(&none).unwrap().is_empty());
+    assert!(world.all_reduce_slice(&none, Op::Sum).unwrap().is_empty());
+    let gathered = world.gather(0, &none).unwrap();
+    assert_eq!(gathered.map(|g| g.len()), (me == 0).then_some(0));
+    let mut empty = Vec::<i64>::new();
+    world.broadcast_vec(0, &mut empty).unwrap();
+    assert!(empty.is_empty());
+    assert_eq!(world.sum_exact(&none), 0.0);
+    // Zero elements on some ranks only (the odd ones).
+    let some: Vec<u8> = if me % 2 == 0 {
+        vec![me as u8; 2]
+    } else {
+        Vec::new()
+    };
+    let (all, counts) = world.all_gather_varcount(&some).unwrap();
+    let expected: Vec<u8> = (0..p)
+        .filter(|r| r % 2 == 0)
+        .flat_map(|r| [r as u8; 2])
+        .collect();
+    assert_eq!(all, expected);
+    assert_eq!(
+        counts,
+        (0..p)
+            .map(|r| if r % 2 == 0 { 2 } else { 0 })
+            .collect::<Vec<_>>()
     );
 }
