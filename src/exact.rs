@@ -18,14 +18,17 @@
 //! # How
 //! Every finite `f64` is an integer multiple of 2⁻¹⁰⁷⁴, so [`ExactSum`] keeps the running sum
 //! as a 2,144-bit fixed-point integer in 67 limbs of 32 bits held in `i64`s: adding a value
-//! adds its 53-bit mantissa, shifted to its exponent, into three limbs, and the 31 spare bits
-//! of each limb absorb carries for 2³⁰ additions before they must be propagated. Rayon tasks
-//! and ranks combine their accumulators limb by limb, which is integer addition and so
-//! associative; across ranks that is one `MPI_Allreduce` of 70 `i64`s. Only the final result
-//! is rounded, once.
+//! adds its 53-bit mantissa, shifted to its exponent, into two limbs (the low 32 bits and the
+//! rest), and the spare bits of each `i64` absorb 2¹⁰ additions before carries must be
+//! propagated. Rayon tasks and ranks combine their accumulators limb by limb, which is
+//! integer addition and so associative; across ranks that is one `MPI_Allreduce` of 70
+//! `i64`s. Only the final result is rounded, once.
 //!
-//! Cost: a few integer operations per element instead of one float add; see the README's
-//! performance section for the measured ratio against the fast sum.
+//! Cost: about a dozen integer operations and two read-modify-writes per element instead of
+//! one float add, so it runs compute-bound, 5–8× slower than the memory-bound fast sum on the
+//! test machine (README, performance section: `SPMD_BENCH_ARRAYS_PART=exact cargo bench
+//! --bench arrays`). Use it where reproducibility matters more than that: verification runs,
+//! convergence tests compared across machine sizes, checksums.
 //!
 //! # Special values
 //! NaN anywhere gives NaN; `+∞` and `−∞` together give NaN; otherwise an infinity among the
@@ -66,18 +69,16 @@ const LIMB_MASK: i64 = (1 << LIMB_BITS) - 1;
 /// value is bit 2,097); 67 limbs leave room for the sum of 2⁴⁰ largest values. The top limb
 /// holds the signed remainder.
 const LIMBS: usize = 67;
-/// Additions of up to 2³² − 1 per limb before the carries must be propagated (2³⁰ · 2³² <
-/// 2⁶²). Smaller under test so the propagation runs in the unit tests.
+/// Additions before the carries must be propagated: each adds under 2⁵² to a limb, so 2¹⁰
+/// of them (plus a carried limb below 2³²) stay under 2⁶². Smaller under test so the
+/// propagation runs often in the unit tests.
 #[cfg(not(test))]
-const ADDS_BEFORE_CARRY: u32 = 1 << 30;
+const ADDS_BEFORE_CARRY: u32 = 1 << 10;
 #[cfg(test)]
-const ADDS_BEFORE_CARRY: u32 = 1 << 6;
-/// Values per lane between carry checks in [`ExactSum::add_all`]: the counters must not pass
-/// `ADDS_BEFORE_CARRY` by more than the 2³⁰ spare additions in one block.
-#[cfg(not(test))]
-const CARRY_BLOCK: usize = 1 << 24;
-#[cfg(test)]
-const CARRY_BLOCK: usize = 1 << 7;
+const ADDS_BEFORE_CARRY: u32 = 1 << 4;
+/// Additions per accumulator between carry checks in the slice loops: a counter below
+/// `ADDS_BEFORE_CARRY` before a block stays below 1.5 times that after it (under 2⁶³ in all).
+const LANE_BLOCK: usize = ADDS_BEFORE_CARRY as usize / 2;
 /// The slots of the wire form after the limbs: counts of NaN, +∞ and −∞ terms.
 const WIRE_LEN: usize = LIMBS + 3;
 /// Elements per rayon task.
@@ -172,7 +173,8 @@ impl ExactSum {
         add: impl Fn(&mut ExactSum, T, U),
     ) {
         let mut lanes = [ExactSum::new(), ExactSum::new(), ExactSum::new()];
-        let block = CARRY_BLOCK / adds as usize;
+        // Pairs per block: LANE_BLOCK additions on each of the four accumulators.
+        let block = 4 * LANE_BLOCK / adds as usize;
         for (a, b) in a.chunks(block).zip(b.chunks(block)) {
             let mut a4 = a.chunks_exact(4);
             let mut b4 = b.chunks_exact(4);
@@ -185,7 +187,7 @@ impl ExactSum {
             for (&x, &y) in a4.remainder().iter().zip(b4.remainder()) {
                 add(self, x, y);
             }
-            let per_lane = a.len().div_ceil(4) as u32 * adds;
+            let per_lane = (a.len().div_ceil(4) as u32) * adds;
             self.count_adds(per_lane);
             lanes.iter_mut().for_each(|lane| lane.count_adds(per_lane));
         }
@@ -208,24 +210,18 @@ impl ExactSum {
         } else {
             (fraction | (1 << 52), biased - 1)
         };
-        // The mantissa shifted into place spans up to 85 bits: three 32-bit chunks. The low
-        // 64 bits come from a wrapping shift, the rest from a right shift done in two steps
-        // so that it is never by 64.
+        // The mantissa shifted into place spans up to 85 bits: its low 32 bits go to limb
+        // `at`, the rest (under 2⁵²) to limb `at + 1`.
         let shift = (lsb % LIMB_BITS) as u32;
-        let low = mantissa << shift;
-        let chunks = [
-            (low & LIMB_MASK as u64) as i64,
-            (low >> 32) as i64,
-            ((mantissa >> 1) >> (63 - shift)) as i64,
-        ];
+        let low = ((mantissa << shift) & LIMB_MASK as u64) as i64;
+        let high = (mantissa >> (32 - shift)) as i64;
         // 0 for a positive value, −1 for a negative one: (c ^ s) − s negates without a branch.
         let sign = -((bits >> 63) as i64);
         // lsb ≤ 2045, so `at` ≤ 63 and the mask only tells the compiler so (no bounds checks).
         let at = (lsb / LIMB_BITS) & 63;
-        let limbs = &mut self.limbs[at..at + 3];
-        for (limb, chunk) in limbs.iter_mut().zip(chunks) {
-            *limb += (chunk ^ sign) - sign;
-        }
+        let limbs = &mut self.limbs[at..at + 2];
+        limbs[0] += (low ^ sign) - sign;
+        limbs[1] += (high ^ sign) - sign;
     }
 
     /// Records `n` uncounted additions, propagating carries when the limbs' headroom is
