@@ -1,8 +1,8 @@
 //! Multi-process tests: this binary is both the harness and the program it launches.
 //!
 //! Run by `cargo test` (harness = false), it launches itself under `mpirun -n P` for P = 1..4
-//! with `SPMD_TEST_SCENARIO` naming what the ranks should run, and checks exit codes and
-//! output, each launch under a timeout. Launched that way, it runs one scenario as a rank.
+//! (1..7 for the reproducible sums) with `SPMD_TEST_SCENARIO` naming what the ranks should
+//! run, and checks exit codes and output, each launch under a timeout. Launched that way, it runs one scenario as a rank.
 //! Arguments that do not start with `-` filter the cases by substring, as libtest does.
 
 mod arrays;
