@@ -76,7 +76,7 @@ impl Comm {
     /// Opens the comm region of a library helper moving `bytes` payload bytes on this rank,
     /// and tells the watchdog (when on) that this rank is inside communication `name`.
     pub(crate) fn timed(&self, name: &'static str, bytes: usize) -> CommGuard<'_> {
-        let watch = Watch::enter(name, &self.raw);
+        let watch = Watch::enter(name, self.size);
         let region = self.profiler.library_comm(name, bytes, || {
             mpi::collective::CommunicatorCollectives::barrier(&self.raw);
         });

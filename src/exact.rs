@@ -520,7 +520,7 @@ pub fn local_dot_exact<T: ExactFloat>(a: &[T], b: &[T]) -> ExactSum {
         .reduce(ExactSum::new, merged)
 }
 
-pub(crate) fn merged(mut a: ExactSum, b: ExactSum) -> ExactSum {
+fn merged(mut a: ExactSum, b: ExactSum) -> ExactSum {
     a.merge(b);
     a
 }

@@ -80,12 +80,7 @@ where
         const OP: &str = "save";
         let dir = dir.as_ref();
         let _timer = comm.timed("DistArray::save", 0);
-        let [shape, split, ghosts] = self.agreement_fields();
-        comm.preflight(Preflight {
-            op: OP,
-            local_error: self.comm_error(comm, OP),
-            agree: &[shape, split, ghosts],
-        })?;
+        self.layout_preflight(comm, OP, None)?;
         // The root picks the next version and creates its directory.
         let root_step = (comm.rank() == 0).then(|| next_version(dir));
         let (version, root_error) = match root_step {

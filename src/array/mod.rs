@@ -113,6 +113,7 @@ use mpi::datatype::Equivalence;
 use ndarray::{Array, ArrayView, ArrayViewMut, Axis, Dimension, IntoDimension, RemoveAxis, Slice};
 use rayon::prelude::*;
 
+use crate::collective::Preflight;
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::partition::{Distribution, Partition};
@@ -473,6 +474,23 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
                 ),
             ))
         }
+    }
+
+    /// The agreement check of a collective that needs nothing beyond the array's layout:
+    /// `local_error` (this rank's own finding), else a wrong `comm`, else ranks whose shape,
+    /// split or ghost width differ — the same `Err` on every rank.
+    pub(crate) fn layout_preflight(
+        &self,
+        comm: &Comm,
+        op: &'static str,
+        local_error: Option<Error>,
+    ) -> Result<()> {
+        let [shape, split, ghosts] = self.agreement_fields();
+        comm.preflight(Preflight {
+            op,
+            local_error: local_error.or_else(|| self.comm_error(comm, op)),
+            agree: &[shape, split, ghosts],
+        })
     }
 
     /// `None`, or the error of using this array on `comm`: it must be the communicator (or one

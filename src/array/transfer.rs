@@ -172,12 +172,7 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
             "DistArray::all_gather",
             (self.local().len() + self.len()) * size_of::<T>(),
         );
-        let [shape, split, ghosts] = self.agreement_fields();
-        comm.preflight(Preflight {
-            op: OP,
-            local_error: self.comm_error(comm, OP),
-            agree: &[shape, split, ghosts],
-        })?;
+        self.layout_preflight(comm, OP, None)?;
         let mut global = Array::from_elem(self.shape.clone(), T::default());
         let mut buffer: Vec<T> = Vec::new();
         for rank in 0..comm.size() {

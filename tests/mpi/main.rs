@@ -146,11 +146,8 @@ fn expect_success(scenario: &str, ranks: usize, out: &Outcome) -> Result<(), Str
 
 /// Non-zero exit, quickly, with the panic message and (with > 1 rank) the abort notice.
 fn expect_panic_abort(ranks: usize, out: &Outcome) -> Result<(), String> {
-    let text = format!("{}{}", out.stdout, out.stderr);
+    let text = expect_aborted_in_time(out)?;
     let problems = [
-        (out.timed_out, "the job hung"),
-        (out.code == Some(0), "the job exited 0"),
-        (out.elapsed > PANIC_DEADLINE, "the job took too long to end"),
         (
             !text.contains("deliberate panic on rank"),
             "the panic message is missing",
@@ -169,7 +166,7 @@ fn expect_panic_abort(ranks: usize, out: &Outcome) -> Result<(), String> {
 /// The watchdog ended the job: non-zero, well before rank 0's 100 s sleep, with a report
 /// from every waiting rank (1..ranks) naming all_reduce, and none from rank 0.
 fn expect_watchdog_abort(ranks: usize, out: &Outcome) -> Result<(), String> {
-    let text = format!("{}{}", out.stdout, out.stderr);
+    let text = expect_aborted_in_time(out)?;
     let reported = |r: usize| {
         text.lines().any(|l| {
             l.contains(&format!(
@@ -177,17 +174,11 @@ fn expect_watchdog_abort(ranks: usize, out: &Outcome) -> Result<(), String> {
             ))
         })
     };
-    let problems = [
-        (out.timed_out, "the job hung".to_string()),
-        (out.code == Some(0), "the job exited 0".to_string()),
-        (
-            out.elapsed > PANIC_DEADLINE,
-            "the job took too long to end".to_string(),
-        ),
-        (reported(0), "rank 0 was computing, not stuck".to_string()),
-    ];
-    if let Some((_, what)) = problems.iter().find(|(bad, _)| *bad) {
-        return Err(format!("{what}: {}", out.describe()));
+    if reported(0) {
+        return Err(format!(
+            "rank 0 was computing, not stuck: {}",
+            out.describe()
+        ));
     }
     match (1..ranks).find(|&r| !reported(r)) {
         Some(r) => Err(format!(
@@ -195,6 +186,19 @@ fn expect_watchdog_abort(ranks: usize, out: &Outcome) -> Result<(), String> {
             out.describe()
         )),
         None => Ok(()),
+    }
+}
+
+/// The job ended by itself, non-zero, within [`PANIC_DEADLINE`]; returns its output.
+fn expect_aborted_in_time(out: &Outcome) -> Result<String, String> {
+    let problems = [
+        (out.timed_out, "the job hung"),
+        (out.code == Some(0), "the job exited 0"),
+        (out.elapsed > PANIC_DEADLINE, "the job took too long to end"),
+    ];
+    match problems.iter().find(|(bad, _)| *bad) {
+        None => Ok(format!("{}{}", out.stdout, out.stderr)),
+        Some((_, what)) => Err(format!("{what}: {}", out.describe())),
     }
 }
 
