@@ -29,8 +29,8 @@ fn main() {
         support::relaunch_under_mpirun();
         return;
     }
-    let mut spmd = Spmd::init().expect("MPI init");
-    let rows = run_all(&mut spmd);
+    let spmd = Spmd::init().expect("MPI init");
+    let rows = run_all(&spmd);
     if spmd.is_root() {
         print_table(spmd.size(), &rows);
     }
@@ -45,7 +45,7 @@ struct Row {
     unchecked: f64,
 }
 
-fn run_all(spmd: &mut Spmd) -> Vec<Row> {
+fn run_all(spmd: &Spmd) -> Vec<Row> {
     let mut rows = Vec::new();
     let p = spmd.size();
     let me = spmd.rank();
@@ -88,7 +88,7 @@ fn run_all(spmd: &mut Spmd) -> Vec<Row> {
             "broadcast_into",
             bytes,
             Box::new(|c: &Comm| c.raw().process_at_rank(0).broadcast_into(&mut buf[..])),
-            Box::new(|c: &Comm| c.broadcast_into(0, &mut buf2).unwrap()),
+            Box::new(|c: &Comm| c.broadcast(0, &mut buf2[..]).unwrap()),
         ));
         let mut all = vec![0.0; n * p];
         let mut all2 = vec![0.0; n * p];
@@ -162,7 +162,7 @@ fn run_all(spmd: &mut Spmd) -> Vec<Row> {
         let mut mine = vec![0.0; partition.count(me)];
         rows.push(measure(
             spmd,
-            "scatter_varcount_with",
+            "scatter_partitioned",
             bytes,
             Box::new(|c: &Comm| {
                 let root = c.raw().process_at_rank(0);
@@ -174,7 +174,7 @@ fn run_all(spmd: &mut Spmd) -> Vec<Row> {
                 }
             }),
             Box::new(|c: &Comm| {
-                std::hint::black_box(c.scatter_varcount_with(0, &whole, &partition).unwrap());
+                std::hint::black_box(c.scatter_partitioned(0, &whole, &partition).unwrap());
             }),
         ));
     }
@@ -183,7 +183,7 @@ fn run_all(spmd: &mut Spmd) -> Vec<Row> {
 
 /// Times `raw` and `helper` (with and without agreement checks) in interleaved rounds.
 fn measure<'a>(
-    spmd: &mut Spmd,
+    spmd: &Spmd,
     op: &'static str,
     bytes: usize,
     mut raw: Variant<'a>,
@@ -191,14 +191,12 @@ fn measure<'a>(
 ) -> Row {
     let iterations = calibrate(spmd.world(), &mut raw);
     let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+    let unchecked = spmd.world().unchecked();
     for _ in 0..ROUNDS {
-        spmd.world_mut().set_agreement_checks(true);
         samples[0].push(time_block(spmd.world(), iterations, &mut raw));
         samples[1].push(time_block(spmd.world(), iterations, &mut helper));
-        spmd.world_mut().set_agreement_checks(false);
-        samples[2].push(time_block(spmd.world(), iterations, &mut helper));
+        samples[2].push(time_block(&unchecked, iterations, &mut helper));
     }
-    spmd.world_mut().set_agreement_checks(true);
     let [raw, helper, unchecked] = samples.map(|mut s| median(&mut s));
     Row {
         op,

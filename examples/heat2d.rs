@@ -131,11 +131,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut u = DistArray::from_fn(world, (n, m), Split::block(0), |(i, j)| initial(i, j))?
         .with_ghosts(1, Boundary::Fixed)?;
     let mut next = u.clone();
-    let first_row = if u.local().nrows() > 0 {
-        u.local_to_global((0, 0))?[0]
-    } else {
-        0
-    };
+    let first_row = u.global_range(0).map_or(0, |rows| rows.start);
     let progress = if spmd.is_root() {
         ProgressBar::new(args.max_iters as u64)
     } else {
@@ -143,7 +139,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut iterations = args.max_iters;
     for iteration in 1..=args.max_iters {
-        u.exchange_halos(world)?;
+        u.exchange_halos()?;
         let change = {
             let _sweep = spmd.region("jacobi sweep");
             sweep(u.local_with_ghosts(), next.local_mut(), first_row, n)
@@ -160,7 +156,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     progress.finish_and_clear();
-    let field = u.gather(world, 0)?;
+    let field = u.gather(0)?;
     let report = spmd.report("heat2d")?;
 
     if let (Some(field), Some(report)) = (field, report) {

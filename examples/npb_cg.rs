@@ -12,7 +12,7 @@
 //!
 //! **Layout**: rows of `A` and every vector are split over the ranks in contiguous blocks (a
 //! [`Partition::block`]); each CG iteration gathers the search direction `p` on every rank
-//! (`all_gather_varcount_with`, `na` doubles) for the local matrix-vector product and adds the
+//! (`all_gather_partitioned`, `na` doubles) for the local matrix-vector product and adds the
 //! two dot products with `all_reduce`. The reference MPI code uses a 2-D process layout that
 //! exchanges only parts of `p` and needs a power-of-two rank count; at the rank counts this
 //! library is tested on (1–4, one node) the whole-vector gather costs microseconds against a
@@ -218,7 +218,7 @@ fn whole(
     out: &mut Vec<f64>,
 ) -> spmd::Result<()> {
     match comm {
-        Some(c) if c.size() > 1 => *out = c.all_gather_varcount_with(local, part)?,
+        Some(c) if c.size() > 1 => c.all_gather_partitioned_into(local, part, out)?,
         _ => {
             out.clear();
             out.extend_from_slice(local);

@@ -89,7 +89,7 @@ impl Grid {
     /// The global padded index of local plane 0.
     fn offset(&self) -> usize {
         match self {
-            Grid::Dist(a) => a.local_to_global((0, 0, 0)).map_or(0, |g| g[0]),
+            Grid::Dist(a) => a.global_range(0).map_or(0, |r| r.start),
             Grid::Whole(_) => 0,
         }
     }
@@ -99,7 +99,7 @@ impl Grid {
     }
 
     /// NPB `comm3`: periodic ghosts along the two fast axes here, along planes by exchange.
-    fn comm3(&mut self, comm: &Comm) -> spmd::Result<()> {
+    fn comm3(&mut self) -> spmd::Result<()> {
         let mut u = self.view_mut();
         let (n3, n2, n1) = u.dim();
         for i3 in 1..n3 - 1 {
@@ -113,7 +113,7 @@ impl Grid {
             }
         }
         match self {
-            Grid::Dist(a) => a.exchange_halos(comm),
+            Grid::Dist(a) => a.exchange_halos(),
             Grid::Whole(a) => {
                 let last = a.index_axis(Axis(0), n3 - 2).to_owned();
                 let first = a.index_axis(Axis(0), 1).to_owned();
@@ -351,8 +351,8 @@ impl<'c> Multigrid<'c> {
                 .flat_map(|&(v, i)| [v, i as f64])
                 .collect::<Vec<f64>>()
         };
-        let (all_high, _) = self.comm.all_gather_varcount(&flatten(&high))?;
-        let (all_low, _) = self.comm.all_gather_varcount(&flatten(&low))?;
+        let all_high = self.comm.all_gather_varcount(&flatten(&high))?.into_vec();
+        let all_low = self.comm.all_gather_varcount(&flatten(&low))?.into_vec();
         let best = |all: &[f64], better: fn(f64, f64) -> bool| {
             let mut c: Vec<(f64, u64)> = Vec::new();
             for pair in all.chunks(2) {
@@ -371,7 +371,7 @@ impl<'c> Multigrid<'c> {
                 }
             }
         }
-        self.v.comm3(self.comm)
+        self.v.comm3()
     }
 
     /// `r = v − A u` on the finest level.
@@ -382,7 +382,7 @@ impl<'c> Multigrid<'c> {
             Some(self.v.view()),
             self.r[top].view_mut(),
         );
-        self.r[top].comm3(self.comm)
+        self.r[top].comm3()
     }
 
     /// One V-cycle.
@@ -393,23 +393,23 @@ impl<'c> Multigrid<'c> {
             let (coarse, fine) = self.r.split_at_mut(k);
             let source = whole.as_ref().map_or_else(|| fine[0].view(), |w| w.view());
             rprj3(source, coarse[k - 1].view_mut());
-            coarse[k - 1].comm3(self.comm)?;
+            coarse[k - 1].comm3()?;
         }
         self.u[1].zero();
         psinv(self.r[1].view(), self.u[1].view_mut(), self.c);
-        self.u[1].comm3(self.comm)?;
+        self.u[1].comm3()?;
         for k in 2..top {
             self.u[k].zero();
             self.prolong(k);
             resid(self.u[k].view(), None, self.r[k].view_mut());
-            self.r[k].comm3(self.comm)?;
+            self.r[k].comm3()?;
             psinv(self.r[k].view(), self.u[k].view_mut(), self.c);
-            self.u[k].comm3(self.comm)?;
+            self.u[k].comm3()?;
         }
         self.prolong(top);
         self.residual()?;
         psinv(self.r[top].view(), self.u[top].view_mut(), self.c);
-        self.u[top].comm3(self.comm)
+        self.u[top].comm3()
     }
 
     /// `u[k] += Q u[k − 1]`.
@@ -425,7 +425,7 @@ impl<'c> Multigrid<'c> {
     fn whole_if_needed(&self, k: usize) -> spmd::Result<Option<Array3<f64>>> {
         match (&self.r[k], &self.r[k - 1]) {
             (Grid::Dist(fine), Grid::Whole(_)) => {
-                let planes = fine.all_gather(self.comm)?;
+                let planes = fine.all_gather()?;
                 let (n3, n2, n1) = planes.dim();
                 let mut whole = Array3::zeros((n3 + 2, n2, n1));
                 whole.slice_mut(s![1..n3 + 1, .., ..]).assign(&planes);

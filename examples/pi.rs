@@ -83,9 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mine = Partition::block(chunks as usize, world.size())?;
     let local_hits: u64 = {
         let _sampling = spmd.region("sample");
-        mine.global_indices(world.rank())
-            .collect::<Vec<_>>()
-            .into_par_iter()
+        mine.par_global_indices(world.rank())
             .map(|chunk| hits_in_chunk(seed, chunk as u64, samples))
             .sum()
     };

@@ -166,7 +166,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let s = (args.oversample * p).max(1);
         (0..s).map(|k| keys[k * keys.len() / s]).collect()
     };
-    let (mut pooled, _) = world.all_gather_varcount(&samples)?;
+    let mut pooled = world.all_gather_varcount(&samples)?.into_vec();
     pooled.sort_unstable();
     let splitters: Vec<u64> = (1..p)
         .filter_map(|r| pooled.get(r * pooled.len() / p).copied())
@@ -177,7 +177,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     bounds.resize(p, keys.len());
     bounds.push(keys.len());
     let send_counts: Vec<usize> = bounds.windows(2).map(|w| w[1] - w[0]).collect();
-    let (received, runs) = world.all_to_all_varcount(&keys, &send_counts)?;
+    let (received, runs) = world.all_to_all_varcount(&keys, &send_counts)?.into_parts();
     drop(keys);
     // What arrived is one sorted run per sender: merge them (O(n log p)), no second sort.
     let mine = {
@@ -206,13 +206,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (total_before, total_after) = (sum3(before), sum3(after));
     let all_sorted = world.all_reduce(u8::from(locally_sorted), Op::Min) == 1 && boundaries_ok;
     let serial_check = if args.keys <= args.verify_limit {
-        world.gather_varcount(0, &mine)?.map(|(gathered, _)| {
+        world.gather_varcount(0, &mine)?.map(|gathered| {
             let reference = serial.clone().unwrap_or_else(|| {
                 let mut all = all_keys(args.keys);
                 all.sort_unstable();
                 all
             });
-            gathered == reference
+            gathered.as_slice() == reference.as_slice()
         })
     } else {
         None

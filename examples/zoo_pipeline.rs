@@ -223,7 +223,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut totals = vec![0.0; stat_flat.len()];
     world.all_reduce_into(&stat_flat, &mut totals, spmd::Op::Sum)?;
     let report = spmd.report("zoo_pipeline")?;
-    if let (Some((all, _)), Some(report)) = (gathered, report) {
+    if let (Some(all), Some(report)) = (gathered.map(|g| g.into_vec()), report) {
         let (expected, expected_stats) = sequential.unwrap_or_else(|| serial(&args));
         let mut got: Vec<[f64; 6]> = all
             .chunks(6)

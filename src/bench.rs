@@ -41,7 +41,7 @@ use criterion::{Criterion, Throughput};
 use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
 use mpi::topology::Communicator;
 
-use crate::collective::Preflight;
+use crate::collective::{fingerprint, Field, Preflight};
 use crate::comm::Comm;
 use crate::error::Result;
 
@@ -134,12 +134,18 @@ impl<'c> MpiBencher<'c> {
             .iter()
             .map(|k| format!("{}/{}", k.group, k.id))
             .collect();
+        let shown = names.join(", ");
         self.comm.preflight(Preflight {
             op: "MpiBencher::run",
+            element: None,
             local_error: None,
             agree: &[
-                ("the number of kernels", self.kernels.len() as i64),
-                ("the kernels' names", fingerprint(&names)),
+                Field::number("the number of kernels", &self.kernels.len()),
+                Field::keyed(
+                    "the kernels' names",
+                    fingerprint(names.iter().flat_map(|n| n.bytes().chain([0]))),
+                    &shown,
+                ),
             ],
         })?;
         if self.comm.rank() == 0 {
@@ -225,14 +231,4 @@ fn sample(comm: &Comm, kernel: &mut Kernel<'_>, iters: u64) -> Duration {
         kernel.seconds += slowest;
     }
     Duration::from_secs_f64(slowest)
-}
-
-fn fingerprint(names: &[String]) -> i64 {
-    let hash = names
-        .iter()
-        .flat_map(|n| n.bytes().chain([0]))
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
-    (hash >> 1) as i64
 }

@@ -1,22 +1,40 @@
 //! The crate's error type.
 //!
-//! Every fallible operation returns [`Result<T>`](Result). An [`Error`] carries a
-//! [`ErrorKind`] to match on, the rank that reports it (when MPI was running), and a message
-//! that says what was expected and what was found.
+//! Every fallible operation returns [`Result<T>`](Result). An [`Error`] carries an
+//! [`ErrorKind`] to match on, the rank that found the problem (when MPI was running), a
+//! message that names the operation, what was expected and what was found, and, for I/O and
+//! parse failures, the underlying error as its [`source`](std::error::Error::source).
 //!
 //! Collective operations validate their arguments *together* before any data moves, so when
-//! one rank passes bad input every rank returns an error of the same kind instead of some
-//! ranks hanging in MPI (see [`crate::collective`]).
+//! one rank passes bad input every rank returns an error of the same kind and message instead
+//! of some ranks hanging in MPI (see [`crate::collective`]).
 //!
 #![doc = include_str!("../docs/bad-input.md")]
 
 use std::fmt;
+use std::sync::Arc;
 
-/// What went wrong, for matching in code. New kinds may be added.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
-    /// MPI could not be initialised, was already initialised, or has been finalised.
+/// Declares [`ErrorKind`] and the table that numbers its variants, from one list, so the
+/// numbering used to tell other ranks which kind of error a rank found cannot fall out of step
+/// with the enum.
+macro_rules! error_kinds {
+    ($($(#[$doc:meta])* $kind:ident,)*) => {
+        /// What went wrong, for matching in code. New kinds may be added.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorKind {
+            $($(#[$doc])* $kind,)*
+        }
+
+        impl ErrorKind {
+            const ALL: &'static [ErrorKind] = &[$(ErrorKind::$kind,)*];
+        }
+    };
+}
+
+error_kinds! {
+    /// MPI could not be initialised: it already was in this process, or it was finalised
+    /// (MPI cannot be initialised again after that).
     Init,
     /// MPI provides a lower thread level than the one requested.
     ThreadLevel,
@@ -26,62 +44,63 @@ pub enum ErrorKind {
     InvalidRoot,
     /// A buffer has the wrong length for the operation (e.g. a receive buffer).
     BufferSize,
-    /// Ranks passed arguments that must agree (lengths, roots, operations) but do not.
+    /// Ranks passed arguments that must agree (lengths, roots, operations, element types,
+    /// array shapes) but do not; the message names the ranks and their values.
     Disagreement,
     /// A length must be divisible by the number of ranks but is not.
     NotDivisible,
     /// A count or displacement does not fit MPI's `int` (`i32`).
     CountOverflow,
-    /// A partition was described with impossible parameters (zero ranks, zero block size, …).
+    /// A partition or split was described with impossible parameters (zero ranks, zero block
+    /// size, a process grid that does not match the communicator), or an array or partition
+    /// is used with a communicator it was not made for.
     InvalidPartition,
     /// An index lies outside the range it must lie in.
     OutOfBounds,
-    /// Another rank detected invalid input; this rank's own input was fine.
+    /// A rank's error could not be told apart on the other ranks (its kind did not decode,
+    /// e.g. ranks built from different versions of the library), or figures sent by another
+    /// rank could not be read back.
     RemoteError,
-    /// A configuration value (e.g. an environment variable) could not be used.
+    /// A configuration value (an environment variable, a command-line option) cannot be used.
     Config,
-    /// An array's shape, split axis or ghost width does not fit the operation (e.g. shapes
-    /// that differ, an axis beyond the array's dimensions, ghosts wider than a piece).
+    /// An array's shape, split or ghost width does not fit the operation (e.g. shapes that
+    /// differ, an axis beyond the array's dimensions, ghosts wider than a piece).
     Shape,
     /// The program runs on fewer ranks than it needs (e.g. started without `mpirun`); see
     /// [`SpmdBuilder::min_ranks`](crate::SpmdBuilder::min_ranks).
     RankCount,
+    /// Reading or writing a file failed, or a file's contents are not what they must be
+    /// (a corrupt or foreign checkpoint, a report that does not parse). The underlying
+    /// [`std::io::Error`] or parse error, where there is one, is the error's
+    /// [`source`](std::error::Error::source).
+    Io,
 }
 
 impl ErrorKind {
-    /// A stable small integer for this kind, used to tell other ranks which kind of error a
-    /// rank found during an agreement check.
+    /// A stable small positive integer for this kind (its position in the declaration, plus
+    /// one), used to tell other ranks which kind of error a rank found.
     pub(crate) fn code(self) -> i64 {
-        self as i64 + 1
+        let index = ErrorKind::ALL
+            .iter()
+            .position(|&k| k == self)
+            .expect("every kind is in ALL");
+        index as i64 + 1
     }
 
     pub(crate) fn from_code(code: i64) -> Option<ErrorKind> {
-        const ALL: [ErrorKind; 14] = [
-            ErrorKind::Init,
-            ErrorKind::ThreadLevel,
-            ErrorKind::ThreadPool,
-            ErrorKind::InvalidRoot,
-            ErrorKind::BufferSize,
-            ErrorKind::Disagreement,
-            ErrorKind::NotDivisible,
-            ErrorKind::CountOverflow,
-            ErrorKind::InvalidPartition,
-            ErrorKind::OutOfBounds,
-            ErrorKind::RemoteError,
-            ErrorKind::Config,
-            ErrorKind::Shape,
-            ErrorKind::RankCount,
-        ];
-        ALL.into_iter().find(|kind| kind.code() == code)
+        let index = usize::try_from(code.checked_sub(1)?).ok()?;
+        ErrorKind::ALL.get(index).copied()
     }
 }
 
-/// An error from `spmd`: a kind, the reporting rank (if known) and a message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An error from `spmd`: a kind, the reporting rank (if known), a message and, for I/O and
+/// parse failures, the underlying error.
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
-    rank: Option<i32>,
+    rank: Option<usize>,
     message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 /// `Result` with [`Error`] as the error type.
@@ -94,11 +113,24 @@ impl Error {
             kind,
             rank: None,
             message: message.into(),
+            source: None,
+        }
+    }
+
+    /// An [`ErrorKind::Io`] error: `message` says what the library was doing, `source` is the
+    /// failure underneath (an [`std::io::Error`], a JSON or `.npy` parse error, …).
+    pub fn io(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error {
+            source: Some(Arc::new(source)),
+            ..Error::new(ErrorKind::Io, message)
         }
     }
 
     /// Attaches the rank that reports this error.
-    pub fn on_rank(mut self, rank: i32) -> Error {
+    pub fn on_rank(mut self, rank: usize) -> Error {
         self.rank = Some(rank);
         self
     }
@@ -108,49 +140,98 @@ impl Error {
         self.kind
     }
 
-    /// The rank that reported the error, if MPI was running.
-    pub fn rank(&self) -> Option<i32> {
+    /// The rank that found the problem, if MPI was running. After a failed agreement check
+    /// every rank's error names the same rank: the one whose input was at fault.
+    pub fn rank(&self) -> Option<usize> {
         self.rank
     }
 
-    /// The message without the rank prefix.
+    /// The message without the rank prefix (and without the source's text).
     pub fn message(&self) -> &str {
         &self.message
     }
 }
 
-impl fmt::Display for Error {
+impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.rank {
-            Some(rank) => write!(f, "rank {rank}: {}", self.message),
-            None => f.write_str(&self.message),
+        let mut s = f.debug_struct("Error");
+        s.field("kind", &self.kind)
+            .field("rank", &self.rank)
+            .field("message", &self.message);
+        if let Some(source) = &self.source {
+            s.field("source", &source.to_string());
         }
+        s.finish()
     }
 }
 
-impl std::error::Error for Error {}
+/// Errors are equal when kind, rank and message are (the source is part of the message).
+impl PartialEq for Error {
+    fn eq(&self, other: &Error) -> bool {
+        self.kind == other.kind && self.rank == other.rank && self.message == other.message
+    }
+}
+
+impl Eq for Error {}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(rank) = self.rank {
+            write!(f, "rank {rank}: ")?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
 
     #[test]
-    fn display_includes_rank_and_message() {
+    fn display_includes_rank_message_and_source() {
         let e = Error::new(ErrorKind::InvalidRoot, "root 5 is out of range 0..4").on_rank(2);
         assert_eq!(e.to_string(), "rank 2: root 5 is out of range 0..4");
         assert_eq!(e.kind(), ErrorKind::InvalidRoot);
         assert_eq!(e.rank(), Some(2));
+        assert!(e.source().is_none());
         let plain = Error::new(ErrorKind::Config, "bad");
         assert_eq!(plain.to_string(), "bad");
+        let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let io = Error::io("checkpoint: cannot read /x/CURRENT", missing);
+        assert_eq!(io.kind(), ErrorKind::Io);
+        assert_eq!(
+            io.to_string(),
+            "checkpoint: cannot read /x/CURRENT: no such file"
+        );
+        let source = io.source().expect("an I/O error keeps its source");
+        let source = source
+            .downcast_ref::<std::io::Error>()
+            .expect("the source is the io::Error itself");
+        assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
     }
 
     #[test]
-    fn kind_codes_round_trip() {
-        for code in 1..=14 {
-            let kind = ErrorKind::from_code(code).expect("every code up to 14 names a kind");
-            assert_eq!(kind.code(), code);
+    fn every_kind_has_a_code_that_round_trips() {
+        for &kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_code(kind.code()), Some(kind));
         }
+        let n = ErrorKind::ALL.len() as i64;
         assert_eq!(ErrorKind::from_code(0), None);
-        assert_eq!(ErrorKind::from_code(15), None);
+        assert_eq!(ErrorKind::from_code(-1), None);
+        assert_eq!(ErrorKind::from_code(n + 1), None);
+        assert_eq!(ErrorKind::from_code(n), Some(ErrorKind::Io));
     }
 }

@@ -58,7 +58,7 @@ use std::mem::size_of;
 
 use rayon::prelude::*;
 
-use crate::collective::Preflight;
+use crate::collective::{ElementType, Preflight};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -546,8 +546,10 @@ impl Comm {
     /// ranks and threads (see the [`exact`](crate::exact) module). Collective; the local part
     /// runs on the rayon pool.
     pub fn sum_exact<T: ExactFloat>(&self, values: &[T]) -> T {
+        // The local accumulation is compute; only the reduction is communication.
+        let local = local_sum_exact(values);
         let _timer = self.timed("sum_exact", 2 * WIRE_LEN * size_of::<i64>());
-        T::from_exact(&self.all_reduce_exact(&local_sum_exact(values)))
+        T::from_exact(&self.all_reduce_exact(&local))
     }
 
     /// The correctly rounded `Σ a·b` over every rank's slices, bit-identical for any number
@@ -557,7 +559,6 @@ impl Comm {
     /// `BufferSize` on every rank if `a` and `b` differ in length on some rank.
     pub fn dot_exact<T: ExactFloat>(&self, a: &[T], b: &[T]) -> Result<T> {
         const OP: &str = "dot_exact";
-        let _timer = self.timed(OP, 2 * WIRE_LEN * size_of::<i64>());
         let local_error = (a.len() != b.len()).then(|| {
             Error::new(
                 ErrorKind::BufferSize,
@@ -568,14 +569,20 @@ impl Comm {
                 ),
             )
         });
+        // The local accumulation is compute (skipped when this rank's input is bad); the
+        // check and the reduction are communication.
+        let local = match local_error {
+            None => local_dot_exact(a, b),
+            Some(_) => ExactSum::new(),
+        };
+        let _timer = self.timed(OP, 2 * WIRE_LEN * size_of::<i64>());
         self.preflight(Preflight {
             op: OP,
+            element: Some(ElementType::of::<T>()),
             local_error,
             agree: &[],
         })?;
-        Ok(T::from_exact(
-            &self.all_reduce_exact(&local_dot_exact(a, b)),
-        ))
+        Ok(T::from_exact(&self.all_reduce_exact(&local)))
     }
 }
 

@@ -28,10 +28,8 @@
 //!     let n = 1_000_000;
 //!     let part = Partition::block(n, world.size())?;
 //!     let local: f64 = part
-//!         .global_indices(world.rank())
-//!         .collect::<Vec<_>>()
-//!         .par_iter()
-//!         .map(|&i| (i as f64) * (i as f64))
+//!         .par_global_indices(world.rank()) // rayon threads inside this rank
+//!         .map(|i| (i as f64) * (i as f64))
 //!         .sum();
 //!     let total = world.all_reduce(local, Op::Sum);
 //!     if spmd.is_root() {
@@ -55,14 +53,16 @@ pub mod collective;
 pub mod comm;
 pub mod error;
 pub mod exact;
+pub mod par;
 pub mod partition;
 pub mod runtime;
 pub mod timing;
 
-pub use collective::{Number, Op};
+pub use collective::{Number, Op, Varcount};
 pub use comm::Comm;
 pub use error::{Error, ErrorKind, Result};
 pub use mpi;
+pub use par::Par;
 pub use partition::{Distribution, Partition};
 pub use runtime::{Spmd, SpmdBuilder, Threading};
 

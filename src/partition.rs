@@ -30,6 +30,8 @@
 //! assert_eq!(c.global_indices(0).collect::<Vec<_>>(), vec![0, 1, 6, 7]);
 //! ```
 
+use rayon::prelude::*;
+
 use crate::error::{Error, ErrorKind, Result};
 
 /// The rule that assigns global indices to ranks.
@@ -41,6 +43,27 @@ pub enum Distribution {
     Cyclic,
     /// Round robin over blocks of the given size: index `g` goes to rank `(g / b) % parts`.
     BlockCyclic(usize),
+}
+
+impl Distribution {
+    /// A number that tells distributions apart, for agreement checks.
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            Distribution::Block => 0,
+            Distribution::Cyclic => 1,
+            Distribution::BlockCyclic(b) => 2 + i64::try_from(b).unwrap_or(i64::MAX - 2),
+        }
+    }
+}
+
+impl std::fmt::Display for Distribution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Distribution::Block => f.write_str("block"),
+            Distribution::Cyclic => f.write_str("cyclic"),
+            Distribution::BlockCyclic(b) => write!(f, "block-cyclic({b})"),
+        }
+    }
 }
 
 /// `len` global items split over `parts` ranks by a [`Distribution`].
@@ -249,9 +272,54 @@ impl Partition {
     /// # Panics
     /// If `rank >= self.parts()`.
     #[track_caller]
-    pub fn global_indices(&self, rank: usize) -> impl Iterator<Item = usize> + '_ {
+    pub fn global_indices(&self, rank: usize) -> impl ExactSizeIterator<Item = usize> {
+        let (count, partition) = (self.count(rank), *self);
+        (0..count).map(move |local| partition.to_global(rank, local))
+    }
+
+    /// The global indices `rank` owns, in local order, as an indexed rayon iterator: each of
+    /// the rank's threads takes a share of them without collecting them first.
+    ///
+    /// ```
+    /// use rayon::prelude::*;
+    /// let part = spmd::Partition::cyclic(10, 3).unwrap();
+    /// let squares: u64 = part.par_global_indices(1).map(|g| (g * g) as u64).sum();
+    /// assert_eq!(squares, 1 + 16 + 49);
+    /// ```
+    ///
+    /// # Panics
+    /// If `rank >= self.parts()`.
+    #[track_caller]
+    pub fn par_global_indices(&self, rank: usize) -> impl IndexedParallelIterator<Item = usize> {
+        let (count, partition) = (self.count(rank), *self);
+        (0..count)
+            .into_par_iter()
+            .map(move |local| partition.to_global(rank, local))
+    }
+
+    /// The contiguous global range `rank` owns in a [`Block`](Distribution::Block)
+    /// partition.
+    ///
+    /// ```
+    /// let part = spmd::Partition::block(10, 4).unwrap();
+    /// assert_eq!(part.range(1), 3..6);
+    /// assert_eq!(part.range(3), 8..10);
+    /// ```
+    ///
+    /// # Panics
+    /// If the partition is not `Block` (the other distributions own scattered indices: use
+    /// [`global_indices`](Self::global_indices)), or `rank >= self.parts()`.
+    #[track_caller]
+    pub fn range(&self, rank: usize) -> std::ops::Range<usize> {
+        assert!(
+            self.distribution == Distribution::Block,
+            "Partition::range needs a Block partition, this one is {}; use global_indices",
+            self.distribution
+        );
         let count = self.count(rank);
-        (0..count).map(move |local| self.to_global(rank, local))
+        let (q, extra) = self.block_shape();
+        let start = rank * q + rank.min(extra);
+        start..start + count
     }
 
     #[track_caller]

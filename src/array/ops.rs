@@ -1,17 +1,22 @@
 //! Local rayon kernels (`map`, `map_inplace`, `zip_with`, `fold`) and global reductions
 //! (`sum`, `dot`, `norm2`, `min`, `max`, and the reproducible `sum_exact`, `dot_exact`).
+//!
+//! Every reduction first reduces this rank's piece (compute, on the rayon pool) and only then
+//! opens its comm region for the agreement check and the one collective, so the profiler books
+//! the local work as compute.
 
 use std::mem::size_of;
 
-use ndarray::{ArrayView, Dimension, RemoveAxis, Zip};
+use mpi::collective::CommunicatorCollectives;
+use ndarray::{ArrayView, ArrayView1, Axis, Dimension, RemoveAxis, Zip};
 use num_traits::Float;
 use rayon::prelude::*;
 
-use super::{DistArray, Element, Par};
+use super::{DistArray, Element};
 use crate::collective::{Number, Op};
-use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::exact::{local_dot_exact, local_sum_exact, ExactFloat, ExactSum};
+use crate::par::Par;
 
 /// Elements per rayon task in reductions: large enough to amortise scheduling, small enough
 /// to balance.
@@ -21,8 +26,8 @@ const TASK: usize = 1 << 15;
 const LANES: usize = 8;
 
 impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
-    /// A new array of `f` applied to every element (ghosts included), with the same split.
-    /// No communication.
+    /// A new array of `f` applied to every element (ghosts included), with the same split and
+    /// communicator. No communication.
     pub fn map<U, F>(&self, f: F) -> DistArray<U, D>
     where
         U: Element,
@@ -36,11 +41,10 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
         DistArray {
             data,
             shape: self.shape.clone(),
-            split: self.split,
-            partition: self.partition,
-            rank: self.rank,
+            layout: self.layout,
+            comm: self.comm.clone(),
             ghosts: self.ghosts,
-            boundary: self.boundary,
+            boundaries: self.boundaries,
             halo_agreed: self.halo_agreed,
             par: self.par,
         }
@@ -60,33 +64,31 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
     }
 
     /// A new array (without ghosts) of `f(a, b)` for the elements of `self` and `other`, which
-    /// must have the same shape and split. No communication.
+    /// must have the same shape and split and be made on the same communicator. No
+    /// communication.
     ///
     /// # Errors
-    /// `Shape` if the arrays' shapes or splits differ.
+    /// `Shape` if the arrays' shapes or splits differ; `InvalidPartition` if they were made
+    /// on different communicators.
     pub fn zip_with<U, V, F>(&self, other: &DistArray<U, D>, f: F) -> Result<DistArray<V, D>>
     where
         U: Element,
         V: Element,
         F: Fn(T, U) -> V + Sync + Send,
     {
-        self.check_same_layout("zip_with", other)?;
+        const OP: &str = "DistArray::zip_with";
+        if let Some(e) = self.pairing_error(OP, other) {
+            return Err(e.on_rank(self.comm.rank()));
+        }
         let zip = Zip::from(self.local()).and(other.local());
         let data = match self.par {
             Par::Rayon => zip.par_map_collect(|&a, &b| f(a, b)),
             Par::Seq => zip.map_collect(|&a, &b| f(a, b)),
         };
-        Ok(DistArray {
-            data,
-            shape: self.shape.clone(),
-            split: self.split,
-            partition: self.partition,
-            rank: self.rank,
-            ghosts: 0,
-            boundary: self.boundary,
-            halo_agreed: false,
-            par: self.par,
-        })
+        Ok(
+            DistArray::assemble(&self.comm, self.shape.clone(), self.layout, data)
+                .with_par(self.par),
+        )
     }
 
     /// Folds this rank's owned elements: each rayon task folds its share from `identity()`
@@ -106,21 +108,26 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
         }
     }
 
-    fn check_same_layout<U: Element>(&self, op: &str, other: &DistArray<U, D>) -> Result<()> {
-        if self.shape == other.shape
-            && self.split == other.split
-            && self.partition == other.partition
-        {
-            return Ok(());
+    /// Why `self` and `other` cannot be combined element by element, if they cannot.
+    pub(crate) fn pairing_error<U: Element>(
+        &self,
+        op: &str,
+        other: &DistArray<U, D>,
+    ) -> Option<Error> {
+        if let Some(e) = self.same_comm_error(op, other) {
+            return Some(e);
         }
-        Err(Error::new(
+        if self.shape == other.shape && self.layout == other.layout {
+            return None;
+        }
+        Some(Error::new(
             ErrorKind::Shape,
             format!(
-                "{op}: the arrays differ: shape {:?} split {:?} against shape {:?} split {:?}",
+                "{op}: the arrays differ: shape {:?} split {} against shape {:?} split {}",
                 self.shape.slice(),
-                self.split,
+                self.layout.split(),
                 other.shape.slice(),
-                other.split
+                other.layout.split()
             ),
         ))
     }
@@ -136,26 +143,29 @@ impl<T: Element + Number, D: Dimension + RemoveAxis> DistArray<T, D> {
     /// `Σ self·other` over this rank's elements only. No communication.
     ///
     /// # Errors
-    /// `Shape` if the arrays' shapes or splits differ.
+    /// `Shape` if the arrays' shapes or splits differ; `InvalidPartition` if they were made
+    /// on different communicators.
     pub fn local_dot(&self, other: &DistArray<T, D>) -> Result<T> {
-        self.check_same_layout("local_dot", other)?;
-        Ok(local_dot(&self.local(), &other.local(), self.par))
+        match self.pairing_error("DistArray::local_dot", other) {
+            Some(e) => Err(e.on_rank(self.comm.rank())),
+            None => Ok(local_dot(&self.local(), &other.local(), self.par)),
+        }
     }
 
     /// The sum of all elements over all ranks. Collective.
     ///
     /// Communication: agreement check + one `all_reduce` of one value; the local sum runs on
-    /// the rayon pool. Float sums depend on how the data is split (ranks, threads): they agree
-    /// to rounding, not bit for bit.
+    /// the rayon pool first. Float sums depend on how the data is split (ranks, threads): they
+    /// agree to rounding, not bit for bit (see [`sum_exact`](Self::sum_exact)).
     ///
     /// # Errors
-    /// `InvalidPartition` if `comm` is not the array's communicator; `Disagreement` if ranks
-    /// hold differently shaped arrays.
-    pub fn sum(&self, comm: &Comm) -> Result<T> {
-        let _timer = comm.timed("DistArray::sum", 2 * size_of::<T>());
-        self.layout_preflight(comm, "sum", None)?;
+    /// `Disagreement` if ranks hold differently shaped arrays.
+    pub fn sum(&self) -> Result<T> {
+        const OP: &str = "DistArray::sum";
         let local = local_sum(&self.local(), self.par);
-        Ok(comm.all_reduce(local, Op::Sum))
+        let _timer = self.comm.timed(OP, 2 * size_of::<T>());
+        self.layout_preflight(OP, None, &[])?;
+        Ok(self.comm.all_reduce(local, Op::Sum))
     }
 
     /// The dot product `Σ self·other` over all ranks. Collective.
@@ -163,19 +173,24 @@ impl<T: Element + Number, D: Dimension + RemoveAxis> DistArray<T, D> {
     /// Communication: as [`sum`](Self::sum).
     ///
     /// # Errors
-    /// As [`sum`](Self::sum), plus `Shape` if the arrays' shapes or splits differ.
-    pub fn dot(&self, other: &DistArray<T, D>, comm: &Comm) -> Result<T> {
-        let _timer = comm.timed("DistArray::dot", 2 * size_of::<T>());
-        let layout = self.check_same_layout("dot", other).err();
-        self.layout_preflight(comm, "dot", layout)?;
-        let local = local_dot(&self.local(), &other.local(), self.par);
-        Ok(comm.all_reduce(local, Op::Sum))
+    /// As [`sum`](Self::sum), plus `Shape` if the arrays' shapes or splits differ and
+    /// `InvalidPartition` if they were made on different communicators.
+    pub fn dot(&self, other: &DistArray<T, D>) -> Result<T> {
+        const OP: &str = "DistArray::dot";
+        let pairing = self.pairing_error(OP, other);
+        let local = match pairing {
+            None => local_dot(&self.local(), &other.local(), self.par),
+            Some(_) => T::zero(),
+        };
+        let _timer = self.comm.timed(OP, 2 * size_of::<T>());
+        self.layout_preflight(OP, pairing, &[])?;
+        Ok(self.comm.all_reduce(local, Op::Sum))
     }
 
     /// The smallest element over all ranks. Collective.
     ///
-    /// Communication: agreement check + one `all_gather` of one value and one flag per rank
-    /// (ranks with empty pieces have no value to offer).
+    /// Communication: agreement check + one `all_gather` of two values per rank (the rank's
+    /// minimum and whether it has one: ranks with empty pieces have no value to offer).
     ///
     /// NaN: if any element is NaN the result is NaN, whichever rank and position holds it
     /// (unlike `f64::min`, which ignores NaN). So are [`sum`](Self::sum) and
@@ -183,8 +198,8 @@ impl<T: Element + Number, D: Dimension + RemoveAxis> DistArray<T, D> {
     ///
     /// # Errors
     /// As [`sum`](Self::sum), plus `Shape` if the global array is empty.
-    pub fn min(&self, comm: &Comm) -> Result<T> {
-        self.extreme(comm, "min", |a, b| {
+    pub fn min(&self) -> Result<T> {
+        self.extreme("DistArray::min", |a, b| {
             nan_first(a, b).unwrap_or(if b < a { b } else { a })
         })
     }
@@ -193,43 +208,49 @@ impl<T: Element + Number, D: Dimension + RemoveAxis> DistArray<T, D> {
     ///
     /// # Errors
     /// As [`min`](Self::min).
-    pub fn max(&self, comm: &Comm) -> Result<T> {
-        self.extreme(comm, "max", |a, b| {
+    pub fn max(&self) -> Result<T> {
+        self.extreme("DistArray::max", |a, b| {
             nan_first(a, b).unwrap_or(if b > a { b } else { a })
         })
     }
 
-    fn extreme(&self, comm: &Comm, op: &'static str, pick: fn(T, T) -> T) -> Result<T> {
-        let _timer = comm.timed(
-            if op == "min" {
-                "DistArray::min"
-            } else {
-                "DistArray::max"
-            },
-            0,
-        );
+    fn extreme(&self, op: &'static str, pick: fn(T, T) -> T) -> Result<T> {
         let empty = self.is_empty().then(|| {
             Error::new(
                 ErrorKind::Shape,
                 format!("{op}: the array {:?} has no elements", self.shape.slice()),
             )
         });
-        self.layout_preflight(comm, op, empty)?;
         let local = self.local();
         let mine = match self.par {
-            Par::Rayon => local.as_slice_memory_order().map_or_else(
-                || local.iter().copied().reduce(pick),
-                |s| s.par_iter().copied().reduce_with(pick),
-            ),
+            Par::Rayon => match local.as_slice_memory_order() {
+                Some(s) => s.par_iter().copied().reduce_with(pick),
+                None => Zip::from(&local).par_fold(
+                    || None,
+                    |acc: Option<T>, &x| Some(acc.map_or(x, |a| pick(a, x))),
+                    |a, b| match (a, b) {
+                        (Some(a), Some(b)) => Some(pick(a, b)),
+                        (a, b) => a.or(b),
+                    },
+                ),
+            },
             Par::Seq => local.iter().copied().reduce(pick),
         };
-        let values = comm.all_gather(&[mine.unwrap_or_else(T::zero)])?;
-        let present = comm.all_gather(&[u8::from(mine.is_some())])?;
-        Ok(values
-            .into_iter()
-            .zip(present)
-            .filter(|&(_, p)| p == 1)
-            .map(|(v, _)| v)
+        let _timer = self
+            .comm
+            .timed(op, 2 * size_of::<T>() * (1 + self.comm.size()));
+        self.layout_preflight(op, empty, &[])?;
+        // [value, 1 if this rank has one]; the check has been done, so the raw call.
+        let offer = [
+            mine.unwrap_or_else(T::zero),
+            T::from(u8::from(mine.is_some())).unwrap_or_else(T::zero),
+        ];
+        let mut all = vec![T::zero(); 2 * self.comm.size()];
+        self.comm.raw().all_gather_into(&offer[..], &mut all[..]);
+        Ok(all
+            .chunks(2)
+            .filter(|pair| pair[1] == T::one())
+            .map(|pair| pair[0])
             .reduce(pick)
             .expect("a non-empty array has an element on some rank"))
     }
@@ -240,35 +261,31 @@ impl<T: Element + Number + Float, D: Dimension + RemoveAxis> DistArray<T, D> {
     ///
     /// # Errors
     /// As [`sum`](Self::sum).
-    pub fn norm2(&self, comm: &Comm) -> Result<T> {
-        let _timer = comm.timed("DistArray::norm2", 2 * size_of::<T>());
-        self.layout_preflight(comm, "norm2", None)?;
+    pub fn norm2(&self) -> Result<T> {
+        const OP: &str = "DistArray::norm2";
         let local = self.local();
         let squares = local_dot(&local, &local, self.par);
-        Ok(comm.all_reduce(squares, Op::Sum).sqrt())
+        let _timer = self.comm.timed(OP, 2 * size_of::<T>());
+        self.layout_preflight(OP, None, &[])?;
+        Ok(self.comm.all_reduce(squares, Op::Sum).sqrt())
     }
 }
 
 impl<T: Element + ExactFloat, D: Dimension + RemoveAxis> DistArray<T, D> {
     /// The correctly rounded sum of all elements over all ranks: **bit-identical for any
-    /// number of ranks, threads and any distribution** (see [`crate::exact`]). Collective.
+    /// number of ranks, threads and any split** (see [`crate::exact`]). Collective.
     ///
     /// Communication: agreement check + one `all_reduce` of 70 `i64`s. The local part is
-    /// compute-bound, 5–8× the time of [`sum`](Self::sum) here (README, performance section).
+    /// compute-bound, 5–8× the time of [`sum`](Self::sum) (see the performance docs).
     ///
     /// # Errors
     /// As [`sum`](Self::sum).
-    pub fn sum_exact(&self, comm: &Comm) -> Result<T> {
-        let _timer = comm.timed("DistArray::sum_exact", 0);
-        self.layout_preflight(comm, "sum_exact", None)?;
-        let local = self.local();
-        let mut mine = ExactSum::new();
-        match (local.as_slice_memory_order(), self.par) {
-            (Some(s), Par::Rayon) => mine = local_sum_exact(s),
-            (Some(s), Par::Seq) => T::add_slice_to(s, &mut mine),
-            (None, _) => local.iter().for_each(|&x| x.add_to(&mut mine)),
-        }
-        Ok(T::from_exact(&comm.all_reduce_exact(&mine)))
+    pub fn sum_exact(&self) -> Result<T> {
+        const OP: &str = "DistArray::sum_exact";
+        let mine = exact_sum_of(&self.local(), self.par);
+        let _timer = self.comm.timed(OP, 0);
+        self.layout_preflight(OP, None, &[])?;
+        Ok(T::from_exact(&self.comm.all_reduce_exact(&mine)))
     }
 
     /// The correctly rounded dot product `Σ self·other` over all ranks, bit-identical for any
@@ -277,27 +294,52 @@ impl<T: Element + ExactFloat, D: Dimension + RemoveAxis> DistArray<T, D> {
     ///
     /// # Errors
     /// As [`dot`](Self::dot).
-    pub fn dot_exact(&self, other: &DistArray<T, D>, comm: &Comm) -> Result<T> {
-        let _timer = comm.timed("DistArray::dot_exact", 0);
-        let layout = self.check_same_layout("dot_exact", other).err();
-        self.layout_preflight(comm, "dot_exact", layout)?;
-        let (a, b) = (self.local(), other.local());
-        let contiguous = a.strides() == b.strides();
-        let mine = match (
-            a.as_slice_memory_order(),
-            b.as_slice_memory_order(),
-            self.par,
-        ) {
-            (Some(x), Some(y), Par::Rayon) if contiguous => local_dot_exact(x, y),
-            _ => {
-                let mut sum = ExactSum::new();
-                Zip::from(&a)
-                    .and(&b)
-                    .for_each(|&x, &y| x.add_product_to(y, &mut sum));
-                sum
-            }
+    pub fn dot_exact(&self, other: &DistArray<T, D>) -> Result<T> {
+        const OP: &str = "DistArray::dot_exact";
+        let pairing = self.pairing_error(OP, other);
+        let mine = match pairing {
+            None => exact_dot_of(&self.local(), &other.local(), self.par),
+            Some(_) => ExactSum::new(),
         };
-        Ok(T::from_exact(&comm.all_reduce_exact(&mine)))
+        let _timer = self.comm.timed(OP, 0);
+        self.layout_preflight(OP, pairing, &[])?;
+        Ok(T::from_exact(&self.comm.all_reduce_exact(&mine)))
+    }
+}
+
+/// The exact sum of a view: over contiguous memory in rayon tasks, else lane by lane.
+fn exact_sum_of<T: ExactFloat, D: Dimension>(view: &ArrayView<'_, T, D>, par: Par) -> ExactSum {
+    match (view.as_slice_memory_order(), par) {
+        (Some(s), Par::Rayon) => local_sum_exact(s),
+        (Some(s), Par::Seq) => {
+            let mut sum = ExactSum::new();
+            T::add_slice_to(s, &mut sum);
+            sum
+        }
+        (None, _) => {
+            let mut sum = ExactSum::new();
+            view.iter().for_each(|&x| x.add_to(&mut sum));
+            sum
+        }
+    }
+}
+
+/// The exact dot product of two views of the same shape.
+fn exact_dot_of<T: ExactFloat, D: Dimension>(
+    a: &ArrayView<'_, T, D>,
+    b: &ArrayView<'_, T, D>,
+    par: Par,
+) -> ExactSum {
+    let same_order = a.strides() == b.strides();
+    match (a.as_slice_memory_order(), b.as_slice_memory_order(), par) {
+        (Some(x), Some(y), Par::Rayon) if same_order => local_dot_exact(x, y),
+        _ => {
+            let mut sum = ExactSum::new();
+            Zip::from(a)
+                .and(b)
+                .for_each(|&x, &y| x.add_product_to(y, &mut sum));
+            sum
+        }
     }
 }
 
@@ -315,17 +357,31 @@ fn nan_first<T: PartialEq + Copy>(a: T, b: T) -> Option<T> {
     }
 }
 
-/// `Σ x` of a view: lane-split over contiguous memory, in rayon tasks for [`Par::Rayon`].
+/// `Σ x` of a view: lane-split over contiguous memory (or over each contiguous row of a
+/// strided view, e.g. a tile inside its ghosts), in rayon tasks for [`Par::Rayon`].
 pub(crate) fn local_sum<T: Number, D: Dimension>(view: &ArrayView<'_, T, D>, par: Par) -> T {
-    match view.as_slice_memory_order() {
-        Some(s) => match par {
+    if let Some(s) = view.as_slice_memory_order() {
+        return match par {
             Par::Rayon => s
                 .par_chunks(TASK)
                 .map(sum_lanes)
                 .reduce(T::zero, |a, b| a + b),
             Par::Seq => s.chunks(TASK).map(sum_lanes).fold(T::zero(), |a, b| a + b),
-        },
-        None => view.iter().fold(T::zero(), |a, &b| a + b),
+        };
+    }
+    if view.ndim() < 2 {
+        return view.iter().fold(T::zero(), |a, &b| a + b);
+    }
+    let row_sum = |row: ArrayView1<'_, T>| match row.as_slice() {
+        Some(s) => sum_lanes(s),
+        None => row.iter().fold(T::zero(), |a, &b| a + b),
+    };
+    let rows = view.lanes(Axis(view.ndim() - 1));
+    match par {
+        Par::Rayon => {
+            Zip::from(rows).par_fold(T::zero, |acc, row| acc + row_sum(row), |a, b| a + b)
+        }
+        Par::Seq => Zip::from(rows).fold(T::zero(), |acc, row| acc + row_sum(row)),
     }
 }
 
@@ -336,12 +392,12 @@ pub(crate) fn local_dot<T: Number, D: Dimension>(
     par: Par,
 ) -> T {
     let same_order = a.strides() == b.strides();
-    match (
+    if let (Some(x), Some(y), true) = (
         a.as_slice_memory_order(),
         b.as_slice_memory_order(),
         same_order,
     ) {
-        (Some(x), Some(y), true) => match par {
+        return match par {
             Par::Rayon => x
                 .par_chunks(TASK)
                 .zip(y.par_chunks(TASK))
@@ -352,10 +408,24 @@ pub(crate) fn local_dot<T: Number, D: Dimension>(
                 .zip(y.chunks(TASK))
                 .map(|(x, y)| dot_lanes(x, y))
                 .fold(T::zero(), |p, q| p + q),
-        },
-        _ => Zip::from(a)
+        };
+    }
+    if a.ndim() < 2 {
+        return Zip::from(a)
             .and(b)
-            .fold(T::zero(), |acc, &x, &y| acc + x * y),
+            .fold(T::zero(), |acc, &x, &y| acc + x * y);
+    }
+    let row_dot = |x: ArrayView1<'_, T>, y: ArrayView1<'_, T>| match (x.as_slice(), y.as_slice()) {
+        (Some(x), Some(y)) => dot_lanes(x, y),
+        _ => Zip::from(&x)
+            .and(&y)
+            .fold(T::zero(), |acc, &p, &q| acc + p * q),
+    };
+    let last = Axis(a.ndim() - 1);
+    let rows = Zip::from(a.lanes(last)).and(b.lanes(last));
+    match par {
+        Par::Rayon => rows.par_fold(T::zero, |acc, x, y| acc + row_dot(x, y), |p, q| p + q),
+        Par::Seq => rows.fold(T::zero(), |acc, x, y| acc + row_dot(x, y)),
     }
 }
 
@@ -391,7 +461,7 @@ fn dot_lanes<T: Number>(x: &[T], y: &[T]) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array1, Array2};
+    use ndarray::{s, Array1, Array2};
 
     #[test]
     fn lane_sums_equal_plain_sums_on_integers() {
@@ -422,5 +492,17 @@ mod tests {
             local_dot(&a.t(), &f.view(), Par::Rayon),
             (0..20).map(|x| x * x).sum::<i32>()
         );
+    }
+
+    #[test]
+    fn tiles_inside_ghosts_sum_row_by_row() {
+        let padded = Array2::from_shape_fn((7, 9), |(i, j)| (i * 9 + j) as i64);
+        let tile = padded.slice(s![1..6, 1..8]);
+        let expected: i64 = tile.iter().sum();
+        let dot: i64 = tile.iter().map(|x| x * x).sum();
+        for par in [Par::Rayon, Par::Seq] {
+            assert_eq!(local_sum(&tile, par), expected);
+            assert_eq!(local_dot(&tile, &tile, par), dot);
+        }
     }
 }

@@ -11,15 +11,14 @@ use mpi::collective::Root;
 use mpi::datatype::Equivalence;
 use mpi::point_to_point::{Destination, Source};
 use mpi::topology::Communicator;
-use ndarray::{
-    Array, ArrayView, ArrayViewMut, Axis, CowArray, Dimension, IxDyn, RemoveAxis, Slice,
-};
+use ndarray::{Array, ArrayView, Dimension, IxDyn, RemoveAxis};
 
-use super::{piece_shape, DistArray, Element, Split};
-use crate::collective::{as_field, check_root, Preflight};
+use super::blocks::{extract, held_by, place, Selection};
+use super::split::{Indices, Layout};
+use super::{DistArray, Element, Split};
+use crate::collective::{check_root, ElementType, Field, Preflight};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
-use crate::partition::{Distribution, Partition};
 
 /// The most elements in one message.
 pub(crate) const CHUNK: usize = 1 << 30;
@@ -37,44 +36,36 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
     ///
     /// # Errors
     /// `InvalidRoot`; `Disagreement` if ranks pass different roots or splits; `Shape` if the
-    /// root passes no array, or the split axis does not exist; `InvalidPartition` for a
-    /// block-cyclic block size of 0.
+    /// root passes no array, or a split axis does not exist; `InvalidPartition` for a
+    /// block-cyclic block size of 0 or a process grid of another size.
     pub fn scatter(
         comm: &Comm,
         root: usize,
         source: Option<ArrayView<'_, T, D>>,
         split: Split,
     ) -> Result<DistArray<T, D>> {
-        const OP: &str = "scatter";
+        const OP: &str = "DistArray::scatter";
         let is_root = comm.rank() == root;
-        let mut timer = comm.timed("DistArray::scatter", 0);
+        let mut timer = comm.timed(OP, 0);
         comm.preflight(Preflight {
             op: OP,
+            element: Some(ElementType::of::<T>()),
             local_error: check_root(root, comm.size(), OP),
-            agree: &[("the root", as_field(root)), ("the split", split.code())],
+            agree: &[
+                Field::number("the root", &root),
+                Field::keyed("the split", split.key(), &split),
+            ],
         })?;
         // The root announces the number of axes with its error, then the shape.
-        let root_error = if !is_root {
-            None
-        } else {
-            match &source {
-                None => Some(Error::new(
-                    ErrorKind::Shape,
-                    "scatter: the root passed no array (None)",
-                )),
-                Some(view) => (split.axis >= view.ndim()).then(|| {
-                    Error::new(
-                        ErrorKind::Shape,
-                        format!(
-                            "scatter: split axis {} does not exist in the root's {}-dimensional \
-                             array of shape {:?}",
-                            split.axis,
-                            view.ndim(),
-                            view.shape()
-                        ),
-                    )
-                }),
-            }
+        let root_error = match (&source, is_root) {
+            (_, false) => None,
+            (None, true) => Some(Error::new(
+                ErrorKind::Shape,
+                format!("{OP}: the root passed no array (None)"),
+            )),
+            (Some(view), true) => Layout::new(split, view.shape(), comm.size())
+                .err()
+                .map(|e| Error::new(e.kind(), format!("{OP}: {}", e.message()))),
         };
         let ndim = source.as_ref().map_or(0, |v| v.ndim());
         let [ndim] = comm.announce_from_root(root, [ndim], root_error)?;
@@ -88,18 +79,17 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
         let shape = dimension_from::<D>(&dims).ok_or_else(|| {
             Error::new(
                 ErrorKind::Shape,
-                format!(
-                    "scatter: the root's array has {ndim} axes, this rank's type another number"
-                ),
+                format!("{OP}: the root's array has {ndim} axes, this rank's type another number"),
             )
-            .on_rank(comm.rank() as i32)
+            .on_rank(comm.rank())
         })?;
         let mut array = DistArray::from_elem(comm, shape, split, T::default())?;
         let bytes = size_of::<T>();
         if let (true, Some(source)) = (is_root, source) {
             let mut packed = Vec::new();
             for rank in 0..comm.size() {
-                let piece = piece_view(&source, split.axis, &array.partition, rank);
+                let selection = held_by(&array.layout, rank, array.shape.slice());
+                let piece = extract(source.view(), &selection);
                 timer.add_bytes(piece.len() * bytes);
                 if rank == root {
                     array.local_mut().assign(&piece);
@@ -124,17 +114,17 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
     /// the root, which holds the result plus at most one piece.
     ///
     /// # Errors
-    /// `InvalidRoot`; `InvalidPartition` if `comm` is not the array's communicator;
-    /// `Disagreement` if ranks pass different roots or hold differently shaped arrays.
-    pub fn gather(&self, comm: &Comm, root: usize) -> Result<Option<Array<T, D>>> {
-        const OP: &str = "gather";
-        let mut timer = comm.timed("DistArray::gather", self.local().len() * size_of::<T>());
-        let [shape, split, ghosts] = self.agreement_fields();
-        comm.preflight(Preflight {
-            op: OP,
-            local_error: check_root(root, comm.size(), OP).or_else(|| self.comm_error(comm, OP)),
-            agree: &[("the root", as_field(root)), shape, split, ghosts],
-        })?;
+    /// `InvalidRoot`; `Disagreement` if ranks pass different roots or hold differently shaped
+    /// arrays.
+    pub fn gather(&self, root: usize) -> Result<Option<Array<T, D>>> {
+        const OP: &str = "DistArray::gather";
+        let comm = &self.comm;
+        let mut timer = comm.timed(OP, self.local().len() * size_of::<T>());
+        self.layout_preflight(
+            OP,
+            check_root(root, comm.size(), OP),
+            &[Field::number("the root", &root)],
+        )?;
         let mut packed = Vec::new();
         if comm.rank() != root {
             send_chunked(comm, root, contiguous_or_packed(&self.local(), &mut packed));
@@ -143,16 +133,11 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
         let mut global = Array::from_elem(self.shape.clone(), T::default());
         timer.add_bytes(global.len() * size_of::<T>());
         for rank in 0..comm.size() {
+            let selection = held_by(&self.layout, rank, self.shape.slice());
             if rank == root {
-                place_piece(
-                    &mut global.view_mut(),
-                    self.split.axis,
-                    &self.partition,
-                    rank,
-                    &self.local(),
-                );
+                place(global.view_mut(), &selection, self.local());
             } else {
-                self.receive_piece(comm, rank, &mut global, &mut packed);
+                self.receive_piece(rank, &selection, &mut global, &mut packed);
             }
         }
         Ok(Some(global))
@@ -164,128 +149,61 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
     /// rank holds the result plus at most one piece.
     ///
     /// # Errors
-    /// `InvalidPartition` if `comm` is not the array's communicator; `Disagreement` if ranks
-    /// hold differently shaped arrays.
-    pub fn all_gather(&self, comm: &Comm) -> Result<Array<T, D>> {
-        const OP: &str = "all_gather";
-        let _timer = comm.timed(
-            "DistArray::all_gather",
-            (self.local().len() + self.len()) * size_of::<T>(),
-        );
-        self.layout_preflight(comm, OP, None)?;
+    /// `Disagreement` if ranks hold differently shaped arrays.
+    pub fn all_gather(&self) -> Result<Array<T, D>> {
+        const OP: &str = "DistArray::all_gather";
+        let comm = &self.comm;
+        let _timer = comm.timed(OP, (self.local().len() + self.len()) * size_of::<T>());
+        self.layout_preflight(OP, None, &[])?;
         let mut global = Array::from_elem(self.shape.clone(), T::default());
         let mut buffer: Vec<T> = Vec::new();
         for rank in 0..comm.size() {
+            let selection = held_by(&self.layout, rank, self.shape.slice());
             if rank == comm.rank() {
                 let local = self.local();
                 let mut mine = contiguous_or_packed(&local, &mut buffer).to_vec();
                 broadcast_chunked(comm, rank, &mut mine);
-                place_piece(
-                    &mut global.view_mut(),
-                    self.split.axis,
-                    &self.partition,
-                    rank,
-                    &local,
-                );
+                place(global.view_mut(), &selection, local);
             } else {
-                let shape = piece_shape(&self.shape, self.split.axis, self.partition.count(rank));
+                let shape = self.layout.piece_shape(&self.shape, rank);
                 buffer.clear();
                 buffer.resize(shape.size(), T::default());
                 broadcast_chunked(comm, rank, &mut buffer);
                 let piece =
                     ArrayView::from_shape(shape, &buffer).expect("buffer sized to the piece");
-                place_piece(
-                    &mut global.view_mut(),
-                    self.split.axis,
-                    &self.partition,
-                    rank,
-                    &piece,
-                );
+                place(global.view_mut(), &selection, piece);
             }
         }
         Ok(global)
     }
 
     /// Receives `rank`'s piece into its place in `global`: straight into the result when the
-    /// piece is a contiguous run of it (Block split along axis 0), else through `buffer`.
+    /// piece is a contiguous run of it (a block of axis 0 only), else through `buffer`.
     fn receive_piece(
         &self,
-        comm: &Comm,
         rank: usize,
+        selection: &Selection,
         global: &mut Array<T, D>,
         buffer: &mut Vec<T>,
     ) {
-        let axis = self.split.axis;
-        let count = self.partition.count(rank);
-        if axis == 0 && self.split.distribution == Distribution::Block {
-            let start = self.partition.displacements()[rank];
-            let mut rows = global.slice_axis_mut(Axis(0), Slice::from(start..start + count));
-            let target = rows
+        if let [(0, Indices::Range(rows))] = selection.as_slice() {
+            let layer = global.len() / global.len_of(ndarray::Axis(0)).max(1);
+            let data = global
                 .as_slice_mut()
-                .expect("rows of a standard-layout array are contiguous");
-            receive_chunked(comm, rank, target);
+                .expect("a new array is standard layout");
+            receive_chunked(
+                &self.comm,
+                rank,
+                &mut data[rows.start * layer..rows.end * layer],
+            );
             return;
         }
-        let shape = piece_shape(&self.shape, axis, count);
+        let shape = self.layout.piece_shape(&self.shape, rank);
         buffer.clear();
         buffer.resize(shape.size(), T::default());
-        receive_chunked(comm, rank, buffer);
+        receive_chunked(&self.comm, rank, buffer);
         let piece = ArrayView::from_shape(shape, buffer).expect("buffer sized to the piece");
-        place_piece(&mut global.view_mut(), axis, &self.partition, rank, &piece);
-    }
-}
-
-/// `rank`'s piece of `global`: a view for a block, a copy for the (strided) other layouts.
-fn piece_view<'a, T, D: Dimension + RemoveAxis>(
-    global: &ArrayView<'a, T, D>,
-    axis: usize,
-    partition: &Partition,
-    rank: usize,
-) -> CowArray<'a, T, D>
-where
-    T: Clone,
-{
-    match partition.distribution() {
-        Distribution::Block => {
-            let start = partition.displacements()[rank];
-            let count = partition.count(rank);
-            global
-                .clone()
-                .slice_axis_move(Axis(axis), Slice::from(start..start + count))
-                .into()
-        }
-        _ => {
-            let indices: Vec<usize> = partition.global_indices(rank).collect();
-            global.select(Axis(axis), &indices).into()
-        }
-    }
-}
-
-/// Writes `piece` (rank `rank`'s piece) into its place in `global`.
-fn place_piece<T: Clone, D: Dimension + RemoveAxis>(
-    global: &mut ArrayViewMut<'_, T, D>,
-    axis: usize,
-    partition: &Partition,
-    rank: usize,
-    piece: &ArrayView<'_, T, D>,
-) {
-    match partition.distribution() {
-        Distribution::Block => {
-            let start = partition.displacements()[rank];
-            global
-                .slice_axis_mut(
-                    Axis(axis),
-                    Slice::from(start..start + piece.len_of(Axis(axis))),
-                )
-                .assign(piece);
-        }
-        _ => {
-            for (local, global_index) in partition.global_indices(rank).enumerate() {
-                global
-                    .index_axis_mut(Axis(axis), global_index)
-                    .assign(&piece.index_axis(Axis(axis), local));
-            }
-        }
+        place(global.view_mut(), selection, piece);
     }
 }
 
@@ -325,7 +243,7 @@ pub(crate) fn broadcast_chunked<T: Equivalence>(comm: &Comm, root: usize, data: 
 }
 
 /// A dimension of type `D` with extents `dims`, if `D` can have that many axes.
-fn dimension_from<D: Dimension>(dims: &[u64]) -> Option<D> {
+pub(crate) fn dimension_from<D: Dimension>(dims: &[u64]) -> Option<D> {
     let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
     D::from_dimension(&IxDyn(&dims))
 }

@@ -5,35 +5,32 @@ use std::mem::size_of_val;
 use mpi::collective::CommunicatorCollectives;
 use mpi::datatype::{Equivalence, Partition as MpiPartition, PartitionMut};
 
-use super::check::Preflight;
-use super::{buffer_size_error, counts_and_displacements};
+use super::check::{ElementType, Preflight};
+use super::{buffer_size_error, counts_and_displacements, Varcount};
 use crate::comm::Comm;
 use crate::error::Result;
 
 impl Comm {
     /// Sends the next `send_counts[r]` elements of `send` to rank `r`, for every `r`, and
     /// returns what every rank sent this one, in rank order, with the count from each rank.
+    /// Only this rank's counts are given: what it receives is exchanged for you.
     /// The distributed transpose behind sample sort, redistribution and FFTs.
     ///
-    /// Communication: one `MPI_Alltoall` of the counts, the agreement check (which also carries
-    /// every rank's argument errors), one `MPI_Alltoallv`.
+    /// Communication: the agreement check (operation, element type, every rank's argument
+    /// errors), one `MPI_Alltoall` of the counts, a second check that carries errors found in
+    /// the received counts (both checks only with agreement checks on), one `MPI_Alltoallv`.
     ///
     /// # Errors
     /// `BufferSize` if `send_counts` does not have one entry per rank or does not add up to
     /// `send.len()`; `CountOverflow` if what a rank sends or receives exceeds MPI's `i32`.
-    #[allow(clippy::type_complexity)]
-    pub fn all_to_all_varcount<T>(
-        &self,
-        send: &[T],
-        send_counts: &[usize],
-    ) -> Result<(Vec<T>, Vec<usize>)>
+    pub fn all_to_all_varcount<T>(&self, send: &[T], send_counts: &[usize]) -> Result<Varcount<T>>
     where
         T: Equivalence + Copy + Default,
     {
         const OP: &str = "all_to_all_varcount";
         let mut timer = self.timed(OP, size_of_val(send));
         let p = self.size();
-        let mut local_error = if send_counts.len() != p {
+        let local_error = if send_counts.len() != p {
             Some(buffer_size_error(OP, "send_counts", p, send_counts.len()))
         } else if send_counts.iter().sum::<usize>() != send.len() {
             Some(buffer_size_error(
@@ -45,25 +42,20 @@ impl Comm {
         } else {
             counts_and_displacements(send_counts, OP).err()
         };
-        // Exchange counts even when ours are bad (as zeros), so no rank waits in vain.
-        let outgoing: Vec<u64> = (0..p)
-            .map(|r| {
-                if local_error.is_none() {
-                    send_counts[r] as u64
-                } else {
-                    0
-                }
-            })
-            .collect();
+        self.preflight(Preflight {
+            op: OP,
+            element: Some(ElementType::of::<T>()),
+            local_error,
+            agree: &[],
+        })?;
+        let outgoing: Vec<u64> = send_counts.iter().map(|&c| c as u64).collect();
         let mut incoming = vec![0_u64; p];
         self.raw().all_to_all_into(&outgoing[..], &mut incoming[..]);
         let receive_counts: Vec<usize> = incoming.iter().map(|&c| c as usize).collect();
-        if local_error.is_none() {
-            local_error = counts_and_displacements(&receive_counts, OP).err();
-        }
         self.preflight(Preflight {
             op: OP,
-            local_error,
+            element: Some(ElementType::of::<T>()),
+            local_error: counts_and_displacements(&receive_counts, OP).err(),
             agree: &[],
         })?;
         let (send_mpi, send_displs) = counts_and_displacements(send_counts, OP)?;
@@ -77,6 +69,6 @@ impl Comm {
                 .all_to_all_varcount_into(&outgoing, &mut incoming);
         }
         timer.add_bytes(size_of_val(&receive[..]));
-        Ok((receive, receive_counts))
+        Ok(Varcount::new(receive, receive_counts))
     }
 }

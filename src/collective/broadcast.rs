@@ -1,49 +1,71 @@
-//! Broadcasts from one root: a value, a slice of known length, a vector whose length only
+//! Broadcasts from one root: a value or a slice of known length, a vector whose length only
 //! the root knows.
 
 use mpi::collective::Root;
 use mpi::datatype::Equivalence;
 use mpi::topology::Communicator;
 
-use super::check::{as_field, Preflight};
+use super::check::{ElementType, Field, Preflight};
 use super::{check_root, mpi_count};
 use crate::comm::Comm;
 use crate::error::{Error, Result};
-use std::mem::{size_of, size_of_val};
+use std::mem::size_of_val;
+
+/// A buffer a collective writes into: one value of an MPI type, or a slice of them (as in
+/// rsmpi). A `Vec` is passed as a slice: `&mut v[..]`.
+pub trait BufferMut {
+    /// The element type MPI moves.
+    type Element: Equivalence;
+    /// The buffer as elements.
+    fn as_elements_mut(&mut self) -> &mut [Self::Element];
+}
+
+impl<T: Equivalence> BufferMut for T {
+    type Element = T;
+    fn as_elements_mut(&mut self) -> &mut [T] {
+        std::slice::from_mut(self)
+    }
+}
+
+impl<T: Equivalence> BufferMut for [T] {
+    type Element = T;
+    fn as_elements_mut(&mut self) -> &mut [T] {
+        self
+    }
+}
 
 impl Comm {
-    /// Copies the root's `value` to every rank.
+    /// Copies the root's `buffer` into every rank's `buffer`: one value or a slice of the same
+    /// length on every rank.
     ///
-    /// Communication: agreement check on the root + one `MPI_Bcast`.
-    ///
-    /// # Errors
-    /// `InvalidRoot`; `Disagreement` if ranks pass different roots.
-    pub fn broadcast<T: Equivalence>(&self, root: usize, value: &mut T) -> Result<()> {
-        let _timer = self.timed("broadcast", size_of::<T>());
-        self.agree_on_root("broadcast", root)?;
-        self.raw()
-            .process_at_rank(root as i32)
-            .broadcast_into(value);
-        Ok(())
-    }
-
-    /// Copies the root's `buffer` into every rank's `buffer` of the same length.
+    /// ```no_run
+    /// # fn f(world: &spmd::Comm) -> spmd::Result<()> {
+    /// let mut step = if world.rank() == 0 { 0.125 } else { 0.0 };
+    /// world.broadcast(0, &mut step)?; // a value
+    /// let mut weights = vec![0.0_f64; 64];
+    /// world.broadcast(0, &mut weights[..])?; // a slice
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// Communication: agreement check + one `MPI_Bcast`.
     ///
     /// # Errors
-    /// `InvalidRoot`; `Disagreement` on the root or the length; `CountOverflow`.
-    pub fn broadcast_into<T: Equivalence>(&self, root: usize, buffer: &mut [T]) -> Result<()> {
-        const OP: &str = "broadcast_into";
+    /// `InvalidRoot`; `Disagreement` on the root, the length or the element type;
+    /// `CountOverflow`.
+    pub fn broadcast<B: BufferMut + ?Sized>(&self, root: usize, buffer: &mut B) -> Result<()> {
+        const OP: &str = "broadcast";
+        let buffer = buffer.as_elements_mut();
         let _timer = self.timed(OP, size_of_val(buffer));
         let local_error = check_root(root, self.size(), OP)
             .or_else(|| mpi_count(buffer.len(), OP, "the buffer").err());
         self.preflight(Preflight {
             op: OP,
+            element: Some(ElementType::of::<B::Element>()),
             local_error,
             agree: &[
-                ("the root", as_field(root)),
-                ("the length", as_field(buffer.len())),
+                Field::number("the root", &root),
+                Field::number("the length", &buffer.len()),
             ],
         })?;
         self.raw()
@@ -53,21 +75,22 @@ impl Comm {
     }
 
     /// Makes every rank's `data` a copy of the root's, whatever its length; only the root
-    /// needs to know the length (other ranks may pass an empty vector).
+    /// needs to know the length (other ranks may pass an empty vector, whose capacity is
+    /// reused).
     ///
-    /// Communication: agreement check on the root + a broadcast of the length (which also
-    /// carries the root's errors) + one `MPI_Bcast` of the data.
+    /// Communication: agreement check on the root and element type + a broadcast of the
+    /// length (which also carries the root's errors) + one `MPI_Bcast` of the data.
     ///
     /// # Errors
-    /// `InvalidRoot`; `Disagreement` on the root; `CountOverflow` if the root's vector has
-    /// more than `i32::MAX` elements.
+    /// `InvalidRoot`; `Disagreement` on the root or element type; `CountOverflow` if the
+    /// root's vector has more than `i32::MAX` elements.
     pub fn broadcast_vec<T>(&self, root: usize, data: &mut Vec<T>) -> Result<()>
     where
         T: Equivalence + Copy + Default,
     {
         const OP: &str = "broadcast_vec";
         let mut timer = self.timed(OP, 0);
-        self.agree_on_root(OP, root)?;
+        self.agree_on_root(OP, Some(ElementType::of::<T>()), root)?;
         let root_error = (self.rank() == root)
             .then(|| mpi_count(data.len(), OP, "the root's vector").err())
             .flatten();
@@ -81,11 +104,17 @@ impl Comm {
     }
 
     /// Validates `root` and, with agreement checks on, that all ranks pass the same one.
-    pub(crate) fn agree_on_root(&self, op: &'static str, root: usize) -> Result<()> {
+    pub(crate) fn agree_on_root(
+        &self,
+        op: &'static str,
+        element: Option<ElementType>,
+        root: usize,
+    ) -> Result<()> {
         self.preflight(Preflight {
             op,
+            element,
             local_error: check_root(root, self.size(), op),
-            agree: &[("the root", as_field(root))],
+            agree: &[Field::number("the root", &root)],
         })
     }
 
@@ -103,7 +132,7 @@ impl Comm {
         if self.rank() == root {
             header[0] = self.encode_error(root_error.as_ref());
             for (slot, value) in header[1..].iter_mut().zip(values) {
-                *slot = as_field(value);
+                *slot = super::as_field(value);
             }
         }
         self.raw()

@@ -1,67 +1,216 @@
 //! The agreement check that runs before a collective moves data.
 //!
 //! Every rank contributes its own argument errors and the values that must agree; one
-//! `MPI_Allreduce(MAX)` over a few `i64`s tells every rank whether anyone found bad input and
-//! whether the values agree. If some rank found an error, its message is broadcast so every
-//! rank returns the same [`Error`]. Nothing else is communicated when all is well.
+//! `MPI_Allreduce(MAX)` over a fixed number of `i64`s tells every rank whether anyone found
+//! bad input and whether the values agree. Besides the operation's own fields (root, lengths,
+//! shapes, …) every check carries three implicit ones: the operation's name, the element type
+//! and the communicator's call number, so ranks that call *different* checked collectives (or
+//! the same one with another element type, or one rank a call behind) meet in the same
+//! reduction and get a `Disagreement` instead of a hang or a wrong answer. The vector has the
+//! same length for every operation for exactly that reason.
+//!
+//! Nothing else is communicated when all is well. On the error path the check spends a few
+//! more collectives so that every rank's message is the same and names the ranks at fault
+//! with their values.
+
+use std::fmt::{self, Display};
 
 use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
+use mpi::datatype::PartitionMut;
 use mpi::topology::Communicator;
 
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 
-/// Marks "no error" and "not the root" in the reduced slots (real values are non-negative).
+/// Marks "no error" in the reduced error slot (real codes are non-negative).
 const NONE: i64 = -1;
+/// Fields an operation may ask to agree on, besides the three implicit ones.
+const MAX_FIELDS: usize = 5;
+/// Every field: the operation, the element type, the call number, then the operation's own.
+const SLOTS: usize = 3 + MAX_FIELDS;
+
+/// A value every rank must pass alike: a key compared across ranks (equal keys mean equal
+/// values) and how to show the value in a message.
+pub(crate) struct Field<'a> {
+    /// What the value is, for messages ("the root", "the global shape").
+    pub name: &'static str,
+    /// Compared across ranks.
+    pub key: i64,
+    /// Shown on the error path only.
+    pub shown: &'a dyn Display,
+}
+
+impl<'a> Field<'a> {
+    /// A count, index or rank: the number itself is the key.
+    pub fn number(name: &'static str, value: &'a usize) -> Field<'a> {
+        Field {
+            name,
+            key: as_field(*value),
+            shown: value,
+        }
+    }
+
+    /// A value shown as `shown`, compared by `key` (a fingerprint).
+    pub fn keyed(name: &'static str, key: i64, shown: &'a dyn Display) -> Field<'a> {
+        Field { name, key, shown }
+    }
+}
+
+/// What MPI moves: a type name and size, for the implicit element-type field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ElementType {
+    name: &'static str,
+    size: usize,
+}
+
+impl ElementType {
+    /// The element type `T`.
+    pub fn of<T>() -> ElementType {
+        ElementType {
+            name: std::any::type_name::<T>(),
+            size: std::mem::size_of::<T>(),
+        }
+    }
+
+    fn key(self) -> i64 {
+        fingerprint(self.name.bytes().chain(self.size.to_le_bytes()))
+    }
+}
+
+impl Display for ElementType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({} bytes)", self.name, self.size)
+    }
+}
 
 /// What one collective call asks the check to verify.
 pub(crate) struct Preflight<'a> {
-    /// The collective's name, for messages.
+    /// The operation the user called, for messages and the implicit operation field.
     pub op: &'static str,
+    /// The type of the elements the call moves (`None` for calls that move no typed data).
+    pub element: Option<ElementType>,
     /// An error this rank found in its own arguments.
     pub local_error: Option<Error>,
-    /// Named values that must be equal on every rank.
-    pub agree: &'a [(&'static str, i64)],
+    /// Values that must be equal on every rank (at most [`MAX_FIELDS`]).
+    pub agree: &'a [Field<'a>],
 }
 
 impl Comm {
     /// Runs the agreement check for `preflight`, or, with checks off, just returns this rank's
     /// own error. On success returns `Ok(())` on every rank; on failure the same error on
     /// every rank.
+    ///
+    /// # Panics
+    /// If `preflight.agree` has more than [`MAX_FIELDS`] fields (a library bug).
     pub(crate) fn preflight(&self, preflight: Preflight<'_>) -> Result<()> {
+        let call = self.next_checked_call();
         if !self.agreement_checks() {
             return match preflight.local_error {
-                Some(e) => Err(e.on_rank(self.rank() as i32)),
+                Some(e) => Err(e.on_rank(self.rank())),
                 None => Ok(()),
             };
         }
-        let fields = preflight.agree.len();
-        let mut mine = Vec::with_capacity(1 + 2 * fields);
-        mine.push(self.encode_error(preflight.local_error.as_ref()));
-        mine.extend(preflight.agree.iter().map(|&(_, v)| v));
-        // MAX of -v is -(MIN of v): one reduction yields both ends of every field's range.
-        mine.extend(preflight.agree.iter().map(|&(_, v)| -v));
-        let mut all = vec![0_i64; mine.len()];
+        assert!(
+            preflight.agree.len() <= MAX_FIELDS,
+            "{}: {} agreement fields, at most {MAX_FIELDS}",
+            preflight.op,
+            preflight.agree.len()
+        );
+        let element = preflight.element;
+        let element_shown: &dyn Display = match &element {
+            Some(e) => e,
+            None => &"no data",
+        };
+        let implicit = [
+            Field::keyed(
+                "the operation",
+                fingerprint(preflight.op.bytes()),
+                &preflight.op,
+            ),
+            Field::keyed(
+                "the element type",
+                element.map_or(0, ElementType::key),
+                element_shown,
+            ),
+            Field::keyed("the call number on this communicator", as_i64(call), &call),
+        ];
+        let fields: Vec<&Field<'_>> = implicit.iter().chain(preflight.agree).collect();
+        // [error, keys..., -keys...]: MAX of -k is -(MIN of k), so one reduction yields both
+        // ends of every field's range. Unused slots are 0 on every rank.
+        let mut mine = [0_i64; 1 + 2 * SLOTS];
+        mine[0] = self.encode_error(preflight.local_error.as_ref());
+        for (i, field) in fields.iter().enumerate() {
+            mine[1 + i] = field.key;
+            mine[1 + SLOTS + i] = field.key.wrapping_neg();
+        }
+        let mut all = [0_i64; 1 + 2 * SLOTS];
         self.raw()
             .all_reduce_into(&mine[..], &mut all[..], SystemOperation::max());
 
+        // A disagreement on the operation or element type comes first: the ranks are in
+        // different calls, so their own arguments cannot be compared.
+        for (i, field) in fields.iter().enumerate().take(2) {
+            if all[1 + i] != all[1 + SLOTS + i].wrapping_neg() {
+                return Err(self.disagreement(preflight.op, field));
+            }
+        }
         if all[0] != NONE {
             return Err(self.error_from_encoded(all[0], preflight.local_error.as_ref()));
         }
-        for (i, &(name, _)) in preflight.agree.iter().enumerate() {
-            let (max, min) = (all[1 + i], -all[1 + fields + i]);
-            if max != min {
-                return Err(Error::new(
-                    ErrorKind::Disagreement,
-                    format!(
-                        "{}: ranks disagree on {name}: values range from {min} to {max}, \
-                         but every rank must pass the same",
-                        preflight.op
-                    ),
-                ));
+        for (i, field) in fields.iter().enumerate().skip(2) {
+            if all[1 + i] != all[1 + SLOTS + i].wrapping_neg() {
+                return Err(self.disagreement(preflight.op, field));
             }
         }
         Ok(())
+    }
+
+    /// The `Disagreement` error for `field`, naming every rank's value: the same text on every
+    /// rank. Collective (error path only): one all-gather of each rank's shown value.
+    fn disagreement(&self, op: &str, field: &Field<'_>) -> Error {
+        let texts = self.all_gather_texts(&field.shown.to_string());
+        Error::new(
+            ErrorKind::Disagreement,
+            format!(
+                "{op}: ranks disagree on {}: {}; every rank must pass the same",
+                field.name,
+                describe_values(&texts)
+            ),
+        )
+    }
+
+    /// Every rank's `text`, in rank order. Collective, raw MPI (used on error paths, where
+    /// the checked helpers cannot be used).
+    pub(crate) fn all_gather_texts(&self, text: &str) -> Vec<String> {
+        let raw = self.raw();
+        let mine = [text.len() as u64];
+        let mut lengths = vec![0_u64; self.size()];
+        raw.all_gather_into(&mine[..], &mut lengths[..]);
+        let counts: Vec<i32> = lengths
+            .iter()
+            .map(|&l| i32::try_from(l).unwrap_or(i32::MAX))
+            .collect();
+        let displacements: Vec<i32> = counts
+            .iter()
+            .scan(0_i32, |at, &c| {
+                let here = *at;
+                *at = at.saturating_add(c);
+                Some(here)
+            })
+            .collect();
+        let total: usize = counts.iter().map(|&c| c as usize).sum();
+        let mut bytes = vec![0_u8; total];
+        {
+            let mut parts = PartitionMut::new(&mut bytes[..], &counts[..], &displacements[..]);
+            raw.all_gather_varcount_into(text.as_bytes(), &mut parts);
+        }
+        counts
+            .iter()
+            .zip(&displacements)
+            .map(|(&c, &d)| {
+                String::from_utf8_lossy(&bytes[d as usize..(d + c) as usize]).into_owned()
+            })
+            .collect()
     }
 
     /// This rank's argument error as one `i64` whose maximum over ranks picks one error
@@ -79,13 +228,13 @@ impl Comm {
         let culprit = (encoded & 0xffff_ffff) as usize;
         let kind = ErrorKind::from_code(encoded >> 32).unwrap_or(ErrorKind::RemoteError);
         let message = self.share_message(culprit, mine);
-        Error::new(kind, message).on_rank(culprit as i32)
+        Error::new(kind, message).on_rank(culprit)
     }
 
     /// Broadcasts the message of `culprit`'s error to every rank (error path only).
     fn share_message(&self, culprit: usize, mine: Option<&Error>) -> String {
         let mut bytes = match mine {
-            Some(e) if self.rank() == culprit => e.message().as_bytes().to_vec(),
+            Some(e) if self.rank() == culprit => e.to_string_without_rank().into_bytes(),
             _ => Vec::new(),
         };
         let root = self.raw().process_at_rank(culprit as i32);
@@ -97,7 +246,141 @@ impl Comm {
     }
 }
 
+impl Error {
+    /// The message and, if any, the source's text: what another rank needs to print the same.
+    fn to_string_without_rank(&self) -> String {
+        match std::error::Error::source(self) {
+            Some(source) => format!("{}: {source}", self.message()),
+            None => self.message().to_owned(),
+        }
+    }
+}
+
+/// `"rank 0 has [8, 3]; ranks 1-2 have [9, 3]"`: the ranks grouped by value, in order of the
+/// first rank holding each value.
+pub(crate) fn describe_values(texts: &[String]) -> String {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (rank, text) in texts.iter().enumerate() {
+        match groups.iter_mut().find(|(t, _)| t == text) {
+            Some((_, ranks)) => ranks.push(rank),
+            None => groups.push((text, vec![rank])),
+        }
+    }
+    groups
+        .iter()
+        .map(|(text, ranks)| {
+            let verb = if ranks.len() == 1 { "has" } else { "have" };
+            format!("{} {verb} {text}", rank_list(ranks))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `"rank 3"`, `"ranks 0-2, 5"`: ascending ranks with runs folded.
+pub(crate) fn rank_list(ranks: &[usize]) -> String {
+    let mut runs: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ranks.len() {
+        let start = ranks[i];
+        let mut end = start;
+        while i + 1 < ranks.len() && ranks[i + 1] == end + 1 {
+            i += 1;
+            end = ranks[i];
+        }
+        runs.push(if end == start {
+            start.to_string()
+        } else {
+            format!("{start}-{end}")
+        });
+        i += 1;
+    }
+    let noun = if ranks.len() == 1 { "rank" } else { "ranks" };
+    format!("{noun} {}", runs.join(", "))
+}
+
 /// An `i64` for a length or rank in the check (lengths never approach `i64::MAX`).
 pub(crate) fn as_field(value: usize) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn as_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A 63-bit FNV-1a hash, for keys of values that are not numbers.
+pub(crate) fn fingerprint(bytes: impl IntoIterator<Item = u8>) -> i64 {
+    let hash = bytes.into_iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    (hash >> 1) as i64
+}
+
+/// Shows a shape as `[8, 3]`.
+pub(crate) struct ShapeText<'a>(pub &'a [usize]);
+
+impl Display for ShapeText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+
+/// The key of a shape (its number of axes included).
+pub(crate) fn shape_key(dims: &[usize]) -> i64 {
+    fingerprint(
+        (dims.len() as u64)
+            .to_le_bytes()
+            .into_iter()
+            .chain(dims.iter().flat_map(|d| (*d as u64).to_le_bytes())),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_grouped_by_rank() {
+        let texts: Vec<String> = ["[8, 3]", "[9, 3]", "[9, 3]", "[8, 3]", "[9, 3]"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            describe_values(&texts),
+            "ranks 0, 3 have [8, 3]; ranks 1-2, 4 have [9, 3]"
+        );
+        assert_eq!(
+            describe_values(&["a".into(), "b".into()]),
+            "rank 0 has a; rank 1 has b"
+        );
+    }
+
+    #[test]
+    fn rank_lists_fold_runs() {
+        assert_eq!(rank_list(&[3]), "rank 3");
+        assert_eq!(rank_list(&[0, 1, 2, 5, 7, 8]), "ranks 0-2, 5, 7-8");
+    }
+
+    #[test]
+    fn keys_tell_shapes_and_types_apart() {
+        let shapes: [&[usize]; 5] = [&[4, 6], &[6, 4], &[4, 6, 1], &[24], &[]];
+        for (i, a) in shapes.iter().enumerate() {
+            assert!(shape_key(a) >= 0);
+            for b in &shapes[i + 1..] {
+                assert_ne!(shape_key(a), shape_key(b), "{a:?} vs {b:?}");
+            }
+        }
+        let types = [
+            ElementType::of::<f64>(),
+            ElementType::of::<f32>(),
+            ElementType::of::<u64>(),
+            ElementType::of::<i64>(),
+            ElementType::of::<u8>(),
+        ];
+        for (i, a) in types.iter().enumerate() {
+            for b in &types[i + 1..] {
+                assert_ne!(a.key(), b.key(), "{a} vs {b}");
+            }
+        }
+        assert_eq!(ElementType::of::<f64>().to_string(), "f64 (8 bytes)");
+    }
 }

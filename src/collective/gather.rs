@@ -4,11 +4,11 @@ use mpi::collective::{CommunicatorCollectives, Root};
 use mpi::datatype::{Equivalence, PartitionMut};
 use mpi::topology::Communicator;
 
-use super::check::{as_field, Preflight};
-use super::{buffer_size_error, check_root, counts_and_displacements, mpi_count};
+use super::check::{as_field, describe_values, ElementType, Field, Preflight};
+use super::{buffer_size_error, check_root, counts_and_displacements, mpi_count, Varcount};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
-use crate::partition::{Distribution, Partition};
+use crate::partition::Partition;
 use std::mem::{size_of, size_of_val};
 
 impl Comm {
@@ -56,10 +56,11 @@ impl Comm {
             });
         self.preflight(Preflight {
             op: OP,
+            element: Some(ElementType::of::<T>()),
             local_error,
             agree: &[
-                ("the root", as_field(root)),
-                ("the length", as_field(send.len())),
+                Field::number("the root", &root),
+                Field::number("the length", &send.len()),
             ],
         })?;
         let root_process = self.raw().process_at_rank(root as i32);
@@ -103,41 +104,36 @@ impl Comm {
             });
         self.preflight(Preflight {
             op: OP,
+            element: Some(ElementType::of::<T>()),
             local_error,
-            agree: &[("the length", as_field(send.len()))],
+            agree: &[Field::number("the length", &send.len())],
         })?;
         self.raw().all_gather_into(send, recv);
         Ok(())
     }
 
     /// Collects `send` of any length from every rank at `root`, parts one after another in
-    /// rank order: `Some((all, counts))` on the root, where `counts[r]` is rank `r`'s length;
-    /// `None` elsewhere.
+    /// rank order: `Some` on the root, with each rank's count; `None` elsewhere.
     ///
-    /// Communication: one `MPI_Allgather` of 3 integers per rank (counts, roots and argument
-    /// errors: this is also the agreement check, so it runs even with checks off) + one
-    /// `MPI_Gatherv`.
+    /// Communication: agreement check (root, element type) + one `MPI_Allgather` of 3
+    /// integers per rank (counts, roots and argument errors: this exchange also runs with
+    /// checks off) + one `MPI_Gatherv`.
     ///
     /// # Errors
-    /// `InvalidRoot`; `Disagreement` on the root; `CountOverflow` if a count or the total
-    /// exceeds `i32::MAX`.
-    #[allow(clippy::type_complexity)]
-    pub fn gather_varcount<T>(
-        &self,
-        root: usize,
-        send: &[T],
-    ) -> Result<Option<(Vec<T>, Vec<usize>)>>
+    /// `InvalidRoot`; `Disagreement` on the root or element type; `CountOverflow` if a count
+    /// or the total exceeds `i32::MAX`.
+    pub fn gather_varcount<T>(&self, root: usize, send: &[T]) -> Result<Option<Varcount<T>>>
     where
         T: Equivalence + Copy + Default,
     {
         const OP: &str = "gather_varcount";
         let mut timer = self.timed(OP, size_of_val(send));
-        let counts = self.exchange_counts(OP, Some(root), send.len())?;
+        let counts = self.exchange_counts::<T>(OP, Some(root), send.len())?;
         let gathered = self.gather_counted(root, send, &counts, OP)?;
         if let Some(all) = &gathered {
             timer.add_bytes(size_of_val(&all[..]));
         }
-        Ok(gathered.map(|all| (all, counts)))
+        Ok(gathered.map(|all| Varcount::new(all, counts)))
     }
 
     /// Collects each rank's part of `partition` at `root`, parts one after another in rank
@@ -150,7 +146,7 @@ impl Comm {
     /// `InvalidRoot`; `InvalidPartition` if the partition is for another number of ranks;
     /// `BufferSize` if `send` is not this rank's part; `Disagreement` if ranks pass different
     /// roots or partitions; `CountOverflow`.
-    pub fn gather_varcount_with<T>(
+    pub fn gather_partitioned<T>(
         &self,
         root: usize,
         send: &[T],
@@ -159,36 +155,37 @@ impl Comm {
     where
         T: Equivalence + Copy + Default,
     {
-        const OP: &str = "gather_varcount_with";
+        const OP: &str = "gather_partitioned";
         let whole = partition.len().saturating_mul(size_of::<T>());
         let _timer = self.timed(OP, size_of_val(send) + self.root_bytes(root, whole));
         let local_error = check_root(root, self.size(), OP)
             .or_else(|| self.check_partition(OP, partition, send.len()));
+        let values = PartitionValues::new(Some(root), partition);
         self.preflight(Preflight {
             op: OP,
+            element: Some(ElementType::of::<T>()),
             local_error,
-            agree: &partition_fields(Some(root), partition),
+            agree: &values.fields(),
         })?;
         self.gather_counted(root, send, &partition.counts(), OP)
     }
 
-    /// Collects `send` of any length from every rank on every rank, in rank order; returns
-    /// the data and each rank's count.
+    /// Collects `send` of any length from every rank on every rank, in rank order, with each
+    /// rank's count.
     ///
-    /// Communication: one `MPI_Allgather` of 3 integers per rank (counts and the agreement
-    /// check) + one `MPI_Allgatherv`.
+    /// Communication: agreement check (element type) + one `MPI_Allgather` of 3 integers per
+    /// rank (counts and argument errors) + one `MPI_Allgatherv`.
     ///
     /// # Errors
-    /// `CountOverflow` if a count or the total exceeds `i32::MAX`.
-    pub fn all_gather_varcount<T>(&self, send: &[T]) -> Result<(Vec<T>, Vec<usize>)>
+    /// `Disagreement` on the element type; `CountOverflow` if a count or the total exceeds
+    /// `i32::MAX`.
+    pub fn all_gather_varcount<T>(&self, send: &[T]) -> Result<Varcount<T>>
     where
         T: Equivalence + Copy + Default,
     {
-        let mut timer = self.timed("all_gather_varcount", size_of_val(send));
         let mut all = Vec::new();
-        let counts = self.all_gather_varcount_into(send, &mut all)?;
-        timer.add_bytes(size_of_val(&all[..]));
-        Ok((all, counts))
+        let counts = self.all_gather_varcount_named("all_gather_varcount", send, &mut all)?;
+        Ok(Varcount::new(all, counts))
     }
 
     /// [`all_gather_varcount`](Self::all_gather_varcount) into `recv`, which is resized to
@@ -201,10 +198,21 @@ impl Comm {
     where
         T: Equivalence + Copy + Default,
     {
-        const OP: &str = "all_gather_varcount";
-        let mut timer = self.timed("all_gather_varcount_into", size_of_val(send));
-        let counts = self.exchange_counts(OP, None, send.len())?;
-        self.all_gather_counted(send, &counts, recv, OP)?;
+        self.all_gather_varcount_named("all_gather_varcount_into", send, recv)
+    }
+
+    fn all_gather_varcount_named<T>(
+        &self,
+        name: &'static str,
+        send: &[T],
+        recv: &mut Vec<T>,
+    ) -> Result<Vec<usize>>
+    where
+        T: Equivalence + Copy + Default,
+    {
+        let mut timer = self.timed(name, size_of_val(send));
+        let counts = self.exchange_counts::<T>(name, None, send.len())?;
+        self.all_gather_counted(send, &counts, recv, name)?;
         timer.add_bytes(size_of_val(&recv[..]));
         Ok(counts)
     }
@@ -214,22 +222,42 @@ impl Comm {
     /// Communication: agreement check + one `MPI_Allgatherv`.
     ///
     /// # Errors
-    /// As [`gather_varcount_with`](Self::gather_varcount_with), without the root.
-    pub fn all_gather_varcount_with<T>(&self, send: &[T], partition: &Partition) -> Result<Vec<T>>
+    /// As [`gather_partitioned`](Self::gather_partitioned), without the root.
+    pub fn all_gather_partitioned<T>(&self, send: &[T], partition: &Partition) -> Result<Vec<T>>
     where
         T: Equivalence + Copy + Default,
     {
-        const OP: &str = "all_gather_varcount_with";
+        let mut all = Vec::new();
+        self.all_gather_partitioned_into(send, partition, &mut all)?;
+        Ok(all)
+    }
+
+    /// [`all_gather_partitioned`](Self::all_gather_partitioned) into `recv`, resized to
+    /// `partition.len()`; its capacity is reused, so a loop that gathers every step allocates
+    /// once.
+    ///
+    /// # Errors
+    /// As [`all_gather_partitioned`](Self::all_gather_partitioned).
+    pub fn all_gather_partitioned_into<T>(
+        &self,
+        send: &[T],
+        partition: &Partition,
+        recv: &mut Vec<T>,
+    ) -> Result<()>
+    where
+        T: Equivalence + Copy + Default,
+    {
+        const OP: &str = "all_gather_partitioned";
         let whole = partition.len().saturating_mul(size_of::<T>());
         let _timer = self.timed(OP, size_of_val(send) + whole);
+        let values = PartitionValues::new(None, partition);
         self.preflight(Preflight {
             op: OP,
+            element: Some(ElementType::of::<T>()),
             local_error: self.check_partition(OP, partition, send.len()),
-            agree: &partition_fields(None, partition),
+            agree: &values.fields(),
         })?;
-        let mut all = Vec::new();
-        self.all_gather_counted(send, &partition.counts(), &mut all, OP)?;
-        Ok(all)
+        self.all_gather_counted(send, &partition.counts(), recv, OP)
     }
 
     /// The receive length of an equal-count gather, or 0 when this rank receives nothing or
@@ -286,9 +314,11 @@ impl Comm {
 
     /// Every rank's `count` on every rank, checking roots and counts on the way.
     ///
-    /// One `MPI_Allgather` of `[count, root, error]` per rank; any problem becomes the same
-    /// error everywhere (the totals are checked by every rank from the same counts).
-    pub(crate) fn exchange_counts(
+    /// With agreement checks on, first the check (operation, element type, root); then one
+    /// `MPI_Allgather` of `[count, root, error]` per rank, which carries argument errors even
+    /// with checks off: any problem becomes the same error everywhere (the totals are checked
+    /// by every rank from the same counts).
+    pub(crate) fn exchange_counts<T>(
         &self,
         op: &'static str,
         root: Option<usize>,
@@ -297,6 +327,20 @@ impl Comm {
         let local_error = root
             .and_then(|r| check_root(r, self.size(), op))
             .or_else(|| mpi_count(count, op, "this rank's buffer").err());
+        let root_field;
+        let agree: &[Field<'_>] = match &root {
+            Some(r) => {
+                root_field = [Field::number("the root", r)];
+                &root_field
+            }
+            None => &[],
+        };
+        self.preflight(Preflight {
+            op,
+            element: Some(ElementType::of::<T>()),
+            local_error: local_error.clone(),
+            agree,
+        })?;
         let mine = [
             as_field(count),
             root.map_or(-1, as_field),
@@ -308,16 +352,15 @@ impl Comm {
         if worst >= 0 {
             return Err(self.error_from_encoded(worst, local_error.as_ref()));
         }
-        if root.is_some() {
-            let (min, max) = all.chunks(3).fold((i64::MAX, i64::MIN), |(lo, hi), row| {
-                (lo.min(row[1]), hi.max(row[1]))
-            });
-            if min != max {
-                return Err(Error::new(
-                    ErrorKind::Disagreement,
-                    format!("{op}: ranks disagree on the root: values range from {min} to {max}, but every rank must pass the same"),
-                ));
-            }
+        if root.is_some() && all.chunks(3).any(|row| row[1] != all[1]) {
+            let roots: Vec<String> = all.chunks(3).map(|row| row[1].to_string()).collect();
+            return Err(Error::new(
+                ErrorKind::Disagreement,
+                format!(
+                    "{op}: ranks disagree on the root: {}; every rank must pass the same",
+                    describe_values(&roots)
+                ),
+            ));
         }
         let counts: Vec<usize> = all.chunks(3).map(|row| row[0] as usize).collect();
         counts_and_displacements(&counts, op)?;
@@ -349,19 +392,39 @@ impl Comm {
     }
 }
 
-/// The values of a partition (and root) that every rank must agree on.
-pub(crate) fn partition_fields(
+/// The values of a partition (and root) that every rank must agree on, owned so that the
+/// check's fields can borrow them.
+pub(crate) struct PartitionValues {
     root: Option<usize>,
-    partition: &Partition,
-) -> [(&'static str, i64); 3] {
-    let distribution = match partition.distribution() {
-        Distribution::Block => 0,
-        Distribution::Cyclic => 1,
-        Distribution::BlockCyclic(b) => 1 + as_field(b),
-    };
-    [
-        ("the root", root.map_or(-1, as_field)),
-        ("the partition's length", as_field(partition.len())),
-        ("the partition's distribution", distribution),
-    ]
+    len: usize,
+    distribution: crate::partition::Distribution,
+    parts: usize,
+}
+
+impl PartitionValues {
+    pub(crate) fn new(root: Option<usize>, partition: &Partition) -> PartitionValues {
+        PartitionValues {
+            root,
+            len: partition.len(),
+            distribution: partition.distribution(),
+            parts: partition.parts(),
+        }
+    }
+
+    pub(crate) fn fields(&self) -> [Field<'_>; 4] {
+        let root: &dyn std::fmt::Display = match &self.root {
+            Some(r) => r,
+            None => &"none",
+        };
+        [
+            Field::keyed("the root", self.root.map_or(-1, as_field), root),
+            Field::number("the partition's length", &self.len),
+            Field::keyed(
+                "the partition's distribution",
+                self.distribution.code(),
+                &self.distribution,
+            ),
+            Field::number("the partition's number of parts", &self.parts),
+        ]
+    }
 }

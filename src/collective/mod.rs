@@ -1,32 +1,36 @@
-//! Typed collective operations on a [`Comm`](crate::Comm): reductions, broadcasts, gathers and scatters,
-//! with equal or uneven counts, that check their arguments on every rank before moving data.
+//! Typed collective operations on a [`Comm`](crate::Comm): reductions, broadcasts, gathers and
+//! scatters, with equal or uneven counts, that check their arguments on every rank before
+//! moving data.
 //!
 //! | operation | equal counts | uneven counts |
 //! |---|---|---|
-//! | combine values with [`Op`] or a closure | [`all_reduce`](crate::Comm::all_reduce), [`reduce`](crate::Comm::reduce), [`all_reduce_into`](crate::Comm::all_reduce_into), … | — |
-//! | root → all, same data | [`broadcast`](crate::Comm::broadcast), [`broadcast_vec`](crate::Comm::broadcast_vec) (length known at root only) | — |
-//! | all → root | [`gather`](crate::Comm::gather), [`gather_into`](crate::Comm::gather_into) | [`gather_varcount`](crate::Comm::gather_varcount), [`gather_varcount_with`](crate::Comm::gather_varcount_with) |
-//! | all → all | [`all_gather`](crate::Comm::all_gather), [`all_gather_into`](crate::Comm::all_gather_into) | [`all_gather_varcount`](crate::Comm::all_gather_varcount), [`all_gather_varcount_with`](crate::Comm::all_gather_varcount_with) |
+//! | combine values with [`Op`] or a closure | [`all_reduce`](crate::Comm::all_reduce), [`reduce`](crate::Comm::reduce), [`all_reduce_into`](crate::Comm::all_reduce_into), [`all_reduce_with`](crate::Comm::all_reduce_with), … | — |
+//! | root → all, same data | [`broadcast`](crate::Comm::broadcast) (a value or a slice), [`broadcast_vec`](crate::Comm::broadcast_vec) (length known at the root only) | — |
+//! | all → root | [`gather`](crate::Comm::gather), [`gather_into`](crate::Comm::gather_into) | [`gather_varcount`](crate::Comm::gather_varcount), [`gather_partitioned`](crate::Comm::gather_partitioned) |
+//! | all → all | [`all_gather`](crate::Comm::all_gather), [`all_gather_into`](crate::Comm::all_gather_into) | [`all_gather_varcount`](crate::Comm::all_gather_varcount), [`all_gather_partitioned`](crate::Comm::all_gather_partitioned) |
 //! | all → all, a part for each | — | [`all_to_all_varcount`](crate::Comm::all_to_all_varcount) |
-//! | root → all, a part each | [`scatter`](crate::Comm::scatter), [`scatter_into`](crate::Comm::scatter_into) | [`scatter_varcount`](crate::Comm::scatter_varcount), [`scatter_varcount_with`](crate::Comm::scatter_varcount_with) |
+//! | root → all, a part each | [`scatter`](crate::Comm::scatter), [`scatter_into`](crate::Comm::scatter_into) | [`scatter_varcount`](crate::Comm::scatter_varcount), [`scatter_partitioned`](crate::Comm::scatter_partitioned) |
 //!
-//! Uneven counts are never built by hand: `*_varcount` exchanges them (one small collective),
-//! `*_varcount_with` takes them from a [`Partition`](crate::partition::Partition) every rank
-//! already knows.
+//! Names follow rsmpi: `_into` writes into the caller's buffer; `_varcount` is for uneven
+//! counts, exchanged for you (one small collective) and returned with the data as a
+//! [`Varcount`]; `_partitioned` takes the counts from a [`Partition`](crate::partition::Partition)
+//! every rank already knows; `_with` takes a closure.
 //!
 //! # Errors are the same on every rank
 //! Collectives deadlock or corrupt memory when ranks pass inconsistent arguments. Each helper
 //! therefore validates first: its own arguments (root in range, receive buffer of the right
 //! size, lengths divisible by the number of ranks, counts that fit MPI's `i32`), and, with
-//! [agreement checks](crate::Comm::set_agreement_checks) on (the default), that all ranks agree on
-//! the values that must match (root, lengths, operation). That check is one `MPI_Allreduce`
-//! of at most 16 `i64`s; when it finds a problem on any rank, every rank returns an
-//! [`Error`] with the same kind and message, naming the rank at fault.
+//! [agreement checks](crate::Comm::unchecked) on (the default), that all ranks agree on
+//! the values that must match: root, lengths, reduction, the element type, and which
+//! operation they are in at all. That check is one `MPI_Allreduce` of 17 `i64`s; when it
+//! finds a problem on any rank, every rank returns an [`Error`] with the same kind and
+//! message, naming the rank at fault (for a disagreement: every rank's value, e.g.
+//! `"ranks disagree on the length: ranks 0-1 have 8; rank 2 has 9"`).
 //!
 //! | bad input | error kind |
 //! |---|---|
 //! | root ≥ number of ranks | [`InvalidRoot`](crate::ErrorKind::InvalidRoot) |
-//! | ranks pass different roots, lengths or operations | [`Disagreement`](crate::ErrorKind::Disagreement) |
+//! | ranks pass different roots, lengths, reductions or element types, or call different collectives | [`Disagreement`](crate::ErrorKind::Disagreement) |
 //! | receive buffer of the wrong length, send/receive lengths differ | [`BufferSize`](crate::ErrorKind::BufferSize) |
 //! | root's data not divisible by the number of ranks (equal-count scatter) | [`NotDivisible`](crate::ErrorKind::NotDivisible) |
 //! | a count or displacement above `i32::MAX` | [`CountOverflow`](crate::ErrorKind::CountOverflow) |
@@ -57,13 +61,15 @@
 //! ```
 //!
 //! Operations whose arguments cannot disagree (a scalar [`all_reduce`](crate::Comm::all_reduce))
-//! skip the check and cost exactly the MPI call. The `*_varcount` forms exchange counts
-//! anyway and check everything in that exchange, with or without agreement checks.
+//! skip the check and cost exactly the MPI call; they are also the calls a mismatch with
+//! another collective cannot be caught in. The `*_varcount` forms exchange counts anyway and
+//! check the counts in that exchange, with or without agreement checks.
 //!
 //! # Floating point
 //! `Sum` and `Prod` of floats depend on the order MPI combines ranks in, which may change with
-//! the number of ranks: results agree to rounding, not bit for bit. `Min`/`Max` with NaN
-//! follow the MPI library's comparison and are not specified.
+//! the number of ranks: results agree to rounding, not bit for bit (for bit-identical sums see
+//! [`crate::exact`]). `Min`/`Max` with NaN follow the MPI library's comparison and are not
+//! specified.
 
 mod alltoall;
 mod broadcast;
@@ -71,9 +77,13 @@ mod check;
 mod gather;
 mod reduce;
 mod scatter;
+mod varcount;
 
-pub(crate) use check::{as_field, Preflight};
-// Used by the array module too.
+pub use broadcast::BufferMut;
+pub(crate) use check::{
+    as_field, fingerprint, shape_key, ElementType, Field, Preflight, ShapeText,
+};
+pub use varcount::Varcount;
 
 use mpi::collective::SystemOperation;
 use mpi::datatype::Equivalence;
@@ -155,6 +165,16 @@ impl Op {
         self as i64
     }
 
+    /// The reduction's name, as in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Sum => "Sum",
+            Op::Prod => "Prod",
+            Op::Min => "Min",
+            Op::Max => "Max",
+        }
+    }
+
     /// Applies the reduction to two values (the serial reference of the MPI operation).
     pub fn apply<T: Number>(self, a: T, b: T) -> T {
         match self {
@@ -175,6 +195,12 @@ impl Op {
                 }
             }
         }
+    }
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -4,7 +4,7 @@ use mpi::collective::{CommunicatorCollectives, Root, UserOperation};
 use mpi::datatype::Equivalence;
 use mpi::topology::Communicator;
 
-use super::check::{as_field, Preflight};
+use super::check::{ElementType, Field, Preflight};
 use super::{buffer_size_error, check_root, mpi_count, Number, Op};
 use crate::comm::Comm;
 use crate::error::Result;
@@ -34,30 +34,9 @@ impl Comm {
     ///
     /// # Errors
     /// `BufferSize` if `recv.len() != send.len()`; `Disagreement` if ranks pass different
-    /// lengths or operations; `CountOverflow` above `i32::MAX` elements.
+    /// lengths, operations or element types; `CountOverflow` above `i32::MAX` elements.
     pub fn all_reduce_into<T: Number>(&self, send: &[T], recv: &mut [T], op: Op) -> Result<()> {
-        const OP: &str = "all_reduce_into";
-        let _timer = self.timed(OP, 2 * size_of_val(send));
-        let local_error = if recv.len() != send.len() {
-            Some(buffer_size_error(
-                OP,
-                "the receive buffer",
-                send.len(),
-                recv.len(),
-            ))
-        } else {
-            mpi_count(send.len(), OP, "the buffer").err()
-        };
-        self.preflight(Preflight {
-            op: OP,
-            local_error,
-            agree: &[
-                ("the length", as_field(send.len())),
-                ("the operation", op.code()),
-            ],
-        })?;
-        self.raw().all_reduce_into(send, recv, op.system());
-        Ok(())
+        self.all_reduce_named("all_reduce_into", send, recv, op)
     }
 
     /// Element-wise [`all_reduce`](Self::all_reduce) of a slice, returning a new vector.
@@ -65,10 +44,40 @@ impl Comm {
     /// # Errors
     /// As [`all_reduce_into`](Self::all_reduce_into).
     pub fn all_reduce_slice<T: Number>(&self, send: &[T], op: Op) -> Result<Vec<T>> {
-        let _timer = self.timed("all_reduce_slice", 2 * size_of_val(send));
         let mut recv = send.to_vec();
-        self.all_reduce_into(send, &mut recv, op)?;
+        self.all_reduce_named("all_reduce_slice", send, &mut recv, op)?;
         Ok(recv)
+    }
+
+    fn all_reduce_named<T: Number>(
+        &self,
+        name: &'static str,
+        send: &[T],
+        recv: &mut [T],
+        op: Op,
+    ) -> Result<()> {
+        let _timer = self.timed(name, 2 * size_of_val(send));
+        let local_error = if recv.len() != send.len() {
+            Some(buffer_size_error(
+                name,
+                "the receive buffer",
+                send.len(),
+                recv.len(),
+            ))
+        } else {
+            mpi_count(send.len(), name, "the buffer").err()
+        };
+        self.preflight(Preflight {
+            op: name,
+            element: Some(ElementType::of::<T>()),
+            local_error,
+            agree: &[
+                Field::number("the length", &send.len()),
+                Field::keyed("the reduction", op.code(), &op),
+            ],
+        })?;
+        self.raw().all_reduce_into(send, recv, op.system());
+        Ok(())
     }
 
     /// Combines one value from every rank with `op`; only `root` gets the result (`Some`),
@@ -77,12 +86,11 @@ impl Comm {
     /// Communication: agreement check + one `MPI_Reduce`.
     ///
     /// # Errors
-    /// `InvalidRoot` if `root >= size()`; `Disagreement` if ranks pass different roots or
-    /// operations.
+    /// `InvalidRoot` if `root >= size()`; `Disagreement` if ranks pass different roots,
+    /// operations or element types.
     pub fn reduce<T: Number>(&self, root: usize, value: T, op: Op) -> Result<Option<T>> {
-        let _timer = self.timed("reduce", self.root_doubles(root, size_of::<T>()));
         Ok(self
-            .reduce_slice(root, std::slice::from_ref(&value), op)?
+            .reduce_named("reduce", root, std::slice::from_ref(&value), op)?
             .map(|v| v[0]))
     }
 
@@ -96,17 +104,27 @@ impl Comm {
         send: &[T],
         op: Op,
     ) -> Result<Option<Vec<T>>> {
-        const OP: &str = "reduce";
-        let _timer = self.timed("reduce_slice", self.root_doubles(root, size_of_val(send)));
-        let local_error = check_root(root, self.size(), OP)
-            .or_else(|| mpi_count(send.len(), OP, "the buffer").err());
+        self.reduce_named("reduce_slice", root, send, op)
+    }
+
+    fn reduce_named<T: Number>(
+        &self,
+        name: &'static str,
+        root: usize,
+        send: &[T],
+        op: Op,
+    ) -> Result<Option<Vec<T>>> {
+        let _timer = self.timed(name, self.root_doubles(root, size_of_val(send)));
+        let local_error = check_root(root, self.size(), name)
+            .or_else(|| mpi_count(send.len(), name, "the buffer").err());
         self.preflight(Preflight {
-            op: OP,
+            op: name,
+            element: Some(ElementType::of::<T>()),
             local_error,
             agree: &[
-                ("the root", as_field(root)),
-                ("the length", as_field(send.len())),
-                ("the operation", op.code()),
+                Field::number("the root", &root),
+                Field::number("the length", &send.len()),
+                Field::keyed("the reduction", op.code(), &op),
             ],
         })?;
         let root_process = self.raw().process_at_rank(root as i32);
@@ -141,7 +159,8 @@ impl Comm {
     /// Element-wise [`all_reduce_with`](Self::all_reduce_with) of a slice.
     ///
     /// # Errors
-    /// `Disagreement` if ranks pass different lengths; `CountOverflow` above `i32::MAX`.
+    /// `Disagreement` if ranks pass different lengths or element types; `CountOverflow`
+    /// above `i32::MAX`.
     pub fn all_reduce_slice_with<T, F>(&self, send: &[T], combine: F) -> Result<Vec<T>>
     where
         T: Equivalence + Copy,
@@ -151,8 +170,9 @@ impl Comm {
         let _timer = self.timed(OP, 2 * size_of_val(send));
         self.preflight(Preflight {
             op: OP,
+            element: Some(ElementType::of::<T>()),
             local_error: mpi_count(send.len(), OP, "the buffer").err(),
-            agree: &[("the length", as_field(send.len()))],
+            agree: &[Field::number("the length", &send.len())],
         })?;
         let op = elementwise_op(&combine);
         let mut recv = send.to_vec();
@@ -163,7 +183,8 @@ impl Comm {
     /// [`all_reduce_with`](Self::all_reduce_with) whose result only `root` gets.
     ///
     /// # Errors
-    /// `InvalidRoot` if `root >= size()`; `Disagreement` if ranks pass different roots.
+    /// `InvalidRoot` if `root >= size()`; `Disagreement` if ranks pass different roots or
+    /// element types.
     pub fn reduce_with<T, F>(&self, root: usize, value: T, combine: F) -> Result<Option<T>>
     where
         T: Equivalence + Copy,
@@ -173,8 +194,9 @@ impl Comm {
         let _timer = self.timed(OP, self.root_doubles(root, size_of::<T>()));
         self.preflight(Preflight {
             op: OP,
+            element: Some(ElementType::of::<T>()),
             local_error: check_root(root, self.size(), OP),
-            agree: &[("the root", as_field(root))],
+            agree: &[Field::number("the root", &root)],
         })?;
         let op = elementwise_op(&combine);
         let root_process = self.raw().process_at_rank(root as i32);

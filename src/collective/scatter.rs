@@ -4,8 +4,8 @@ use mpi::collective::Root;
 use mpi::datatype::{Equivalence, Partition as MpiPartition};
 use mpi::topology::Communicator;
 
-use super::check::{as_field, Preflight};
-use super::gather::partition_fields;
+use super::check::{as_field, ElementType, Field, Preflight};
+use super::gather::PartitionValues;
 use super::{buffer_size_error, check_root, counts_and_displacements, mpi_count};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
@@ -30,7 +30,7 @@ impl Comm {
     {
         const OP: &str = "scatter";
         let mut timer = self.timed(OP, self.root_bytes(root, size_of_val(send)));
-        self.agree_on_root(OP, root)?;
+        self.agree_on_root(OP, Some(ElementType::of::<T>()), root)?;
         let root_error = (self.rank() == root)
             .then(|| self.check_divisible(OP, send.len()))
             .flatten();
@@ -56,9 +56,9 @@ impl Comm {
         send: &[T],
         recv: &mut [T],
     ) -> Result<()> {
-        const OP: &str = "scatter";
+        const OP: &str = "scatter_into";
         let bytes = size_of_val(recv) + self.root_bytes(root, size_of_val(send));
-        let _timer = self.timed("scatter_into", bytes);
+        let _timer = self.timed(OP, bytes);
         let local_error = check_root(root, self.size(), OP)
             .or_else(|| mpi_count(recv.len(), OP, "the receive buffer").err())
             .or_else(|| {
@@ -80,10 +80,11 @@ impl Comm {
             });
         self.preflight(Preflight {
             op: OP,
+            element: Some(ElementType::of::<T>()),
             local_error,
             agree: &[
-                ("the root", as_field(root)),
-                ("the length", as_field(recv.len())),
+                Field::number("the root", &root),
+                Field::number("the part length", &recv.len()),
             ],
         })?;
         self.scatter_raw(root, send, recv);
@@ -105,7 +106,7 @@ impl Comm {
     {
         const OP: &str = "scatter_varcount";
         let mut timer = self.timed(OP, self.root_bytes(root, size_of_val(send)));
-        self.agree_on_root(OP, root)?;
+        self.agree_on_root(OP, Some(ElementType::of::<T>()), root)?;
         let is_root = self.rank() == root;
         let root_error = if !is_root {
             None
@@ -162,7 +163,7 @@ impl Comm {
     /// `InvalidRoot`; `InvalidPartition` if the partition is for another number of ranks;
     /// `BufferSize` if the root's `send` does not hold `partition.len()` elements;
     /// `Disagreement` on the root or the partition; `CountOverflow`.
-    pub fn scatter_varcount_with<T>(
+    pub fn scatter_partitioned<T>(
         &self,
         root: usize,
         send: &[T],
@@ -171,7 +172,7 @@ impl Comm {
     where
         T: Equivalence + Copy + Default,
     {
-        const OP: &str = "scatter_varcount_with";
+        const OP: &str = "scatter_partitioned";
         let mut timer = self.timed(OP, self.root_bytes(root, size_of_val(send)));
         let part_len = if partition.parts() == self.size() {
             partition.count(self.rank())
@@ -185,10 +186,12 @@ impl Comm {
                     buffer_size_error(OP, "the root's send buffer", partition.len(), send.len())
                 })
             });
+        let values = PartitionValues::new(Some(root), partition);
         self.preflight(Preflight {
             op: OP,
+            element: Some(ElementType::of::<T>()),
             local_error,
-            agree: &partition_fields(Some(root), partition),
+            agree: &values.fields(),
         })?;
         let (mpi_counts, displacements) = counts_and_displacements(&partition.counts(), OP)?;
         let mut recv = vec![T::default(); part_len];

@@ -1,6 +1,6 @@
 //! The context's measuring entry points: the sequential baseline and the cross-rank report.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mpi::collective::{CommunicatorCollectives, Root};
 use mpi::topology::Communicator;
@@ -50,9 +50,10 @@ impl Spmd {
     /// [`baseline`](Self::baseline) for a sequential solution written with the library's
     /// distributed types: `work` runs on the root's main thread with a communicator of its own
     /// holding only the root (so a `DistArray` on it is the whole array, and its collectives
-    /// cost nothing), while the other ranks wait off the CPU. Rayon code inside runs on the
-    /// rank's pool: keep it serial (e.g. [`Par::Seq`](crate::array::Par)) to measure one core.
-    /// Collective.
+    /// cost nothing), while the other ranks wait off the CPU. The communicator's default
+    /// [`Par`](crate::Par) is [`Par::Seq`](crate::Par::Seq), so arrays made on it run their
+    /// kernels serially: one core. Rayon code of your own inside runs on the rank's pool; keep
+    /// it serial too. Collective.
     ///
     /// # Errors
     /// None today; `Result` for symmetry with [`baseline`](Self::baseline).
@@ -63,7 +64,8 @@ impl Spmd {
         let alone = self
             .world()
             .split(Some(u32::from(!self.is_root())), 0)
-            .expect("every rank passes a colour");
+            .expect("every rank passes a colour")
+            .with_par(crate::Par::Seq);
         self.measure_on_root(|| Some(work(&alone)))
     }
 
@@ -71,16 +73,17 @@ impl Spmd {
     /// excludes the span from the wall time. `work` returning `None` is an error on every rank.
     fn measure_on_root<R>(&self, work: impl FnOnce() -> Option<R>) -> Result<Option<R>> {
         let world = self.world().raw();
+        let profiler = self.profiler();
         world.barrier();
-        let span = Instant::now();
+        let span = profiler.now();
         let mut outcome = None;
         // Seconds on the root, or a negative number when the work could not run.
         let mut seconds = -1.0_f64;
         if self.is_root() {
-            let start = Instant::now();
+            let start = profiler.now();
             outcome = work();
             if outcome.is_some() {
-                seconds = start.elapsed().as_secs_f64();
+                seconds = profiler.seconds_between(start, profiler.now());
             }
         }
         let mut pending = world.immediate_barrier();
@@ -101,10 +104,12 @@ impl Spmd {
                 ErrorKind::ThreadPool,
                 "could not start the one-thread pool for the baseline",
             )
-            .on_rank(self.root() as i32));
+            .on_rank(self.root()));
         }
-        self.profiler()
-            .exclude_baseline(span.elapsed(), Duration::from_secs_f64(seconds));
+        profiler.exclude_baseline(
+            profiler.now().saturating_sub(span),
+            Duration::from_secs_f64(seconds),
+        );
         Ok(outcome)
     }
 
@@ -126,14 +131,11 @@ impl Spmd {
         }
         let mine = self.profiler().rank_times();
         let bytes = serde_json::to_vec(&mine).expect("rank times always serialise");
-        let Some((all, counts)) = world.gather_varcount(self.root(), &bytes)? else {
+        let Some(gathered) = world.gather_varcount(self.root(), &bytes)? else {
             return Ok(None);
         };
-        let mut ranks = Vec::with_capacity(counts.len());
-        let mut offset = 0;
-        for (rank, count) in counts.into_iter().enumerate() {
-            let piece = &all[offset..offset + count];
-            offset += count;
+        let mut ranks = Vec::with_capacity(gathered.counts().len());
+        for (rank, piece) in gathered.parts().enumerate() {
             let times: RankTimes = serde_json::from_slice(piece).map_err(|e| {
                 Error::new(
                     ErrorKind::RemoteError,

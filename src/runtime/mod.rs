@@ -42,10 +42,12 @@
 //! `spmd` communication longer than the limit prints which one, then the job is aborted with
 //! exit code [`watchdog::WATCHDOG_EXIT_CODE`]. Off by default.
 //!
+//! [`watchdog`]: crate::comm::watchdog
+//! [`watchdog::WATCHDOG_EXIT_CODE`]: crate::comm::watchdog::WATCHDOG_EXIT_CODE
+//!
 //! Without `mpirun` the program runs as a single rank (MPI's singleton start).
 
 mod measure;
-pub mod watchdog;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -56,7 +58,7 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::Communicator;
 pub use mpi::Threading;
 
-use crate::comm::Comm;
+use crate::comm::{watchdog, Comm};
 use crate::error::{Error, ErrorKind, Result};
 use crate::timing::{Profiler, RegionGuard};
 
@@ -117,11 +119,6 @@ impl Spmd {
     /// The world communicator, with the typed collectives.
     pub fn world(&self) -> &Comm {
         &self.world
-    }
-
-    /// The world communicator, mutably (to switch agreement checks).
-    pub fn world_mut(&mut self) -> &mut Comm {
-        &mut self.world
     }
 
     /// This process's rank in the world.
@@ -230,26 +227,20 @@ impl SpmdBuilder {
         // Read before MPI starts: a singleton start sets the launcher's variables itself.
         let launched = started_by_launcher();
         let (universe, provided) =
-            mpi::initialize_with_threading(self.threading).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Init,
-                    "MPI is already initialised in this process",
-                )
-            })?;
+            mpi::initialize_with_threading(self.threading).ok_or_else(init_refused)?;
         let world = Comm::world(Rc::new(Profiler::new()));
         let rank = world.rank();
-        check_thread_level(self.threading, provided).map_err(|e| e.on_rank(rank as i32))?;
-        check_rank_count(self.min_ranks, world.size(), launched)
-            .map_err(|e| e.on_rank(rank as i32))?;
+        check_thread_level(self.threading, provided).map_err(|e| e.on_rank(rank))?;
+        check_rank_count(self.min_ranks, world.size(), launched).map_err(|e| e.on_rank(rank))?;
         install_panic_policy(rank, world.size());
-        if let Some(limit) = watchdog::limit_from_env().map_err(|e| e.on_rank(rank as i32))? {
+        if let Some(limit) = watchdog::limit_from_env().map_err(|e| e.on_rank(rank))? {
             watchdog::start(limit, rank, world.size());
         }
         let threads = match requested_threads {
             Some(n) => n,
             None => threads_from_affinity(&world),
         };
-        build_rayon_pool(threads, rank).map_err(|e| e.on_rank(rank as i32))?;
+        build_rayon_pool(threads, rank).map_err(|e| e.on_rank(rank))?;
         // The clock starts now: start-up is not the program's work.
         world.profiler().reset();
         world.profiler().set_wait_separation(self.wait_separation);
@@ -260,6 +251,20 @@ impl SpmdBuilder {
             _universe: universe,
         })
     }
+}
+
+/// Why MPI could not be initialised: it runs already, or it ran and was finalised (when the
+/// first `Spmd` was dropped), and MPI can be initialised only once per process.
+fn init_refused() -> Error {
+    let message = if mpi::environment::is_finalized() {
+        "MPI cannot be initialised again: it was finalised when the first Spmd context was \
+         dropped, and MPI allows one initialisation per process; keep one Spmd for the whole \
+         program"
+    } else {
+        "MPI is already initialised in this process: create one Spmd context and pass it (or \
+         its communicators) around"
+    };
+    Error::new(ErrorKind::Init, message)
 }
 
 /// `ThreadLevel` error when MPI provides less than was asked for (ordered Single < Funneled <

@@ -34,7 +34,7 @@
 //! The [`Report`] gives, over ranks, wall/compute/comm time (min/avg/max), the comm fraction,
 //! the compute imbalance, peak memory, the baseline with speedup, efficiency and the Karp–Flatt
 //! serial fraction, and per-region calls, times and bytes; as a table (`Display`), JSON
-//! ([`Report::to_json`], the schema in `shared/DESIGN.md`) or CSV ([`Report::to_csv`]).
+//! ([`Report::to_json`]: one key per field of [`Report`]) or CSV ([`Report::to_csv`]).
 //!
 //! # Waiting versus transfer
 //! A rank that reaches a collective early waits inside it for the others; by default that

@@ -1,7 +1,7 @@
 //! [`Profiler`]: named regions, each compute or comm, and this rank's compute/comm totals.
 
 use std::cell::{Cell, RefCell};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -83,11 +83,13 @@ struct Region {
 pub struct Profiler {
     enabled: Cell<bool>,
     wait_separation: Cell<bool>,
-    /// The cheapest clock the CPU offers (the TSC where it is invariant, ~10 ns a read,
-    /// against ~25 ns for `Instant::now`); region times are kept in its ticks.
+    /// The one clock of every figure: the cheapest the CPU offers (the TSC where it is
+    /// invariant, ~10 ns a read, against ~25 ns for `Instant::now`). Wall time, region times
+    /// and baselines are all kept in its ticks.
     clock: quanta::Clock,
-    start: Cell<Instant>,
-    excluded: Cell<Duration>,
+    start: Cell<u64>,
+    /// Ticks spent measuring baselines, taken off the wall time.
+    excluded: Cell<u64>,
     baseline: Cell<Option<Duration>>,
     comm_depth: Cell<u32>,
     comm_since: Cell<u64>,
@@ -116,13 +118,18 @@ impl Default for Profiler {
 impl Profiler {
     /// A profiler whose clock starts now, enabled, without wait separation.
     pub fn new() -> Profiler {
-        let now = Instant::now();
+        Profiler::with_clock(quanta::Clock::new())
+    }
+
+    /// A profiler reading `clock` (a mock clock in tests).
+    pub(crate) fn with_clock(clock: quanta::Clock) -> Profiler {
+        let now = clock.raw();
         Profiler {
             enabled: Cell::new(true),
             wait_separation: Cell::new(false),
-            clock: quanta::Clock::new(),
+            clock,
             start: Cell::new(now),
-            excluded: Cell::new(Duration::ZERO),
+            excluded: Cell::new(0),
             baseline: Cell::new(None),
             comm_depth: Cell::new(0),
             comm_since: Cell::new(0),
@@ -170,11 +177,8 @@ impl Profiler {
             0,
             "Profiler::reset called inside an open region"
         );
-        let fresh = Profiler::new();
-        fresh.enabled.set(self.enabled.get());
-        fresh.wait_separation.set(self.wait_separation.get());
-        self.start.set(fresh.start.get());
-        self.excluded.set(Duration::ZERO);
+        self.start.set(self.clock.raw());
+        self.excluded.set(0);
         self.baseline.set(None);
         self.comm_total.set(0);
         self.wait_total.set(0);
@@ -323,9 +327,19 @@ impl Profiler {
         }
     }
 
-    /// Removes `span` from the wall clock (the time a baseline measurement took) and adds
-    /// `baseline` to the recorded baseline time.
-    pub(crate) fn exclude_baseline(&self, span: Duration, baseline: Duration) {
+    /// The profiler's clock now, in ticks (see [`seconds_between`](Self::seconds_between)).
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.raw()
+    }
+
+    /// Seconds from tick `start` to tick `end` of [`now`](Self::now).
+    pub(crate) fn seconds_between(&self, start: u64, end: u64) -> f64 {
+        self.clock.delta(start, end).as_secs_f64()
+    }
+
+    /// Removes `span` ticks from the wall clock (the time a baseline measurement took) and
+    /// adds `baseline` to the recorded baseline time.
+    pub(crate) fn exclude_baseline(&self, span: u64, baseline: Duration) {
         self.excluded.set(self.excluded.get() + span);
         self.baseline.set(Some(
             self.baseline.get().unwrap_or(Duration::ZERO) + baseline,
@@ -339,10 +353,9 @@ impl Profiler {
 
     /// Wall-clock time since the profiler started, minus baseline measurements.
     pub fn elapsed(&self) -> Duration {
-        self.start
-            .get()
-            .elapsed()
-            .saturating_sub(self.excluded.get())
+        let ticks = self.clock.raw().saturating_sub(self.start.get());
+        self.clock
+            .delta(0, ticks.saturating_sub(self.excluded.get()))
     }
 
     /// This rank's figures now. Regions still open are not included.
@@ -434,21 +447,28 @@ pub fn peak_rss_bytes() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
-    fn spin(d: Duration) {
-        let start = Instant::now();
-        while start.elapsed() < d {}
+    /// A profiler on a mock clock that only moves when the test says so.
+    fn mocked() -> (Profiler, Arc<quanta::Mock>) {
+        let (clock, mock) = quanta::Clock::mock();
+        (Profiler::with_clock(clock), mock)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
     }
 
     #[test]
     fn nested_comm_regions_count_once_and_compute_is_the_rest() {
-        let p = Profiler::new();
+        let (p, clock) = mocked();
         {
             let _outer = p.comm("exchange", 100);
+            clock.increment(ms(5));
             let _inner = p.comm("send", 50);
-            spin(Duration::from_millis(20));
+            clock.increment(ms(20));
         }
-        spin(Duration::from_millis(10));
+        clock.increment(ms(10));
         let t = p.rank_times();
         let exchange = &t.regions[0];
         let send = &t.regions[1];
@@ -460,16 +480,16 @@ mod tests {
             (send.name.as_str(), send.calls, send.bytes),
             ("send", 1, 50)
         );
-        assert!(exchange.time_s >= 0.020 && exchange.time_s >= send.time_s);
-        // Comm counted once, not twice.
-        assert!(t.comm_s >= 0.020 && t.comm_s < 0.020 + 0.010, "{t:?}");
-        assert!(t.compute_s() >= 0.010, "{t:?}");
-        assert!((t.compute_s() + t.comm_s - t.wall_s).abs() < 1e-9);
+        assert_eq!((exchange.time_s, send.time_s), (0.025, 0.020));
+        // Comm counted once, not twice; the rest of the wall time is compute.
+        assert_eq!(t.comm_s, 0.025);
+        assert_eq!(t.wall_s, 0.035);
+        assert_eq!(t.compute_s(), 0.035 - 0.025);
     }
 
     #[test]
     fn library_helpers_inside_helpers_are_recorded_once() {
-        let p = Profiler::new();
+        let (p, _clock) = mocked();
         {
             let _outer = p.library_comm("all_reduce_slice", 8, || {});
             let _inner = p.library_comm("all_reduce_into", 8, || {});
@@ -488,36 +508,55 @@ mod tests {
 
     #[test]
     fn wait_separation_times_the_barrier_as_wait() {
-        let p = Profiler::new();
+        let (p, clock) = mocked();
         p.set_wait_separation(true);
         {
-            let _c = p.library_comm("gather", 0, || spin(Duration::from_millis(15)));
-            spin(Duration::from_millis(5));
+            let _c = p.library_comm("gather", 0, || clock.increment(ms(15)));
+            clock.increment(ms(5));
         }
         let t = p.rank_times();
-        assert!(t.wait_s >= 0.015 && t.wait_s < 0.020, "{t:?}");
-        assert!(t.comm_s >= 0.020, "{t:?}");
+        assert_eq!(t.wait_s, 0.015);
+        assert_eq!(t.comm_s, 0.020);
         assert_eq!(t.regions[0].wait_s, t.wait_s);
     }
 
     #[test]
+    fn baselines_are_taken_off_the_wall_time() {
+        let (p, clock) = mocked();
+        clock.increment(ms(10));
+        let before = p.now();
+        clock.increment(ms(30));
+        p.exclude_baseline(p.now() - before, ms(25));
+        clock.increment(ms(5));
+        assert_eq!(p.elapsed(), ms(15));
+        assert_eq!(p.baseline(), Some(ms(25)));
+        assert_eq!(p.seconds_between(before, p.now()), 0.035);
+    }
+
+    #[test]
     fn disabled_profiler_records_nothing_and_reset_forgets() {
-        let p = Profiler::new();
+        let (p, clock) = mocked();
         p.set_enabled(false);
         drop(p.comm("x", 1));
         assert!(p.rank_times().regions.is_empty());
         p.set_enabled(true);
-        drop(p.compute("y"));
+        p.set_wait_separation(true);
+        {
+            let _c = p.comm("y", 1);
+            clock.increment(ms(7));
+        }
         assert_eq!(p.rank_times().regions.len(), 1);
         p.reset();
+        clock.increment(ms(3));
         let t = p.rank_times();
-        assert!(t.regions.is_empty() && t.comm_s == 0.0);
-        assert!(p.enabled());
+        assert!(t.regions.is_empty() && t.comm_s == 0.0, "{t:?}");
+        assert_eq!(t.wall_s, 0.003);
+        assert!(p.enabled() && p.wait_separation());
     }
 
     #[test]
     fn same_name_different_kind_are_two_regions() {
-        let p = Profiler::new();
+        let (p, _clock) = mocked();
         drop(p.compute("step"));
         drop(p.comm("step", 0));
         drop(p.compute(String::from("step").leak()));

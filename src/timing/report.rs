@@ -66,7 +66,8 @@ pub struct RegionReport {
     pub wait_avg_s: Option<f64>,
 }
 
-/// The timing report of a run: the schema of `shared/DESIGN.md`, plus wait and memory figures.
+/// The timing report of a run; its JSON form ([`to_json`](Report::to_json)) has one key per
+/// field, named as the field.
 ///
 /// Made by [`Spmd::report`](crate::Spmd::report) on the root, or from known per-rank figures
 /// with [`Report::from_ranks`]. `Display` prints the human table.

@@ -3,8 +3,8 @@
 use ndarray::{
     s, Array, Array2, ArrayView, Axis, Dimension, IntoDimension, Ix2, RemoveAxis, ShapeBuilder,
 };
-use spmd::array::{Boundary, DistArray, Par, Split};
-use spmd::{Comm, ErrorKind};
+use spmd::array::{Boundary, DistArray, Split};
+use spmd::{Comm, ErrorKind, Par};
 
 use crate::support::{expect_same_error, heat, init, report_ok, serial_heat_step};
 
@@ -48,13 +48,13 @@ fn round_trip<D: Dimension + RemoveAxis>(
     }
     let owned: usize = world.all_reduce(array.local().len(), spmd::Op::Sum);
     assert_eq!(owned, global.len(), "{label}: every element owned once");
-    let gathered = array.gather(world, 0).expect("gather");
+    let gathered = array.gather(0).expect("gather");
     assert_eq!(gathered.is_some(), world.rank() == 0);
     if let Some(g) = gathered {
         assert_eq!(g, global, "{label}: gather");
     }
     assert_eq!(
-        array.all_gather(world).expect("all_gather"),
+        array.all_gather().expect("all_gather"),
         global,
         "{label}: all_gather"
     );
@@ -124,17 +124,17 @@ fn halos(world: &Comm) {
                         .unwrap()
                         .local(),
                 );
-                a.exchange_halos(world).expect(&label);
+                a.exchange_halos().expect(&label);
                 // A second exchange (no agreement check now) gives the same ghosts.
                 let first_time = a.local_with_ghosts().to_owned();
-                a.exchange_halos(world).expect(&label);
+                a.exchange_halos().expect(&label);
                 assert_eq!(
                     a.local_with_ghosts(),
                     first_time,
                     "{label}: second exchange"
                 );
                 let count = padded_rows - 2 * w;
-                let first = a.local_to_global((0, 0)).unwrap()[axis];
+                let first = a.global_range(axis).unwrap().start;
                 let padded = a.local_with_ghosts();
                 for k in 0..w {
                     // Lower ghost k holds global row first - w + k; upper ghost k holds first + count + k.
@@ -177,9 +177,9 @@ fn heat_step(world: &Comm) {
         .unwrap()
         .with_ghosts(1, Boundary::Fixed)
         .unwrap();
-    u.exchange_halos(world).unwrap();
+    u.exchange_halos().unwrap();
     let old = u.local_with_ghosts().to_owned();
-    let first = u.local_to_global((0, 0)).unwrap()[0];
+    let first = u.global_range(0).unwrap().start;
     let rows = u.local().nrows();
     let mut next = u.local_mut();
     for r in 0..rows {
@@ -198,7 +198,7 @@ fn heat_step(world: &Comm) {
             );
         }
     }
-    let all = u.all_gather(world).unwrap();
+    let all = u.all_gather().unwrap();
     assert!(
         all.iter()
             .zip(serial.iter())
@@ -213,19 +213,21 @@ fn redistribution(world: &Comm) {
     for from in splits(2) {
         let a = DistArray::from_fn(world, (9, 7), from, |(i, j)| g2[[i, j]]).unwrap();
         for to in splits(2) {
-            let b = a.redistribute(world, to).expect("redistribute");
-            assert_eq!(b.split(), to);
-            assert_eq!(b.all_gather(world).unwrap(), g2, "{from:?} -> {to:?}");
-            let back = b.redistribute(world, from).unwrap();
+            let b = a.redistribute(to).expect("redistribute");
+            let axes =
+                |s: Split| -> Vec<_> { s.axes().map(|a| (a.axis, a.distribution)).collect() };
+            assert_eq!(axes(b.split()), axes(to));
+            assert_eq!(b.all_gather().unwrap(), g2, "{from:?} -> {to:?}");
+            let back = b.redistribute(from).unwrap();
             assert_eq!(back.local(), a.local(), "{from:?} -> {to:?} -> back");
         }
     }
     for from in [Split::block(0), Split::cyclic(1)] {
         let a = DistArray::from_fn(world, (5, 6, 4), from, |(i, j, k)| g3[[i, j, k]]).unwrap();
         for to in splits(3) {
-            let b = a.redistribute(world, to).unwrap();
-            assert_eq!(b.all_gather(world).unwrap(), g3, "3-D {from:?} -> {to:?}");
-            assert_eq!(b.redistribute(world, from).unwrap().local(), a.local());
+            let b = a.redistribute(to).unwrap();
+            assert_eq!(b.all_gather().unwrap(), g3, "3-D {from:?} -> {to:?}");
+            assert_eq!(b.redistribute(from).unwrap().local(), a.local());
         }
     }
 }
@@ -238,7 +240,7 @@ fn reductions(world: &Comm) {
                 .unwrap()
                 .with_par(par);
             let y = DistArray::from_fn(world, n, Split::cyclic(0), |i| i as f64 / 7.0).unwrap();
-            let y = y.redistribute(world, Split::block(0)).unwrap();
+            let y = y.redistribute(Split::block(0)).unwrap();
             let xs: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
             let ys: Vec<f64> = (0..n).map(|i| i as f64 / 7.0).collect();
             let close = |a: f64, b: f64, what: &str| {
@@ -247,37 +249,34 @@ fn reductions(world: &Comm) {
                     "n {n} {par:?} {what}: {a} vs {b}"
                 );
             };
-            close(x.sum(world).unwrap(), xs.iter().sum(), "sum");
+            close(x.sum().unwrap(), xs.iter().sum(), "sum");
             close(
-                x.dot(&y, world).unwrap(),
+                x.dot(&y).unwrap(),
                 xs.iter().zip(&ys).map(|(a, b)| a * b).sum(),
                 "dot",
             );
             close(
-                x.norm2(world).unwrap(),
+                x.norm2().unwrap(),
                 xs.iter().map(|a| a * a).sum::<f64>().sqrt(),
                 "norm2",
             );
             if n > 0 {
                 assert_eq!(
-                    x.min(world).unwrap(),
+                    x.min().unwrap(),
                     xs.iter().copied().fold(f64::INFINITY, f64::min)
                 );
                 assert_eq!(
-                    x.max(world).unwrap(),
+                    x.max().unwrap(),
                     xs.iter().copied().fold(f64::NEG_INFINITY, f64::max)
                 );
             } else {
-                expect_same_error(world, "min of empty", x.min(world), ErrorKind::Shape);
+                expect_same_error(world, "min of empty", x.min(), ErrorKind::Shape);
             }
             // Integers: exact.
             let k = DistArray::from_fn(world, n, Split::block_cyclic(0, 3), |i| i as i64 - 50)
                 .unwrap()
                 .with_par(par);
-            assert_eq!(
-                k.sum(world).unwrap(),
-                (0..n as i64).map(|i| i - 50).sum::<i64>()
-            );
+            assert_eq!(k.sum().unwrap(), (0..n as i64).map(|i| i - 50).sum::<i64>());
             // map / map_inplace / zip_with / fold against serial.
             let doubled = x.map(|v| 2.0 * v);
             let mut shifted = x.clone();
@@ -303,26 +302,26 @@ fn bad_input(world: &Comm) {
         expect_same_error(
             world,
             "gather of different shapes",
-            a.gather(world, 0),
+            a.gather(0),
             ErrorKind::Disagreement,
         );
         expect_same_error(
             world,
             "all_gather of different shapes",
-            a.all_gather(world),
+            a.all_gather(),
             ErrorKind::Disagreement,
         );
         expect_same_error(
             world,
             "sum of different shapes",
-            a.sum(world),
+            a.sum(),
             ErrorKind::Disagreement,
         );
         let mut h = a.clone().with_ghosts(1, Boundary::Periodic).unwrap();
         expect_same_error(
             world,
             "halos of different shapes",
-            h.exchange_halos(world),
+            h.exchange_halos(),
             ErrorKind::Disagreement,
         );
     }
@@ -330,13 +329,13 @@ fn bad_input(world: &Comm) {
     expect_same_error(
         world,
         "gather to a bad root",
-        b.gather(world, world.size()),
+        b.gather(world.size()),
         ErrorKind::InvalidRoot,
     );
     expect_same_error(
         world,
         "redistribute to a missing axis",
-        b.redistribute(world, Split::block(2)),
+        b.redistribute(Split::block(2)),
         ErrorKind::Shape,
     );
     let g = Array2::<f64>::zeros((4, 4));
@@ -366,7 +365,10 @@ fn bad_input(world: &Comm) {
     let narrow = DistArray::<f64, Ix2>::zeros(world, (world.size(), 3), Split::block(0)).unwrap();
     let e = narrow.with_ghosts(2, Boundary::Fixed).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Shape, "{e}");
-    assert!(e.message().contains("wider than rank"), "{e}");
+    assert!(
+        e.message().contains("ghost width 2 is wider than the"),
+        "{e}"
+    );
     let cyclic = DistArray::<f64, Ix2>::zeros(world, (8, 3), Split::cyclic(0)).unwrap();
     assert_eq!(
         cyclic.with_ghosts(1, Boundary::Fixed).unwrap_err().kind(),
@@ -383,7 +385,7 @@ fn bad_input(world: &Comm) {
         expect_same_error(
             world,
             "halos with different boundaries",
-            mixed.exchange_halos(world),
+            mixed.exchange_halos(),
             ErrorKind::Disagreement,
         );
     }
@@ -396,7 +398,7 @@ fn bad_input(world: &Comm) {
     expect_same_error(
         world,
         "dot of different layouts",
-        b.dot(&c, world),
+        b.dot(&c),
         ErrorKind::Shape,
     );
     // An index outside the array.
@@ -404,16 +406,46 @@ fn bad_input(world: &Comm) {
         b.owner_of((8, 0)).unwrap_err().kind(),
         ErrorKind::OutOfBounds
     );
-    // An array used with a communicator of another size.
-    if let Some(alone) = world.split(Some(rank as u32), 0) {
-        if world.size() > 1 {
-            expect_same_error(
-                &alone,
-                "array on another communicator",
-                b.sum(&alone),
-                ErrorKind::InvalidPartition,
-            );
-        }
+    // Arrays made on two communicators of the same ranks and size cannot be combined: the
+    // identity of the communicator counts, not its size.
+    let other = world.duplicate();
+    let d = DistArray::<f64, Ix2>::zeros(&other, (8, 3), Split::block(0)).unwrap();
+    let e = expect_same_error(
+        world,
+        "dot of arrays on two communicators",
+        b.dot(&d),
+        ErrorKind::InvalidPartition,
+    );
+    assert!(e.message().contains("different communicators"), "{e}");
+    assert_eq!(
+        b.zip_with(&d, |x, y| x + y).unwrap_err().kind(),
+        ErrorKind::InvalidPartition
+    );
+    // The same communicator through another handle (checks off) is the same communicator.
+    let unchecked =
+        DistArray::<f64, Ix2>::zeros(&world.unchecked(), (8, 3), Split::block(0)).unwrap();
+    assert_eq!(b.dot(&unchecked).unwrap(), 0.0);
+    // Ranks disagree on the shape: the message names every rank's shape.
+    if world.size() > 1 {
+        let rows = if rank == 0 { 8 } else { 9 };
+        let a = DistArray::<f64, Ix2>::zeros(world, (rows, 3), Split::block(0)).unwrap();
+        let e = expect_same_error(
+            world,
+            "shapes in the message",
+            a.sum(),
+            ErrorKind::Disagreement,
+        );
+        let others = if world.size() == 2 {
+            "rank 1 has [9, 3]".to_string()
+        } else {
+            format!("ranks 1-{} have [9, 3]", world.size() - 1)
+        };
+        assert!(
+            e.message().contains(&format!(
+                "DistArray::sum: ranks disagree on the global shape: rank 0 has [8, 3]; {others}"
+            )),
+            "{e}"
+        );
     }
 }
 

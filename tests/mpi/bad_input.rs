@@ -36,7 +36,7 @@ fn root_out_of_range(world: &Comm) {
         world.reduce_with(bad, 1_i32, |a, b| a + b).map(|_| ()),
     );
     same("broadcast", world.broadcast(bad, &mut 0_u64));
-    same("broadcast_into", world.broadcast_into(bad, &mut [0_u8; 3]));
+    same("broadcast slice", world.broadcast(bad, &mut [0_u8; 3][..]));
     same(
         "broadcast_vec",
         world.broadcast_vec(bad, &mut vec![1_i32; 3]),
@@ -58,8 +58,8 @@ fn root_out_of_range(world: &Comm) {
     let part = Partition::block(5, p).unwrap();
     let mine = vec![0.0_f64; part.count(world.rank())];
     same(
-        "gather_varcount_with",
-        world.gather_varcount_with(bad, &mine, &part).map(|_| ()),
+        "gather_partitioned",
+        world.gather_partitioned(bad, &mine, &part).map(|_| ()),
     );
 }
 
@@ -75,7 +75,7 @@ fn buffer_sizes(world: &Comm) {
         world.all_reduce_into(&send, &mut recv, Op::Sum),
         ErrorKind::BufferSize,
     );
-    assert_eq!(e.rank(), Some(last as i32));
+    assert_eq!(e.rank(), Some(last));
     assert!(e.message().contains("has 5 elements, expected 4"), "{e}");
     // The last rank's all-to-all counts do not add up to its data.
     let counts = vec![1; p];
@@ -86,7 +86,7 @@ fn buffer_sizes(world: &Comm) {
         world.all_to_all_varcount(&data, &counts),
         ErrorKind::BufferSize,
     );
-    assert_eq!(e.rank(), Some(last as i32));
+    assert_eq!(e.rank(), Some(last));
     // Rank 0 passes one count too few.
     let short = vec![0; if me == 0 { p - 1 } else { p }];
     expect_same_error(
@@ -124,7 +124,7 @@ fn count_overflow(world: &Comm) {
         world.gather(0, &huge).map(|_| ()),
         ErrorKind::CountOverflow,
     );
-    assert_eq!(e.rank(), Some(last as i32));
+    assert_eq!(e.rank(), Some(last));
     assert!(e.message().contains(&OVER_I32.to_string()), "{e}");
     expect_same_error(
         world,
@@ -173,7 +173,7 @@ fn scatter_inputs(world: &Comm) {
             world.scatter(root, &odd).map(|_| ()),
             ErrorKind::NotDivisible,
         );
-        assert_eq!(e.rank(), Some(root as i32));
+        assert_eq!(e.rank(), Some(root));
         let mut part = [0_i32; 3];
         expect_same_error(
             world,
@@ -213,7 +213,7 @@ fn scatter_inputs(world: &Comm) {
         world.scatter_varcount(root, &send, &counts).map(|_| ()),
         ErrorKind::BufferSize,
     );
-    assert_eq!(e.rank(), Some(root as i32));
+    assert_eq!(e.rank(), Some(root));
 }
 
 fn partitions(world: &Comm) {
@@ -224,7 +224,7 @@ fn partitions(world: &Comm) {
         world,
         "partition parts",
         world
-            .all_gather_varcount_with(&mine, &wrong_parts)
+            .all_gather_partitioned(&mine, &wrong_parts)
             .map(|_| ()),
         ErrorKind::InvalidPartition,
     );
@@ -233,16 +233,14 @@ fn partitions(world: &Comm) {
     expect_same_error(
         world,
         "partition part length",
-        world
-            .gather_varcount_with(0, &off_by_one, &part)
-            .map(|_| ()),
+        world.gather_partitioned(0, &off_by_one, &part).map(|_| ()),
         ErrorKind::BufferSize,
     );
     let send = if me == 0 { vec![0_i64; 9] } else { Vec::new() };
     expect_same_error(
         world,
-        "scatter_varcount_with root data",
-        world.scatter_varcount_with(0, &send, &part).map(|_| ()),
+        "scatter_partitioned root data",
+        world.scatter_partitioned(0, &send, &part).map(|_| ()),
         ErrorKind::BufferSize,
     );
 }
@@ -257,7 +255,13 @@ fn disagreements(world: &Comm) {
         world.reduce(me % 2, 1_i64, Op::Sum).map(|_| ()),
         disagree,
     );
-    assert!(e.message().contains("the root"), "{e}");
+    assert!(
+        e.message()
+            .contains("ranks disagree on the root: ranks 0, 2 have 0")
+            || p == 2,
+        "{e}"
+    );
+    assert!(e.message().contains("rank 1 has 1") || p > 2, "{e}");
     expect_same_error(
         world,
         "gather_varcount root",
@@ -277,7 +281,19 @@ fn disagreements(world: &Comm) {
         world.all_reduce_slice(&[1.0_f32], op).map(|_| ()),
         disagree,
     );
-    assert!(e.message().contains("the operation"), "{e}");
+    let last = p - 1;
+    let expected = format!(
+        "all_reduce_slice: ranks disagree on the reduction: {} Sum; rank {last} has Max",
+        if p == 2 {
+            "rank 0 has".to_string()
+        } else {
+            format!("ranks 0-{} have", p - 2)
+        }
+    );
+    assert!(
+        e.message().starts_with(&expected),
+        "{e}\nexpected: {expected}"
+    );
     let mine = vec![1_u16; me + 1];
     let e = expect_same_error(
         world,
@@ -285,8 +301,13 @@ fn disagreements(world: &Comm) {
         world.all_reduce_slice(&mine, Op::Sum).map(|_| ()),
         disagree,
     );
+    // Every rank's value, by rank.
+    let lengths: Vec<String> = (0..p).map(|r| format!("rank {r} has {}", r + 1)).collect();
     assert!(
-        e.message().contains(&format!("values range from 1 to {p}")),
+        e.message().contains(&format!(
+            "ranks disagree on the length: {}",
+            lengths.join("; ")
+        )),
         "{e}"
     );
     expect_same_error(
@@ -304,8 +325,8 @@ fn disagreements(world: &Comm) {
     let mut buf = vec![0_u16; me + 1];
     expect_same_error(
         world,
-        "broadcast_into len",
-        world.broadcast_into(0, &mut buf),
+        "broadcast slice len",
+        world.broadcast(0, &mut buf[..]),
         disagree,
     );
     let distribution = if me == 0 {
@@ -317,7 +338,7 @@ fn disagreements(world: &Comm) {
     expect_same_error(
         world,
         "partition distribution",
-        world.all_gather_varcount_with(&[me], &part).map(|_| ()),
+        world.all_gather_partitioned(&[me], &part).map(|_| ()),
         disagree,
     );
 }
@@ -341,11 +362,11 @@ fn few_and_empty(world: &Comm) {
     }
     // The uneven forms hand the last rank nothing.
     let part = Partition::block(p - 1, p).unwrap();
-    let mine = world.scatter_varcount_with(0, &few, &part).unwrap();
+    let mine = world.scatter_partitioned(0, &few, &part).unwrap();
     let expected: Vec<u32> = part.global_indices(me).map(|i| i as u32).collect();
     assert_eq!(mine, expected);
     assert_eq!(
-        world.all_gather_varcount_with(&mine, &part).unwrap(),
+        world.all_gather_partitioned(&mine, &part).unwrap(),
         (0..p as u32 - 1).collect::<Vec<_>>()
     );
     // Zero elements everywhere: every collective is a no-op that returns empty results.
@@ -365,7 +386,7 @@ fn few_and_empty(world: &Comm) {
     } else {
         Vec::new()
     };
-    let (all, counts) = world.all_gather_varcount(&some).unwrap();
+    let (all, counts) = world.all_gather_varcount(&some).unwrap().into_parts();
     let expected: Vec<u8> = (0..p)
         .filter(|r| r % 2 == 0)
         .flat_map(|r| [r as u8; 2])

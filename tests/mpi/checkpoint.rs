@@ -27,12 +27,12 @@ pub fn run() {
             value(i, j, k, offset)
         })
         .unwrap();
-        a.save(world, &dir).expect("save");
+        a.save(&dir).expect("save");
     };
     let load_and_check = || {
         for split in [Split::block(0), Split::cyclic(1), Split::block_cyclic(2, 2)] {
             let b = DistArray::<f64, Ix3>::load(world, &dir, split).expect("load");
-            let all = b.all_gather(world).unwrap();
+            let all = b.all_gather().unwrap();
             assert!(
                 all.iter()
                     .zip(serial.iter())
@@ -58,14 +58,14 @@ pub fn run() {
                 world,
                 "corrupt checkpoint",
                 DistArray::<f64, Ix3>::load(world, &dir, Split::block(0)),
-                ErrorKind::Config,
+                ErrorKind::Io,
             );
             assert!(e.message().contains("checkpoint"), "{e}");
             let e = expect_same_error(
                 world,
                 "wrong element type",
                 DistArray::<i32, Ix3>::load(world, dir.join("missing"), Split::block(0)),
-                ErrorKind::Config,
+                ErrorKind::Io,
             );
             assert!(e.message().contains("CURRENT"), "{e}");
         }
@@ -74,7 +74,7 @@ pub fn run() {
                 world,
                 "wrong element type",
                 DistArray::<i32, Ix3>::load(world, &dir, Split::block(0)),
-                ErrorKind::Config,
+                ErrorKind::Io,
             );
             assert!(e.message().contains("<f8"), "{e}");
         }

@@ -42,7 +42,7 @@ pub fn run() {
     all_to_all(world);
     partitioned(world);
     split_groups(world);
-    unchecked_mode();
+    unchecked_mode(world);
     report_ok("collectives", &spmd);
 }
 
@@ -157,7 +157,7 @@ fn broadcasts(world: &Comm) {
         } else {
             vec![0; 9]
         };
-        world.broadcast_into(root, &mut buf).unwrap();
+        world.broadcast(root, &mut buf[..]).unwrap();
         assert_eq!(buf, data(root, 9));
         // Only the root knows the length; 0 is a length too.
         for len in [0, 1, 5 + root, 10_000] {
@@ -225,15 +225,24 @@ fn varcount(world: &Comm) {
         let mine = data(me, len_of(me));
         let counts: Vec<usize> = (0..p).map(len_of).collect();
         let expect: Vec<i64> = (0..p).flat_map(|r| data(r, len_of(r))).collect();
-        let (all, got_counts) = world.all_gather_varcount(&mine).unwrap();
-        assert_eq!((&all, &got_counts), (&expect, &counts));
+        let gathered = world.all_gather_varcount(&mine).unwrap();
+        assert_eq!(
+            (gathered.as_slice(), gathered.counts()),
+            (&expect[..], &counts[..])
+        );
+        for (r, part) in gathered.parts().enumerate() {
+            assert_eq!(part, &data(r, len_of(r))[..], "part of rank {r}");
+        }
         // A reused buffer with stale, longer contents ends up exactly the gathered data.
         let mut reused = vec![-1; expect.len() + 5];
         let into_counts = world.all_gather_varcount_into(&mine, &mut reused).unwrap();
         assert_eq!((&reused, &into_counts), (&expect, &counts));
         for root in 0..p {
             let got = world.gather_varcount(root, &mine).unwrap();
-            assert_eq!(got, (me == root).then(|| (expect.clone(), counts.clone())));
+            assert_eq!(
+                got.map(|v| v.into_parts()),
+                (me == root).then(|| (expect.clone(), counts.clone()))
+            );
             let (send, send_counts) = if me == root {
                 (expect.clone(), counts.clone())
             } else {
@@ -255,7 +264,10 @@ fn all_to_all(world: &Comm) {
     let send: Vec<i64> = (0..p)
         .flat_map(|d| (0..count(me, d)).map(move |k| code(me, d, k)))
         .collect();
-    let (received, counts) = world.all_to_all_varcount(&send, &send_counts).unwrap();
+    let (received, counts) = world
+        .all_to_all_varcount(&send, &send_counts)
+        .unwrap()
+        .into_parts();
     let expected_counts: Vec<usize> = (0..p).map(|s| count(s, me)).collect();
     let expected: Vec<i64> = (0..p)
         .flat_map(|s| (0..count(s, me)).map(move |k| code(s, me, k)))
@@ -263,7 +275,10 @@ fn all_to_all(world: &Comm) {
     assert_eq!(counts, expected_counts);
     assert_eq!(received, expected);
     // Nothing at all to send is fine too.
-    let (none, zeros) = world.all_to_all_varcount::<i64>(&[], &vec![0; p]).unwrap();
+    let (none, zeros) = world
+        .all_to_all_varcount::<i64>(&[], &vec![0; p])
+        .unwrap()
+        .into_parts();
     assert!(none.is_empty() && zeros.iter().all(|&c| c == 0));
 }
 
@@ -283,8 +298,20 @@ fn partitioned(world: &Comm) {
                 .flat_map(|r| part.global_indices(r))
                 .map(global)
                 .collect();
-            let all = world.all_gather_varcount_with(&mine, &part).unwrap();
+            let all = world.all_gather_partitioned(&mine, &part).unwrap();
             assert_eq!(all, packed, "{distribution:?} n {n}");
+            let mut reused = vec![7.0; 3];
+            world
+                .all_gather_partitioned_into(&mine, &part, &mut reused)
+                .unwrap();
+            assert_eq!(reused, packed);
+            // The indexed parallel iterator gives the same indices in the same order.
+            use rayon::prelude::*;
+            let parallel: Vec<usize> = part.par_global_indices(me).collect();
+            assert_eq!(parallel, part.global_indices(me).collect::<Vec<_>>());
+            if distribution == Distribution::Block {
+                assert_eq!(part.range(me).collect::<Vec<_>>(), parallel);
+            }
             let mut in_global_order = vec![f64::NAN; n];
             let mut k = 0;
             for r in 0..p {
@@ -295,17 +322,14 @@ fn partitioned(world: &Comm) {
             }
             assert_eq!(in_global_order, (0..n).map(global).collect::<Vec<_>>());
             let root = n % p;
-            let at_root = world.gather_varcount_with(root, &mine, &part).unwrap();
+            let at_root = world.gather_partitioned(root, &mine, &part).unwrap();
             assert_eq!(at_root, (me == root).then(|| packed.clone()));
             let send = if me == root {
                 packed.clone()
             } else {
                 Vec::new()
             };
-            assert_eq!(
-                world.scatter_varcount_with(root, &send, &part).unwrap(),
-                mine
-            );
+            assert_eq!(world.scatter_partitioned(root, &send, &part).unwrap(), mine);
         }
     }
 }
@@ -325,10 +349,19 @@ fn split_groups(world: &Comm) {
     assert_eq!(only_zero.map(|c| c.size()), (me == 0).then_some(1));
 }
 
-/// With agreement checks off, valid calls give the same answers.
-fn unchecked_mode() {
-    let mut world = Comm::from_raw(spmd::mpi::topology::SimpleCommunicator::world());
-    world.set_agreement_checks(false);
+/// With agreement checks off, valid calls give the same answers, on a handle of the world
+/// and on a communicator wrapped from rsmpi.
+fn unchecked_mode(world: &Comm) {
+    let unchecked = world.unchecked();
+    assert!(!unchecked.agreement_checks() && world.agreement_checks());
+    assert!(unchecked.same_as(world) && !world.duplicate().same_as(world));
+    unchecked_answers(&unchecked);
+    let mut wrapped = Comm::from_raw(spmd::mpi::topology::SimpleCommunicator::world());
+    wrapped.set_agreement_checks(false);
+    unchecked_answers(&wrapped);
+}
+
+fn unchecked_answers(world: &Comm) {
     let (me, p) = (world.rank(), world.size());
     let mine = data(me, 4);
     let expect: Vec<i64> = (0..4).map(|i| (0..p).map(|r| value(r, i)).sum()).collect();

@@ -32,13 +32,14 @@ pub fn run() {
     assert_eq!((alone.rank(), alone.size()), (0, 1));
     check(&alone, "single rank", |_| w);
 
-    // An array made on one communicator cannot be used with another numbering of the ranks.
+    // Arrays made on two communicators cannot be combined, even with the same ranks.
     if p > 1 {
-        let on_world = DistArray::from_fn(world, 10, Split::block(0), |i| i as f64).unwrap();
+        let on_world = DistArray::from_fn(world, p, Split::block(0), |i| i as f64).unwrap();
+        let on_reversed = DistArray::from_fn(&reversed, p, Split::block(0), |i| i as f64).unwrap();
         expect_same_error(
-            &reversed,
-            "world array on the reversed communicator",
-            on_world.sum(&reversed),
+            world,
+            "world array with a reversed-communicator array",
+            on_world.dot(&on_reversed),
             ErrorKind::InvalidPartition,
         );
     }
@@ -72,7 +73,7 @@ fn check(comm: &Comm, label: &str, world_of: impl Fn(usize) -> usize) {
         .flat_map(|k| std::iter::repeat_n(world_of(k) as u32, k + 1))
         .collect();
     if r == root {
-        let (all, counts) = gathered.expect("root gets the data");
+        let (all, counts) = gathered.expect("root gets the data").into_parts();
         assert_eq!(all, expected_all, "{label}: gather_varcount");
         assert_eq!(counts, (1..=q).collect::<Vec<_>>());
     } else {
@@ -91,7 +92,10 @@ fn check(comm: &Comm, label: &str, world_of: impl Fn(usize) -> usize) {
     );
     // all_to_all: comm rank k receives from each rank j the value 100·j + k.
     let send: Vec<u64> = (0..q).map(|k| (100 * r + k) as u64).collect();
-    let (got, counts) = comm.all_to_all_varcount(&send, &vec![1; q]).unwrap();
+    let (got, counts) = comm
+        .all_to_all_varcount(&send, &vec![1; q])
+        .unwrap()
+        .into_parts();
     assert_eq!(
         got,
         (0..q).map(|j| (100 * j + r) as u64).collect::<Vec<_>>(),
@@ -109,15 +113,15 @@ fn check(comm: &Comm, label: &str, world_of: impl Fn(usize) -> usize) {
     let global = Array2::from_shape_fn((rows, cols), |(i, j)| (i * cols + j) as f64);
     let source = (r == root).then(|| global.view());
     let array = DistArray::scatter(comm, root, source, Split::block(0)).unwrap();
-    assert_eq!(array.sum(comm).unwrap(), global.sum(), "{label}: sum");
+    assert_eq!(array.sum().unwrap(), global.sum(), "{label}: sum");
     assert_eq!(
-        array.sum_exact(comm).unwrap(),
+        array.sum_exact().unwrap(),
         global.sum(),
         "{label}: sum_exact"
     );
-    assert_eq!(array.max(comm).unwrap(), (rows * cols - 1) as f64);
+    assert_eq!(array.max().unwrap(), (rows * cols - 1) as f64);
     let mut ghosted = array.clone().with_ghosts(1, Boundary::Periodic).unwrap();
-    ghosted.exchange_halos(comm).unwrap();
+    ghosted.exchange_halos().unwrap();
     let with_ghosts = ghosted.local_with_ghosts();
     let first_row = array.local_to_global([0, 0]).unwrap()[0];
     let last_row = first_row + array.local().len_of(Axis(0)) - 1;
@@ -131,13 +135,13 @@ fn check(comm: &Comm, label: &str, world_of: impl Fn(usize) -> usize) {
         global.index_axis(Axis(0), (last_row + 1) % rows),
         "{label}: lower ghost row"
     );
-    let by_columns = array.redistribute(comm, Split::cyclic(1)).unwrap();
+    let by_columns = array.redistribute(Split::cyclic(1)).unwrap();
     assert_eq!(
-        by_columns.all_gather(comm).unwrap(),
+        by_columns.all_gather().unwrap(),
         global,
         "{label}: redistribute"
     );
-    let back = by_columns.gather(comm, root).unwrap();
+    let back = by_columns.gather(root).unwrap();
     assert_eq!(back.is_some(), r == root);
     if let Some(back) = back {
         assert_eq!(back, global, "{label}: gather");

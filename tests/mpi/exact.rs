@@ -6,9 +6,10 @@
 use ndarray::Array1;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
-use spmd::array::{DistArray, Par, Split};
+use spmd::array::{DistArray, Split};
 use spmd::exact::{local_sum_exact, ExactSum};
 use spmd::Comm;
+use spmd::Par;
 
 use crate::support::{init, report_ok};
 
@@ -68,18 +69,18 @@ pub fn run() {
     for split in splits() {
         for par in [Par::Rayon, Par::Seq] {
             let a = dist(world, &wild, split).with_par(par);
-            let got = a.sum_exact(world).expect("sum_exact");
+            let got = a.sum_exact().expect("sum_exact");
             assert_eq!(
                 got.to_bits(),
                 expected.to_bits(),
                 "{label} {split:?} {par:?}"
             );
             let b = dist(world, &oracle_values, split).with_par(par);
-            let got = b.sum_exact(world).expect("sum_exact");
+            let got = b.sum_exact().expect("sum_exact");
             assert_eq!(got.to_bits(), oracle.to_bits(), "{label} {split:?} oracle");
             // dot(x, 1) is the sum; dot(x, 2^-3·1) is the sum scaled exactly.
             let ones = a.map(|_| 0.125);
-            let dot = a.dot_exact(&ones, world).expect("dot_exact");
+            let dot = a.dot_exact(&ones).expect("dot_exact");
             assert_eq!(dot.to_bits(), (expected * 0.125).to_bits(), "{label} dot");
         }
     }
@@ -136,30 +137,30 @@ fn specials(world: &Comm, n: usize) {
         for split in splits() {
             let a = dist(world, &with_nan, split);
             let where_ = format!("NaN at {at} {split:?} on {} ranks", world.size());
-            assert!(a.sum_exact(world).unwrap().is_nan(), "sum_exact, {where_}");
-            assert!(a.sum(world).unwrap().is_nan(), "sum, {where_}");
-            assert!(a.min(world).unwrap().is_nan(), "min, {where_}");
-            assert!(a.max(world).unwrap().is_nan(), "max, {where_}");
+            assert!(a.sum_exact().unwrap().is_nan(), "sum_exact, {where_}");
+            assert!(a.sum().unwrap().is_nan(), "sum, {where_}");
+            assert!(a.min().unwrap().is_nan(), "min, {where_}");
+            assert!(a.max().unwrap().is_nan(), "max, {where_}");
         }
     }
     let mut infinities = base.clone();
     infinities[1] = f64::INFINITY;
     assert_eq!(
         dist(world, &infinities, Split::block(0))
-            .sum_exact(world)
+            .sum_exact()
             .unwrap(),
         f64::INFINITY
     );
     infinities[n - 2] = f64::NEG_INFINITY;
     let a = dist(world, &infinities, Split::block(0));
-    assert!(a.sum_exact(world).unwrap().is_nan());
-    assert_eq!(a.max(world).unwrap(), f64::INFINITY);
-    assert_eq!(a.min(world).unwrap(), f64::NEG_INFINITY);
+    assert!(a.sum_exact().unwrap().is_nan());
+    assert_eq!(a.max().unwrap(), f64::INFINITY);
+    assert_eq!(a.min().unwrap(), f64::NEG_INFINITY);
     // Without NaN, min and max are exact and placement-independent.
     let plain = dist(world, &base, Split::cyclic(0));
-    assert_eq!(plain.min(world).unwrap(), -6.0);
-    assert_eq!(plain.max(world).unwrap(), 6.0);
-    assert_eq!(plain.sum_exact(world).unwrap(), Array1::from(base).sum());
+    assert_eq!(plain.min().unwrap(), -6.0);
+    assert_eq!(plain.max().unwrap(), 6.0);
+    assert_eq!(plain.sum_exact().unwrap(), Array1::from(base).sum());
 }
 
 /// Slices of different lengths on one rank: the same error on every rank.

@@ -1,34 +1,89 @@
-//! 2-D process grid scenarios: tiles, four-sided halos with corners, a stencil step, gather.
+//! Arrays split along several axes on a process grid: tiles, halos on every side with
+//! corners, a stencil step, scatter/gather, reductions, redistribution to and from row splits.
 
-use ndarray::Array2;
-use spmd::array::{GridArray, ProcessGrid};
+use ndarray::{Array, Array2, Dimension, IxDyn, RemoveAxis};
+use spmd::array::{Boundary, DistArray, Split};
 use spmd::{Comm, ErrorKind};
 
 use crate::support::{expect_same_error, heat, init, report_ok, serial_heat_step};
 
 /// Every global element tells its indices apart, and none is 0 (the ghosts' initial value).
-fn value(i: usize, j: usize) -> f64 {
-    i as f64 * 100.0 + j as f64 + 0.5
+fn value(index: &[usize]) -> f64 {
+    index.iter().fold(0.0, |acc, &i| acc * 100.0 + i as f64) + 0.5
 }
 
-fn factorisations(p: usize) -> Vec<[usize; 2]> {
-    (1..=p).filter(|r| p % r == 0).map(|r| [r, p / r]).collect()
+/// Every way to write `p` as a product of `k` factors.
+fn factorisations(p: usize, k: usize) -> Vec<Vec<usize>> {
+    if k == 1 {
+        return vec![vec![p]];
+    }
+    (1..=p)
+        .filter(|d| p % d == 0)
+        .flat_map(|d| {
+            factorisations(p / d, k - 1)
+                .into_iter()
+                .map(move |mut rest| {
+                    rest.insert(0, d);
+                    rest
+                })
+        })
+        .collect()
 }
 
-fn tiles_and_halos(world: &Comm) {
-    for dims in factorisations(world.size()) {
+/// Every padded cell of `a` (ghosts included) holds the global element it stands for, wrapped
+/// along periodic axes, or 0 beyond a fixed edge.
+fn check_padded<D: Dimension + RemoveAxis>(a: &DistArray<f64, D>, periodic: &[bool], label: &str) {
+    let w = a.ghosts();
+    let shape = a.shape().to_vec();
+    let starts: Vec<usize> = (0..shape.len())
+        .map(|axis| a.global_range(axis).expect("block splits").start)
+        .collect();
+    let split_axes: Vec<usize> = a.split().axes().map(|s| s.axis).collect();
+    for (index, &x) in a.local_with_ghosts().into_dyn().indexed_iter() {
+        let mut global = Vec::with_capacity(shape.len());
+        let mut outside = false;
+        for axis in 0..shape.len() {
+            let (offset, wraps) = match split_axes.iter().position(|&s| s == axis) {
+                Some(k) => (w as isize, periodic[k]),
+                None => (0, false),
+            };
+            let g = starts[axis] as isize + index[axis] as isize - offset;
+            let n = shape[axis] as isize;
+            if (0..n).contains(&g) {
+                global.push(g as usize);
+            } else if wraps {
+                global.push(g.rem_euclid(n) as usize);
+            } else {
+                outside = true;
+            }
+        }
+        let expected = if outside { 0.0 } else { value(&global) };
+        assert_eq!(x, expected, "{label}: padded {:?}", index.slice());
+    }
+}
+
+fn tiles_and_halos_2d(world: &Comm) {
+    for dims in factorisations(world.size(), 2) {
         for periodic in [[false, false], [true, true], [true, false], [false, true]] {
-            let grid = ProcessGrid::new(world, dims, periodic).expect("grid");
-            assert_eq!(grid.dims(), dims);
-            let [r, c] = grid.coords();
-            assert_eq!(r * dims[1] + c, world.rank(), "row-major coordinates");
             for (n, m) in [(9, 7), (6, 10)] {
-                let g = Array2::from_shape_fn((n, m), |(i, j)| value(i, j));
+                let g = Array2::from_shape_fn((n, m), |(i, j)| value(&[i, j]));
                 for w in [0, 1, 2] {
                     let label =
-                        format!("dims {dims:?} periodic {periodic:?} shape {n}x{m} ghosts {w}");
-                    let built = GridArray::from_fn(world, &grid, (n, m), w, |(i, j)| value(i, j));
-                    let mut a = match built {
+                        format!("grid {dims:?} periodic {periodic:?} shape {n}x{m} ghosts {w}");
+                    let boundaries = periodic.map(|p| {
+                        if p {
+                            Boundary::Periodic
+                        } else {
+                            Boundary::Fixed
+                        }
+                    });
+                    let plain = DistArray::from_fn(world, (n, m), Split::grid(&dims), |(i, j)| {
+                        value(&[i, j])
+                    })
+                    .expect(&label);
+                    let coords = plain.grid_coords();
+                    assert_eq!(coords[0] * dims[1] + coords[1], world.rank(), "row-major");
+                    let mut a = match plain.clone().with_ghosts_per_axis(w, &boundaries) {
                         Ok(a) => a,
                         Err(e) => {
                             // Only a tile narrower than the ghosts may refuse.
@@ -37,63 +92,84 @@ fn tiles_and_halos(world: &Comm) {
                             continue;
                         }
                     };
-                    let (rows, cols) = a.tile();
-                    assert_eq!(
-                        a.local(),
-                        g.slice(ndarray::s![rows.clone(), cols.clone()]),
-                        "{label}"
-                    );
-                    a.exchange_halos(world).expect(&label);
-                    let padded = a.local_with_ghosts();
-                    for ((pi, pj), &x) in padded.indexed_iter() {
-                        let gi = rows.start as isize + pi as isize - w as isize;
-                        let gj = cols.start as isize + pj as isize - w as isize;
-                        let wrap = |k: isize, len: usize, periodic: bool| {
-                            if (0..len as isize).contains(&k) {
-                                Some(k as usize)
-                            } else if periodic {
-                                Some(k.rem_euclid(len as isize) as usize)
-                            } else {
-                                None
-                            }
-                        };
-                        let expected = match (wrap(gi, n, periodic[0]), wrap(gj, m, periodic[1])) {
-                            (Some(i), Some(j)) => g[[i, j]],
-                            _ => 0.0,
-                        };
-                        assert_eq!(
-                            x, expected,
-                            "{label}: padded ({pi}, {pj}) = global ({gi}, {gj})"
-                        );
-                    }
-                    let gathered = a.gather(world, 0).unwrap();
-                    if let Some(back) = gathered {
+                    let (rows, cols) = (a.global_range(0).unwrap(), a.global_range(1).unwrap());
+                    assert_eq!(a.local(), g.slice(ndarray::s![rows, cols]), "{label}");
+                    a.exchange_halos().expect(&label);
+                    check_padded(&a, &periodic, &label);
+                    if let Some(back) = a.gather(0).unwrap() {
                         assert_eq!(back, g, "{label}: gather");
                     }
+                    assert_eq!(a.all_gather().unwrap(), g, "{label}: all_gather");
                     let expected_sum: f64 = g.sum();
-                    let sum = a.sum(world).unwrap();
+                    let sum = a.sum().unwrap();
                     assert!(
                         (sum - expected_sum).abs() < 1e-9 * expected_sum,
                         "{label}: sum"
                     );
+                    assert_eq!(a.max().unwrap(), value(&[n - 1, m - 1]), "{label}: max");
+                    assert_eq!(a.dot(&a).unwrap(), g.iter().map(|x| x * x).sum::<f64>());
+                    // To rows and back.
+                    let by_rows = a.redistribute(Split::block(0)).unwrap();
+                    assert_eq!(by_rows.all_gather().unwrap(), g, "{label}: to rows");
+                    let back = by_rows.redistribute(Split::grid(&dims)).unwrap();
+                    assert_eq!(back.local(), plain.local(), "{label}: back to the grid");
                 }
             }
         }
     }
 }
 
-/// A 5-point heat step on the grid equals the serial step bit for bit.
+/// 3-D grids: every factorisation, ghosts of width 1, periodic along the middle axis.
+fn tiles_and_halos_3d(world: &Comm) {
+    let shape = [6, 5, 4];
+    let g = Array::from_shape_fn(IxDyn(&shape), |i| value(i.slice()));
+    let periodic = [false, true, false];
+    let boundaries = [Boundary::Fixed, Boundary::Periodic, Boundary::Fixed];
+    for dims in factorisations(world.size(), 3) {
+        let label = format!("3-D grid {dims:?}");
+        let a = DistArray::from_fn(world, (6, 5, 4), Split::grid(&dims), |(i, j, k)| {
+            value(&[i, j, k])
+        })
+        .unwrap();
+        let mut h = match a.clone().with_ghosts_per_axis(1, &boundaries) {
+            Ok(h) => h,
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Shape, "{label}: {e}");
+                continue;
+            }
+        };
+        h.exchange_halos().expect(&label);
+        check_padded(&h, &periodic, &label);
+        let all = a.all_gather().unwrap().into_dyn();
+        assert_eq!(all, g, "{label}: all_gather");
+        let cyclic = a.redistribute(Split::cyclic(2)).unwrap();
+        assert_eq!(
+            cyclic.all_gather().unwrap().into_dyn(),
+            g,
+            "{label}: to cyclic"
+        );
+    }
+    // The automatic grid for a cube of 8 ranks would be 2 x 2 x 2; here it is whatever the
+    // rank count allows, and every rank agrees on it.
+    let auto = DistArray::<f64, _>::zeros(world, (8, 8, 8), Split::grid_auto(3)).unwrap();
+    let dims: Vec<usize> = auto.split().axes().map(|s| s.ranks.unwrap()).collect();
+    assert_eq!(dims.iter().product::<usize>(), world.size());
+}
+
+/// A 5-point heat step on the automatic grid equals the serial step bit for bit.
 fn heat_step(world: &Comm) {
     let (n, m) = (12, 11);
     let u0 = Array2::from_shape_fn((n, m), |(i, j)| ((i * 5 + j * 7) % 13) as f64 / 3.0);
     let serial = serial_heat_step(&u0);
-    let grid = ProcessGrid::for_shape(world, (n, m), [false, false]).unwrap();
-    let mut u = GridArray::from_fn(world, &grid, (n, m), 1, |(i, j)| u0[[i, j]]).unwrap();
-    u.exchange_halos(world).unwrap();
+    let mut u = DistArray::from_fn(world, (n, m), Split::grid_auto(2), |(i, j)| u0[[i, j]])
+        .unwrap()
+        .with_ghosts(1, Boundary::Fixed)
+        .unwrap();
+    u.exchange_halos().unwrap();
     let old = u.local_with_ghosts().to_owned();
-    let (rows, cols) = u.tile();
+    let (rows, cols) = (u.global_range(0).unwrap(), u.global_range(1).unwrap());
     let mut next = u.local_mut();
-    for (r, i) in rows.clone().enumerate() {
+    for (r, i) in rows.enumerate() {
         for (c, j) in cols.clone().enumerate() {
             if i == 0 || j == 0 || i == n - 1 || j == m - 1 {
                 continue;
@@ -108,7 +184,7 @@ fn heat_step(world: &Comm) {
             );
         }
     }
-    if let Some(all) = u.gather(world, 0).unwrap() {
+    if let Some(all) = u.gather(0).unwrap() {
         assert!(
             all.iter()
                 .zip(serial.iter())
@@ -120,29 +196,37 @@ fn heat_step(world: &Comm) {
 
 fn bad_input(world: &Comm) {
     let p = world.size();
-    expect_same_error(
-        world,
-        "grid of the wrong size",
-        ProcessGrid::new(world, [p + 1, 1], [false, false]),
-        ErrorKind::InvalidPartition,
-    );
+    let e = DistArray::<f64, _>::zeros(world, (8, 8), Split::grid(&[p + 1, 1])).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidPartition, "{e}");
+    assert!(e.message().contains("process grid needs"), "{e}");
     if p > 1 {
         let dims = if world.rank() == 0 { [1, p] } else { [p, 1] };
-        expect_same_error(
+        let a = DistArray::<f64, _>::zeros(world, (8, 8), Split::grid(&dims)).unwrap();
+        let e = expect_same_error(
             world,
             "ranks disagree on the grid",
-            ProcessGrid::new(world, dims, [false, false]),
+            a.sum(),
             ErrorKind::Disagreement,
         );
+        assert!(e.message().contains("the split"), "{e}");
     }
-    let grid = ProcessGrid::new(world, [p, 1], [false, false]).unwrap();
-    let e = GridArray::<f64>::from_fn(world, &grid, (p, 4), 2, |_| 1.0).unwrap_err();
+    let a = DistArray::<f64, _>::zeros(world, (p, 4), Split::grid(&[p, 1])).unwrap();
+    let e = a.with_ghosts(2, Boundary::Fixed).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Shape, "{e}");
-    let a = GridArray::<f64>::from_fn(world, &grid, (2 * p, 4), 1, |_| 1.0).unwrap();
+    let a = DistArray::<f64, _>::zeros(world, (2 * p, 4), Split::grid(&[p, 1])).unwrap();
+    let e = a
+        .clone()
+        .with_ghosts_per_axis(1, &[Boundary::Fixed])
+        .unwrap_err();
+    assert!(
+        e.message()
+            .contains("1 boundaries given for a split along 2 axes"),
+        "{e}"
+    );
     expect_same_error(
         world,
         "grid gather to a bad root",
-        a.gather(world, p),
+        a.gather(p),
         ErrorKind::InvalidRoot,
     );
 }
@@ -150,7 +234,8 @@ fn bad_input(world: &Comm) {
 pub fn run() {
     let spmd = init();
     let world = spmd.world();
-    tiles_and_halos(world);
+    tiles_and_halos_2d(world);
+    tiles_and_halos_3d(world);
     heat_step(world);
     bad_input(world);
     report_ok("grid", &spmd);

@@ -97,6 +97,7 @@ fn run_scenario(scenario: &str) {
         "min_ranks" => runtime::min_ranks(),
         "bad_watchdog_env" => runtime::bad_watchdog_env(),
         "timing_split" => timing::known_split(),
+        "profiler_truth" => timing::profiler_truth(),
         other => panic!("unknown scenario {other:?}"),
     }
 }
@@ -337,6 +338,13 @@ fn all_cases() -> Vec<Case> {
                 expect_success("timing_split", ranks, &out)
             }));
         }
+    }
+    for wait in ["0", "1"] {
+        let name = format!("profiler_books_local_reductions_as_compute_np2_wait{wait}");
+        cases.push(case(name, move || {
+            let env = [("SPMD_TEST_WAIT", wait)];
+            expect_success("profiler_truth", 2, &launch("profiler_truth", 2, &[], &env))
+        }));
     }
     #[cfg(feature = "bench")]
     for ranks in [2, 3] {

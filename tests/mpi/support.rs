@@ -36,19 +36,16 @@ pub fn expect_same_error<T: std::fmt::Debug>(
         world.rank()
     );
     let text = format!("{:?}|{error}", error.kind());
-    let (all, counts) = world
+    let texts = world
         .all_gather_varcount(text.as_bytes())
         .expect("gathering error texts");
-    let mut start = 0;
-    for (rank, count) in counts.into_iter().enumerate() {
-        let theirs = String::from_utf8_lossy(&all[start..start + count]);
+    for (rank, theirs) in texts.parts().enumerate() {
         assert_eq!(
-            theirs,
+            String::from_utf8_lossy(theirs),
             text,
             "{label}: rank {rank} got another error than rank {}",
             world.rank()
         );
-        start += count;
     }
     // Still in step: a plain collective after the error gives the right answer.
     assert_eq!(
