@@ -234,7 +234,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if sequential.as_ref().is_some_and(|s| s != &found) {
             return Err("the sequential search found other matches than the farm".into());
         }
-        let report = spmd.report("cat_farm")?.expect("rank 0 is the root");
+        let mut report = spmd.report("cat_farm")?.expect("rank 0 is the root");
         println!(
             "cat_farm: {} images, {} tiles on {} ranks x {} threads; tiles per rank (rank 0 = manager): {per_rank:?}",
             images.len(),
@@ -243,6 +243,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             spmd.threads()
         );
         println!("{report}");
+        report.record("tiles_per_rank", &per_rank);
+        report.record("matches", &found);
+        report.record(
+            "verified",
+            truth.as_ref().is_none_or(|truth| &found == truth),
+        );
         if let Some(path) = &args.report {
             report.write_json(path)?;
         }

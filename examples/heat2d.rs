@@ -159,7 +159,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let field = u.gather(0)?;
     let report = spmd.report("heat2d")?;
 
-    if let (Some(field), Some(report)) = (field, report) {
+    if let (Some(field), Some(mut report)) = (field, report) {
         let (serial, serial_iterations) = match reference {
             Some(r) => r,
             None => serial_solve(n, m, args.tol, args.max_iters),
@@ -175,6 +175,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             spmd.threads()
         );
         println!("{report}");
+        report.record("iterations", iterations);
+        report.record("mean_interior", mean_interior);
+        report.record("verified", identical);
         if let Some(path) = &args.report {
             report.write_json(path)?;
         }

@@ -95,8 +95,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let p = std::f64::consts::FRAC_PI_4;
     let standard_error = 4.0 * (p * (1.0 - p) / n).sqrt();
     let error = estimate - std::f64::consts::PI;
+    let verified = args.samples > 0
+        && error.abs() <= 5.0 * standard_error
+        && sequential_hits.is_none_or(|s| s == hits);
     let report = spmd.report("pi")?;
-    if let Some(report) = &report {
+    if let Some(mut report) = report {
+        report.record("hits", hits);
+        report.record("samples", args.samples);
+        report.record("estimate", estimate);
+        report.record("verified", verified);
         println!(
             "pi ~ {estimate:.8} from {} samples on {} ranks x {} threads",
             args.samples,

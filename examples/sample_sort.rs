@@ -219,7 +219,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let counts = world.all_gather(&[mine.len()])?;
     let report = spmd.report("sample_sort")?;
-    if let Some(report) = report {
+    if let Some(mut report) = report {
         let largest = counts.iter().copied().max().unwrap_or(0);
         let ideal = args.keys.div_ceil(p).max(1);
         println!(
@@ -232,10 +232,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             largest as f64 / ideal as f64
         );
         println!("{report}");
+        let permutation = total_before == total_after && total_after[0] == args.keys as u64;
+        report.record(
+            "verified",
+            all_sorted && permutation && serial_check != Some(false),
+        );
+        report.record("equal_to_serial_sort", serial_check);
+        report.record("keys_per_rank", &counts);
         if let Some(path) = &args.report {
             report.write_json(path)?;
         }
-        let permutation = total_before == total_after && total_after[0] == args.keys as u64;
         if !(all_sorted && permutation && serial_check != Some(false)) {
             return Err(format!(
                 "wrong: sorted {all_sorted}, permutation {permutation}, equal to a serial sort {serial_check:?}"

@@ -203,6 +203,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             NOISE * NOISE
         );
         println!("{report}");
+        let serial_last = *serial_losses.last().unwrap_or(&0.0);
+        let loss_matches = (last - serial_last).abs() <= 1e-9 * serial_last.max(1e-12) + 1e-15;
+        let converged = last <= start / 100.0 && last <= 10.0 * NOISE * NOISE;
+        let mut report = report;
+        report.record("verified", worst <= 1e-9 && loss_matches && converged);
+        report.record("final_loss", last);
+        report.record("max_relative_difference_to_serial", worst);
         if let Some(path) = &args.report {
             report.write_json(path)?;
         }
@@ -212,11 +219,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
             .into());
         }
-        let serial_last = *serial_losses.last().unwrap_or(&0.0);
-        if (last - serial_last).abs() > 1e-9 * serial_last.max(1e-12) + 1e-15 {
+        if !loss_matches {
             return Err(format!("final loss {last} differs from serial {serial_last}").into());
         }
-        if last > start / 100.0 || last > 10.0 * NOISE * NOISE {
+        if !converged {
             return Err(format!("loss did not fall to the noise level: {start} -> {last}").into());
         }
         println!(

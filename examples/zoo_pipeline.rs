@@ -253,10 +253,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             got.len()
         );
         println!("{report}");
+        let verified = frames_ok && stats_ok && archived as usize == expected.len();
+        let mut report = report;
+        report.record("verified", verified);
+        report.record("frames", got.len());
+        report.record("escape_alerts", escapes);
         if let Some(path) = &args.report {
             report.write_json(path)?;
         }
-        if !(frames_ok && stats_ok && archived as usize == expected.len()) {
+        if !verified {
             return Err(format!("pipeline result differs from the serial run: frames {frames_ok}, statistics {stats_ok}").into());
         }
         println!("verified: every frame analysed and archived exactly once; alerts and statistics equal the serial run");

@@ -7,14 +7,17 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`runtime`] | [`Spmd`]: MPI init with a thread level, rank/size/root, rayon pool sized to the rank's cores, panic → abort of the whole job |
-//! | [`comm`] | [`Comm`]: a communicator (world or a split) |
-//! | [`collective`] | typed reduce/all_reduce/broadcast/gather/scatter, equal and uneven counts, on [`Comm`] |
+//! | [`runtime`] | [`Spmd`]: MPI init with a thread level, rank/size/root, rayon pool sized to the rank's cores, panic → abort of the whole job, sequential baselines and the cross-rank report |
+//! | [`comm`] | [`Comm`]: a cheap handle on a communicator (world, split, duplicate) with agreement checks and a default [`Par`]; the [watchdog](comm::watchdog) |
+//! | [`collective`] | typed reduce/all_reduce/broadcast/gather/scatter/all_to_all on [`Comm`], equal and uneven counts ([`Varcount`]), checked on every rank |
+//! | [`array`](mod@array) | [`DistArray`](array::DistArray): N-d arrays split over ranks along one axis or a process grid, halos, scatter/gather, redistribution, reductions, checkpoints |
 //! | [`partition`] | [`Partition`]: `Block`, `Cyclic`, `BlockCyclic` index math, no MPI |
+//! | [`par`] | [`Par`]: run a kernel on the rank's rayon threads or serially |
+//! | [`exact`] | [`ExactSum`](exact::ExactSum): reproducible, correctly rounded sums and dot products, bit-identical for any ranks and threads |
 //! | [`timing`] | [`Profiler`](timing::Profiler) regions (compute vs comm, collectives timed automatically), cross-rank [`Report`](timing::Report) with speedup and efficiency, scaling model |
 //! | `bench` | `MpiBencher`: criterion benchmarks under `mpirun`, rank 0 leading (feature `bench`) |
-//! | [`exact`] | [`ExactSum`](exact::ExactSum): reproducible, correctly rounded sums and dot products, bit-identical for any ranks and threads |
-//! | [`error`] | [`Error`], [`ErrorKind`], [`Result`] |
+//! | [`error`] | [`Error`], [`ErrorKind`], [`Result`]; the table of bad inputs and what every rank gets |
+//! | [`guide`] | longer guides: [spmd for mpi4py users](guide::mpi4py) |
 //!
 //! ## Quick start
 //! ```no_run
@@ -65,6 +68,17 @@ pub use mpi;
 pub use par::Par;
 pub use partition::{Distribution, Partition};
 pub use runtime::{Spmd, SpmdBuilder, Threading};
+
+/// Guides: longer reading than the module docs.
+pub mod guide {
+    #[doc = include_str!("../docs/mpi4py.md")]
+    pub mod mpi4py {}
+}
+
+/// The README's examples, compiled as doc tests so the front page cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// Traits to glob-import: `use spmd::prelude::*;`.
 pub mod prelude {

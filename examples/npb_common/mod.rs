@@ -102,6 +102,11 @@ pub fn finish(
     );
     println!("\n{report}");
     if let Some(path) = path {
+        let mut report = report.clone();
+        report.record("class", &r.class);
+        report.record("iterations", r.iterations);
+        report.record("mops", r.mops);
+        report.record("verified", r.verified);
         report.write_json(path)?;
     }
     Ok(())

@@ -328,7 +328,9 @@ fn threads_from_env() -> Result<Option<usize>> {
     }
 }
 
-/// The CPUs this process may run on (its affinity mask), as a sorted list.
+/// The CPUs this process may run on (its affinity mask), as a sorted list. Outside Linux,
+/// where there is no affinity mask to read, every CPU the OS reports.
+#[cfg(target_os = "linux")]
 pub fn affinity_cpus() -> Vec<usize> {
     // SAFETY: `cpu_set_t` is plain data for which all-zero bytes are a valid (empty) set, and
     // `sched_getaffinity` writes at most `size_of::<cpu_set_t>()` bytes into it.
@@ -348,6 +350,12 @@ pub fn affinity_cpus() -> Vec<usize> {
     } else {
         cpus
     }
+}
+
+/// The CPUs this process may run on: outside Linux, every CPU the OS reports.
+#[cfg(not(target_os = "linux"))]
+pub fn affinity_cpus() -> Vec<usize> {
+    fallback_cpus()
 }
 
 fn fallback_cpus() -> Vec<usize> {

@@ -1,12 +1,13 @@
 //! [`Report`]: every rank's figures aggregated on the root, as a table, JSON or CSV.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::profiler::{RankTimes, RegionKind};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 
 /// Minimum, mean and maximum of one figure over the ranks.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -108,6 +109,10 @@ pub struct Report {
     pub karp_flatt: Option<f64>,
     /// Every region entered on any rank, slowest (by mean time) first.
     pub regions: Vec<RegionReport>,
+    /// What the program recorded about its own run with [`record`](Report::record): its
+    /// answer, whether it verified it, problem sizes (empty unless it recorded something).
+    #[serde(default)]
+    pub results: BTreeMap<String, serde_json::Value>,
 }
 
 impl Report {
@@ -165,7 +170,24 @@ impl Report {
             efficiency,
             karp_flatt,
             regions: merge_regions(ranks, wait_separation),
+            results: BTreeMap::new(),
         }
+    }
+
+    /// Records a figure of the program's own under `key` (replacing an earlier one), for the
+    /// JSON report: e.g. `report.record("verified", true)`, `report.record("iterations", 412)`.
+    ///
+    /// # Panics
+    /// If `value` cannot be represented as JSON (a map with non-string keys).
+    #[track_caller]
+    pub fn record(&mut self, key: &str, value: impl Serialize) {
+        let value = serde_json::to_value(value).expect("a result must serialise to JSON");
+        self.results.insert(key.to_owned(), value);
+    }
+
+    /// The figure recorded under `key`, if any.
+    pub fn result(&self, key: &str) -> Option<&serde_json::Value> {
+        self.results.get(key)
     }
 
     /// The report as pretty-printed JSON.
@@ -176,16 +198,15 @@ impl Report {
     /// Parses a report written by [`to_json`](Self::to_json).
     ///
     /// # Errors
-    /// `Config` if `text` is not such a report.
+    /// `Io` (with the parse error as its source) if `text` is not such a report.
     pub fn from_json(text: &str) -> Result<Report> {
-        serde_json::from_str(text)
-            .map_err(|e| Error::new(ErrorKind::Config, format!("not a spmd timing report: {e}")))
+        serde_json::from_str(text).map_err(|e| Error::io("not a spmd timing report", e))
     }
 
     /// Writes [`to_json`](Self::to_json) to `path`.
     ///
     /// # Errors
-    /// `Config` if the file cannot be written.
+    /// `Io` if the file cannot be written.
     pub fn write_json(&self, path: impl AsRef<Path>) -> Result<()> {
         write_file(path.as_ref(), &self.to_json())
     }
@@ -236,7 +257,7 @@ impl Report {
     /// Writes [`to_csv`](Self::to_csv) to `path`.
     ///
     /// # Errors
-    /// `Config` if the file cannot be written.
+    /// `Io` if the file cannot be written.
     pub fn write_csv(&self, path: impl AsRef<Path>) -> Result<()> {
         write_file(path.as_ref(), &self.to_csv())
     }
@@ -254,12 +275,8 @@ struct CsvRow<'a> {
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).map_err(|e| {
-        Error::new(
-            ErrorKind::Config,
-            format!("cannot write the report to {}: {e}", path.display()),
-        )
-    })
+    std::fs::write(path, text)
+        .map_err(|e| Error::io(format!("cannot write the report to {}", path.display()), e))
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -424,6 +441,7 @@ fn mebibytes(bytes: f64) -> String {
 mod tests {
     use super::*;
     use crate::timing::RegionTimes;
+    use crate::ErrorKind;
 
     fn rank(wall: f64, comm: f64, wait: f64, rss: u64, regions: Vec<RegionTimes>) -> RankTimes {
         RankTimes {
@@ -588,10 +606,7 @@ mod tests {
         let none = Report::from_ranks("pi", 2, false, &two_ranks(), None);
         let value: serde_json::Value = serde_json::from_str(&none.to_json()).unwrap();
         assert!(value["speedup"].is_null() && value["baseline_s"].is_null());
-        assert_eq!(
-            Report::from_json("{").unwrap_err().kind(),
-            ErrorKind::Config
-        );
+        assert_eq!(Report::from_json("{").unwrap_err().kind(), ErrorKind::Io);
     }
 
     #[test]

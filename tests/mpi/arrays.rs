@@ -6,6 +6,7 @@ use ndarray::{
 use spmd::array::{Boundary, DistArray, Split};
 use spmd::{Comm, ErrorKind, Par};
 
+use crate::harness::{at_ranks, Module, Scenario};
 use crate::support::{expect_same_error, heat, init, report_ok, serial_heat_step};
 
 /// A value that tells every global index apart.
@@ -448,6 +449,16 @@ fn bad_input(world: &Comm) {
         );
     }
 }
+
+pub static ARRAYS: Scenario = Scenario {
+    name: "arrays",
+    run,
+};
+
+pub const MODULE: Module = Module {
+    scenarios: &[&ARRAYS],
+    trials: || at_ranks(&ARRAYS, 1..=4),
+};
 
 pub fn run() {
     let spmd = init();

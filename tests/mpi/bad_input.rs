@@ -2,11 +2,22 @@
 
 use spmd::{Comm, Distribution, ErrorKind, Op, Partition};
 
+use crate::harness::{at_ranks, Module, Scenario};
 use crate::support::{expect_same_error, init, report_ok};
 
 /// More elements than one MPI call may carry. `vec![0u8; n]` maps zeroed pages lazily, so
 /// this costs no real memory as long as nothing reads it (validation refuses it first).
 const OVER_I32: usize = i32::MAX as usize + 1;
+
+pub static BAD_INPUT: Scenario = Scenario {
+    name: "bad_input",
+    run,
+};
+
+pub const MODULE: Module = Module {
+    scenarios: &[&BAD_INPUT],
+    trials: || at_ranks(&BAD_INPUT, 1..=4),
+};
 
 pub fn run() {
     let spmd = init();

@@ -7,12 +7,32 @@ use criterion::Criterion;
 use spmd::bench::MpiBencher;
 use spmd::ErrorKind;
 
+use crate::harness::{succeeds, trial, Module, Scenario};
 use crate::support::{expect_same_error, init, report_ok};
 
 /// Rank 1 sleeps this long per iteration; the others do not.
 const NAP: Duration = Duration::from_micros(300);
 
-pub fn run() {
+static BENCH_DRIVER: Scenario = Scenario {
+    name: "bench_driver",
+    run,
+};
+
+pub const MODULE: Module = Module {
+    scenarios: &[&BENCH_DRIVER],
+    trials: || {
+        [2, 3]
+            .into_iter()
+            .map(|ranks| {
+                trial(format!("bench_driver_np{ranks}"), move || {
+                    succeeds(&BENCH_DRIVER, ranks, &[], &[])
+                })
+            })
+            .collect()
+    },
+};
+
+fn run() {
     let spmd = init();
     let world = spmd.world();
     let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))

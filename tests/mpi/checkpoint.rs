@@ -5,7 +5,96 @@ use ndarray::{Array3, Ix3};
 use spmd::array::{DistArray, Split};
 use spmd::ErrorKind;
 
+use std::path::{Path, PathBuf};
+
+use crate::harness::{expect_success, launch, trial, Module, Scenario};
+use crate::launcher::Outcome;
 use crate::support::{expect_same_error, init, report_ok};
+
+static CHECKPOINT: Scenario = Scenario {
+    name: "checkpoint",
+    run,
+};
+
+pub const MODULE: Module = Module {
+    scenarios: &[&CHECKPOINT],
+    trials,
+};
+
+fn dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("checkpoints")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn step(ranks: usize, dir: &Path, mode: &str, offset: &str, extra_env: &[(&str, &str)]) -> Outcome {
+    let dir = dir.to_str().unwrap();
+    let mut env = vec![
+        ("CKPT_DIR", dir),
+        ("CKPT_MODE", mode),
+        ("CKPT_OFFSET", offset),
+    ];
+    env.extend_from_slice(extra_env);
+    launch(&CHECKPOINT, ranks, &[], &env)
+}
+
+fn ok(ranks: usize, dir: &Path, mode: &str, offset: &str) -> Result<(), String> {
+    expect_success(&CHECKPOINT, ranks, &step(ranks, dir, mode, offset, &[]))
+}
+
+fn trials() -> Vec<libtest_mimic::Trial> {
+    let mut trials = Vec::new();
+    for ranks in 1..=4 {
+        trials.push(trial(
+            format!("checkpoint_save_load_np{ranks}"),
+            move || ok(ranks, &dir(&format!("same{ranks}")), "save_then_load", "0"),
+        ));
+    }
+    for (p, q) in [(2, 3), (3, 2), (4, 1), (1, 4)] {
+        trials.push(trial(
+            format!("checkpoint_save_np{p}_load_np{q}"),
+            move || {
+                let d = dir(&format!("p{p}q{q}"));
+                ok(p, &d, "save", "0")?;
+                ok(q, &d, "load", "0")
+            },
+        ));
+    }
+    trials.push(trial(
+        "checkpoint_crash_mid_save_keeps_previous_np2",
+        || {
+            let d = dir("crash");
+            ok(2, &d, "save", "0")?;
+            let fault = [(spmd::array::FAULT_BEFORE_COMMIT_ENV, "1")];
+            let out = step(2, &d, "crash", "1000", &fault);
+            if out.code == Some(0) || out.timed_out {
+                return Err(format!(
+                    "the crashing save should end the job non-zero: {}",
+                    out.describe()
+                ));
+            }
+            // The previous checkpoint (offset 0) is still the one that loads.
+            ok(3, &d, "load", "0")
+        },
+    ));
+    trials.push(trial(
+        "checkpoint_corrupt_or_mismatched_refused_np3",
+        || {
+            let d = dir("corrupt");
+            ok(2, &d, "save", "0")?;
+            ok(3, &d, "wrong_type", "0")?;
+            // Truncate one piece.
+            let current = std::fs::read_to_string(d.join("CURRENT")).map_err(|e| e.to_string())?;
+            let piece = d.join(current.trim()).join("piece-00001.npy");
+            let bytes = std::fs::read(&piece).map_err(|e| e.to_string())?;
+            std::fs::write(&piece, &bytes[..bytes.len() - 8]).map_err(|e| e.to_string())?;
+            ok(3, &d, "corrupt", "0")
+        },
+    ));
+    trials
+}
 
 const SHAPE: (usize, usize, usize) = (7, 5, 3);
 
@@ -15,7 +104,7 @@ fn value(i: usize, j: usize, k: usize, offset: f64) -> f64 {
 
 /// `CKPT_MODE`: save, load, save_then_load, crash (a save that dies before committing),
 /// corrupt (loading must fail on every rank). `CKPT_OFFSET` shifts the saved values.
-pub fn run() {
+fn run() {
     let spmd = init();
     let world = spmd.world();
     let dir = std::path::PathBuf::from(std::env::var("CKPT_DIR").expect("CKPT_DIR"));

@@ -4,7 +4,30 @@
 use spmd::mpi::traits::Equivalence;
 use spmd::{Comm, Distribution, Op, Partition};
 
+use crate::harness::{
+    at_ranks, expect_success, trial, Module, Scenario, LAUNCH_TIMEOUT, SCENARIO_ENV,
+};
+use crate::launcher::run as run_command;
 use crate::support::{init, report_ok};
+
+pub static COLLECTIVES: Scenario = Scenario {
+    name: "collectives",
+    run,
+};
+
+pub const MODULE: Module = Module {
+    scenarios: &[&COLLECTIVES],
+    trials: || {
+        let mut trials = at_ranks(&COLLECTIVES, 1..=4);
+        // Started without mpirun: MPI's singleton start, one rank.
+        trials.push(trial("collectives_without_mpirun", || {
+            let mut cmd = std::process::Command::new(crate::harness::self_exe());
+            cmd.env(SCENARIO_ENV, COLLECTIVES.name);
+            expect_success(&COLLECTIVES, 1, &run_command(cmd, LAUNCH_TIMEOUT))
+        }));
+        trials
+    },
+};
 
 /// The value rank `rank` holds at position `i` (distinct across ranks and positions).
 fn value(rank: usize, i: usize) -> i64 {

@@ -7,7 +7,18 @@ use ndarray::{Array2, Axis};
 use spmd::array::{Boundary, DistArray, Split};
 use spmd::{Comm, ErrorKind, Op};
 
+use crate::harness::{at_ranks, Module, Scenario};
 use crate::support::{expect_same_error, init, report_ok};
+
+pub static COMMUNICATORS: Scenario = Scenario {
+    name: "communicators",
+    run,
+};
+
+pub const MODULE: Module = Module {
+    scenarios: &[&COMMUNICATORS],
+    trials: || at_ranks(&COMMUNICATORS, 1..=4),
+};
 
 pub fn run() {
     let spmd = init();

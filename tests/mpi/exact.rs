@@ -11,6 +11,7 @@ use spmd::exact::{local_sum_exact, ExactSum};
 use spmd::Comm;
 use spmd::Par;
 
+use crate::harness::{succeeds, trial, Module, Scenario};
 use crate::support::{init, report_ok};
 
 /// Values over 400 binades with both signs and huge cancelling pairs: a fast sum of these
@@ -53,6 +54,24 @@ fn splits() -> [Split; 3] {
 fn dist(world: &Comm, values: &[f64], split: Split) -> DistArray<f64, ndarray::Ix1> {
     DistArray::from_fn(world, values.len(), split, |i| values[i]).expect("from_fn")
 }
+
+pub static EXACT: Scenario = Scenario { name: "exact", run };
+
+pub const MODULE: Module = Module {
+    scenarios: &[&EXACT],
+    // Exact sums must not change with the rank count (1..7, odd ones included) or the pool.
+    trials: || {
+        (1..=7)
+            .map(|ranks| {
+                let threads = if ranks % 2 == 0 { "1" } else { "3" };
+                trial(
+                    format!("exact_sums_np{ranks}_threads{threads}"),
+                    move || succeeds(&EXACT, ranks, &[], &[("SPMD_NUM_THREADS", threads)]),
+                )
+            })
+            .collect()
+    },
+};
 
 pub fn run() {
     let spmd = init();

@@ -5,6 +5,7 @@ use ndarray::{Array, Array2, Dimension, IxDyn, RemoveAxis};
 use spmd::array::{Boundary, DistArray, Split};
 use spmd::{Comm, ErrorKind};
 
+use crate::harness::{at_ranks, Module, Scenario};
 use crate::support::{expect_same_error, heat, init, report_ok, serial_heat_step};
 
 /// Every global element tells its indices apart, and none is 0 (the ghosts' initial value).
@@ -230,6 +231,13 @@ fn bad_input(world: &Comm) {
         ErrorKind::InvalidRoot,
     );
 }
+
+pub static GRID: Scenario = Scenario { name: "grid", run };
+
+pub const MODULE: Module = Module {
+    scenarios: &[&GRID],
+    trials: || at_ranks(&GRID, 1..=4),
+};
 
 pub fn run() {
     let spmd = init();

@@ -2,10 +2,166 @@
 
 use rayon::prelude::*;
 
+use crate::collectives::COLLECTIVES;
+use crate::harness::{
+    expect_aborted_in_time, expect_panic_abort, expect_success, launch, num_cpus, self_exe,
+    succeeds, trial, Module, Scenario, LAUNCH_TIMEOUT, SCENARIO_ENV,
+};
+use crate::launcher::{flavor, run, Flavor, Outcome};
 use crate::support::{init, report_ok};
 
+static THREADS: Scenario = Scenario {
+    name: "threads",
+    run: threads,
+};
+static BAD_THREADS_ENV: Scenario = Scenario {
+    name: "bad_threads_env",
+    run: bad_threads_env,
+};
+static PANIC_MAIN: Scenario = Scenario {
+    name: "panic_main",
+    run: panic_main,
+};
+static PANIC_RAYON: Scenario = Scenario {
+    name: "panic_rayon",
+    run: panic_rayon,
+};
+static WATCHDOG_HANG: Scenario = Scenario {
+    name: "watchdog_hang",
+    run: watchdog_hang,
+};
+static BAD_WATCHDOG_ENV: Scenario = Scenario {
+    name: "bad_watchdog_env",
+    run: bad_watchdog_env,
+};
+static PANIC_IN_REDUCTION_OP: Scenario = Scenario {
+    name: "panic_in_reduction_op",
+    run: panic_in_reduction_op,
+};
+static MIN_RANKS: Scenario = Scenario {
+    name: "min_ranks",
+    run: min_ranks,
+};
+
+pub const MODULE: Module = Module {
+    scenarios: &[
+        &THREADS,
+        &BAD_THREADS_ENV,
+        &PANIC_MAIN,
+        &PANIC_RAYON,
+        &WATCHDOG_HANG,
+        &BAD_WATCHDOG_ENV,
+        &PANIC_IN_REDUCTION_OP,
+        &MIN_RANKS,
+    ],
+    trials,
+};
+
+fn trials() -> Vec<libtest_mimic::Trial> {
+    let mut trials = Vec::new();
+    for ranks in [2, 3] {
+        trials.push(trial(
+            format!("watchdog_reports_stuck_ranks_np{ranks}"),
+            move || {
+                let env = [("SPMD_WATCHDOG", "2")];
+                expect_watchdog_abort(ranks, &launch(&WATCHDOG_HANG, ranks, &[], &env))
+            },
+        ));
+    }
+    trials.push(trial("watchdog_quiet_when_nothing_hangs_np3", || {
+        succeeds(&COLLECTIVES, 3, &[], &[("SPMD_WATCHDOG", "20")])
+    }));
+    trials.push(trial("watchdog_env_malformed_np2", || {
+        succeeds(&BAD_WATCHDOG_ENV, 2, &[], &[("SPMD_WATCHDOG", "soon")])
+    }));
+    trials.push(trial("min_ranks_refused_without_mpirun", || {
+        let mut cmd = std::process::Command::new(self_exe());
+        cmd.env(SCENARIO_ENV, MIN_RANKS.name)
+            .env("SPMD_TEST_LAUNCHED", "0");
+        expect_success(&MIN_RANKS, 1, &run(cmd, LAUNCH_TIMEOUT))
+    }));
+    trials.push(trial("min_ranks_refused_np1", || {
+        succeeds(&MIN_RANKS, 1, &[], &[("SPMD_TEST_LAUNCHED", "1")])
+    }));
+    trials.push(trial("min_ranks_met_np2", || {
+        let out = launch(&MIN_RANKS, 2, &[], &[("SPMD_TEST_LAUNCHED", "1")]);
+        if out.stdout.contains("refused") {
+            return Err(format!("2 ranks were refused: {}", out.describe()));
+        }
+        expect_success(&MIN_RANKS, 2, &out)
+    }));
+    for ranks in 1..=3 {
+        trials.push(trial(format!("threads_unbound_np{ranks}"), move || {
+            let extra: &[&str] = match flavor() {
+                Flavor::OpenMpi => &["--bind-to", "none"],
+                Flavor::Mpich => &[],
+            };
+            let expect = (num_cpus() / ranks).max(1).to_string();
+            succeeds(&THREADS, ranks, extra, &[("SPMD_EXPECT_THREADS", &expect)])
+        }));
+    }
+    trials.push(trial("threads_from_env_np2", || {
+        let env = [("SPMD_NUM_THREADS", "3"), ("SPMD_EXPECT_THREADS", "3")];
+        succeeds(&THREADS, 2, &[], &env)
+    }));
+    trials.push(trial("threads_env_malformed_np2", || {
+        succeeds(&BAD_THREADS_ENV, 2, &[], &[("SPMD_NUM_THREADS", "lots")])
+    }));
+    if flavor() == Flavor::OpenMpi {
+        trials.push(trial("threads_bound_to_core_np2", || {
+            let env = [("SPMD_EXPECT_THREADS", "1")];
+            succeeds(&THREADS, 2, &["--bind-to", "core"], &env)
+        }));
+    }
+    for ranks in 1..=3 {
+        trials.push(trial(
+            format!("panic_on_main_thread_np{ranks}"),
+            move || expect_panic_abort(ranks, &launch(&PANIC_MAIN, ranks, &[], &[])),
+        ));
+    }
+    for ranks in [2, 4] {
+        trials.push(trial(
+            format!("panic_in_rayon_closure_np{ranks}"),
+            move || expect_panic_abort(ranks, &launch(&PANIC_RAYON, ranks, &[], &[])),
+        ));
+    }
+    for ranks in [2, 3] {
+        trials.push(trial(
+            format!("panic_in_reduction_op_np{ranks}"),
+            move || expect_panic_abort(ranks, &launch(&PANIC_IN_REDUCTION_OP, ranks, &[], &[])),
+        ));
+    }
+    trials
+}
+
+/// The watchdog ended the job: non-zero, well before rank 0's 100 s sleep, with a report
+/// from every waiting rank (1..ranks) naming all_reduce, and none from rank 0.
+fn expect_watchdog_abort(ranks: usize, out: &Outcome) -> Result<(), String> {
+    let text = expect_aborted_in_time(out)?;
+    let reported = |r: usize| {
+        text.lines().any(|l| {
+            l.contains(&format!(
+                "spmd watchdog: rank {r} of {ranks} has been in all_reduce"
+            ))
+        })
+    };
+    if reported(0) {
+        return Err(format!(
+            "rank 0 was computing, not stuck: {}",
+            out.describe()
+        ));
+    }
+    match (1..ranks).find(|&r| !reported(r)) {
+        Some(r) => Err(format!(
+            "no watchdog report from rank {r}: {}",
+            out.describe()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The rank's pool has `SPMD_EXPECT_THREADS` threads, and rayon really uses that many.
-pub fn threads() {
+fn threads() {
     let spmd = init();
     let expected: usize = std::env::var("SPMD_EXPECT_THREADS")
         .expect("the harness sets SPMD_EXPECT_THREADS")
@@ -37,7 +193,7 @@ pub fn threads() {
 }
 
 /// The last rank panics while the others wait in a barrier that can never complete.
-pub fn panic_main() {
+fn panic_main() {
     let spmd = init();
     if spmd.rank() == spmd.size() - 1 {
         panic!("deliberate panic on rank {}", spmd.rank());
@@ -47,7 +203,7 @@ pub fn panic_main() {
 }
 
 /// Rank 1 panics inside a rayon closure; the others wait in a collective.
-pub fn panic_rayon() {
+fn panic_rayon() {
     let spmd = init();
     if spmd.rank() == 1 {
         let _: u64 = (0..1_000_u64)
@@ -65,7 +221,7 @@ pub fn panic_rayon() {
 }
 
 /// A malformed `SPMD_NUM_THREADS` is refused with a message naming the variable and value.
-pub fn bad_threads_env() {
+fn bad_threads_env() {
     let e = spmd::Spmd::init().expect_err("SPMD_NUM_THREADS=lots must be refused");
     assert_eq!(e.kind(), spmd::ErrorKind::Config, "{e}");
     assert!(
@@ -82,7 +238,7 @@ pub fn bad_threads_env() {
 
 /// Rank 0 computes far longer than the watchdog's limit while the others wait in an
 /// all_reduce: the watchdog must name the waiting ranks and their operation, then abort.
-pub fn watchdog_hang() {
+fn watchdog_hang() {
     let spmd = init();
     if spmd.rank() == 0 {
         let _work = spmd.region("long compute");
@@ -93,7 +249,7 @@ pub fn watchdog_hang() {
 }
 
 /// A malformed `SPMD_WATCHDOG` is refused with a message naming the variable and value.
-pub fn bad_watchdog_env() {
+fn bad_watchdog_env() {
     let e = spmd::Spmd::init().expect_err("SPMD_WATCHDOG=soon must be refused");
     assert_eq!(e.kind(), spmd::ErrorKind::Config, "{e}");
     assert!(
@@ -106,7 +262,7 @@ pub fn bad_watchdog_env() {
 /// A user reduction operation panics (called by MPI inside the collective, on whichever rank
 /// combines): the whole job must end, not hang. Launched with 2 or more ranks (with one,
 /// MPI never calls the operation).
-pub fn panic_in_reduction_op() {
+fn panic_in_reduction_op() {
     let spmd = init();
     let rank = spmd.rank();
     let sentinel = u64::MAX;
@@ -122,7 +278,7 @@ pub fn panic_in_reduction_op() {
 
 /// A program that needs 2 ranks: refused with a RankCount error saying how to start it when
 /// it has fewer, running normally otherwise.
-pub fn min_ranks() {
+fn min_ranks() {
     match spmd::Spmd::builder().min_ranks(2).init() {
         Ok(spmd) => {
             assert!(spmd.size() >= 2);

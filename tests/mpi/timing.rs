@@ -6,7 +6,48 @@ use spmd::array::{DistArray, Split};
 use spmd::timing::{RegionKind, Report};
 use spmd::{Op, Spmd};
 
+use crate::harness::{num_cpus, succeeds, trial, Module, Scenario};
+use crate::launcher::{flavor, Flavor};
 use crate::support::report_ok;
+
+static KNOWN_SPLIT: Scenario = Scenario {
+    name: "timing_split",
+    run: known_split,
+};
+static PROFILER_TRUTH: Scenario = Scenario {
+    name: "profiler_truth",
+    run: profiler_truth,
+};
+
+pub const MODULE: Module = Module {
+    scenarios: &[&KNOWN_SPLIT, &PROFILER_TRUTH],
+    trials: || {
+        let mut trials = Vec::new();
+        for ranks in 1..=4 {
+            for wait in ["0", "1"] {
+                let name = format!("timing_known_split_np{ranks}_wait{wait}");
+                trials.push(trial(name, move || {
+                    // MPICH busy-polls inside collectives: with more ranks than cores the
+                    // spinning ranks delay the sleeping one's wake-ups by tens of milliseconds.
+                    let slack = if flavor() == Flavor::Mpich && ranks > num_cpus() {
+                        "0.080"
+                    } else {
+                        "0.030"
+                    };
+                    let env = [("SPMD_TEST_WAIT", wait), ("SPMD_TEST_SLACK", slack)];
+                    succeeds(&KNOWN_SPLIT, ranks, &[], &env)
+                }));
+            }
+        }
+        for wait in ["0", "1"] {
+            let name = format!("profiler_books_local_reductions_as_compute_np2_wait{wait}");
+            trials.push(trial(name, move || {
+                succeeds(&PROFILER_TRUTH, 2, &[], &[("SPMD_TEST_WAIT", wait)])
+            }));
+        }
+        trials
+    },
+};
 
 /// The unit of sleeping: rank r computes (r + 1) units, then waits in an all_reduce for the
 /// slowest rank, i.e. (P − 1 − r) units.
@@ -32,7 +73,7 @@ fn near(label: &str, found: f64, expected: f64) {
 }
 
 /// Known split; `SPMD_TEST_WAIT=1` switches wait separation on.
-pub fn known_split() {
+fn known_split() {
     let wait_separation = std::env::var("SPMD_TEST_WAIT").is_ok_and(|v| v == "1");
     let spmd = Spmd::builder()
         .wait_separation(wait_separation)
@@ -198,7 +239,7 @@ fn check_outputs(r: &Report) {
 /// definition); with wait separation (`SPMD_TEST_WAIT=1`), the transfer part on every rank.
 /// Medians of interleaved rounds. Before 0.2 the local reduction ran inside the comm region:
 /// comm was ~100% of the call on every rank.
-pub fn profiler_truth() {
+fn profiler_truth() {
     let wait_separation = std::env::var("SPMD_TEST_WAIT").is_ok_and(|v| v == "1");
     let spmd = Spmd::builder()
         .wait_separation(wait_separation)

@@ -5,24 +5,27 @@ use std::process::Command;
 
 use spmd::timing::Report;
 
+use crate::harness::{trial, Module, LAUNCH_TIMEOUT};
 use crate::launcher::{self, mpirun, run, Outcome};
-use crate::{case, Case, LAUNCH_TIMEOUT};
 
 const SAMPLES: &str = "4000000";
 
-pub fn cases() -> Vec<Case> {
-    let mut cases = vec![case("example_pi_report_np2".into(), pi_report)];
-    // The runner exists only with the default `scale` feature.
-    if let Some(runner) = option_env!("CARGO_BIN_EXE_spmd-scale") {
-        cases.push(case("scaling_runner_np1_np2".into(), move || {
-            scaling_runner(Path::new(runner))
-        }));
-        cases.push(case("scaling_runner_bad_input".into(), move || {
-            scaling_runner_bad_input(Path::new(runner))
-        }));
-    }
-    cases
-}
+pub const MODULE: Module = Module {
+    scenarios: &[],
+    trials: || {
+        let mut trials = vec![trial("example_pi_report_np2", pi_report)];
+        // The runner exists only with the `scale` feature.
+        if let Some(runner) = option_env!("CARGO_BIN_EXE_spmd-scale") {
+            trials.push(trial("scaling_runner_np1_np2", move || {
+                scaling_runner(Path::new(runner))
+            }));
+            trials.push(trial("scaling_runner_bad_input", move || {
+                scaling_runner_bad_input(Path::new(runner))
+            }));
+        }
+        trials
+    },
+};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);

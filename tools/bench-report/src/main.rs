@@ -1,7 +1,8 @@
-//! `spmd-bench-report`: turns the criterion results of `benches/scaling.rs` into speedup and
-//! efficiency tables (CSV, JSON), SVG plots of speedup against threads and ranks, and the
-//! README's generated scaling section (between `<!-- scaling:begin -->` and
-//! `<!-- scaling:end -->`). Run by `scripts/bench` after the benchmarks.
+//! `spmd-bench-report` (a maintainer tool, not part of the published crate): turns the
+//! criterion results of `benches/scaling.rs` into speedup and efficiency tables (CSV, JSON),
+//! SVG plots of speedup against threads and ranks, and the generated scaling section of
+//! `docs/performance.md` (between `<!-- scaling:begin -->` and `<!-- scaling:end -->`). Run by
+//! `scripts/bench` after the benchmarks.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,10 +23,10 @@ struct Args {
     /// Where to write results.csv, results.json and the SVG plots.
     #[arg(long, default_value = "target/bench-results")]
     out: PathBuf,
-    /// The README whose generated section to replace (skipped if it has no markers).
-    #[arg(long, default_value = "README.md")]
-    readme: PathBuf,
-    /// The command that produced the results, for the README.
+    /// The document whose generated section to replace (skipped if it has no markers).
+    #[arg(long, default_value = "docs/performance.md")]
+    document: PathBuf,
+    /// The command that produced the results, for the document.
     #[arg(long, default_value = "scripts/bench")]
     command: String,
 }
@@ -116,7 +117,7 @@ fn report(args: &Args) -> Result<(), String> {
     )?;
     let section = markdown(&rows, &args.command);
     println!("{section}");
-    update_readme(&args.readme, &section)?;
+    update_document(&args.document, &section)?;
     eprintln!(
         "spmd-bench-report: wrote {}/results.csv, results.json, speedup_threads.svg, speedup_ranks.svg",
         args.out.display()
@@ -315,7 +316,7 @@ fn overhead_table(rows: &[Row]) -> String {
     out
 }
 
-fn update_readme(path: &Path, section: &str) -> Result<(), String> {
+fn update_document(path: &Path, section: &str) -> Result<(), String> {
     const BEGIN: &str = "<!-- scaling:begin -->";
     const END: &str = "<!-- scaling:end -->";
     let Ok(text) = std::fs::read_to_string(path) else {
