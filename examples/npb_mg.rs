@@ -499,14 +499,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let world = spmd.world();
     let p = world.size();
     if !p.is_power_of_two() || p > n / 2 {
+        // Every rank returns, so MPI is finalised everywhere and the launcher forwards the
+        // message before the job ends; the root's error makes the job's exit status non-zero.
         if spmd.is_root() {
-            eprintln!(
+            return Err(format!(
                 "npb_mg: class {:?} needs a power-of-two number of ranks up to {}, found {p}",
                 args.class,
                 n / 2
-            );
+            )
+            .into());
         }
-        std::process::exit(2);
+        return Ok(());
     }
     if args.baseline {
         // The same kernel on the root alone (it is serial inside each rank).

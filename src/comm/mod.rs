@@ -266,6 +266,19 @@ impl Comm {
     }
 }
 
+/// Writes `notice` to stderr in one unbuffered write, waits `grace` so the launcher can
+/// forward it (the launcher relays each rank's output through a pipe, and `MPI_Abort` ends the
+/// job at once, which can lose the last bytes), then ends every process of the job with
+/// `code`.
+pub(crate) fn abort_after_notice(notice: &str, grace: std::time::Duration, code: i32) -> ! {
+    let mut stderr = std::io::stderr().lock();
+    let _ = std::io::Write::write_all(&mut stderr, notice.as_bytes());
+    let _ = std::io::Write::flush(&mut stderr);
+    drop(stderr);
+    std::thread::sleep(grace);
+    SimpleCommunicator::world().abort(code)
+}
+
 /// An open library communication: its profiler region and its watchdog mark.
 pub(crate) struct CommGuard<'a> {
     region: RegionGuard<'a>,

@@ -25,9 +25,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use mpi::topology::SimpleCommunicator;
-use mpi::traits::Communicator;
-
 use crate::error::{Error, ErrorKind, Result};
 
 /// The environment variable that turns the watchdog on: a limit in seconds (e.g. `30`,
@@ -106,10 +103,9 @@ fn report_and_abort(inside: Inside, stuck: Duration, limit: Duration, rank: usiz
         limit.as_secs_f64(),
         GRACE.as_secs()
     );
-    // One write, so that the lines of ranks reporting at the same moment do not interleave.
-    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
-    std::thread::sleep(GRACE);
-    SimpleCommunicator::world().abort(WATCHDOG_EXIT_CODE)
+    // One write, so that the lines of ranks reporting at the same moment do not interleave;
+    // the grace lets the other stuck ranks report too.
+    super::abort_after_notice(&line, GRACE, WATCHDOG_EXIT_CODE)
 }
 
 /// Marks this rank as inside communication `op` until the guard drops. Inert when the
