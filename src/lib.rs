@@ -22,21 +22,29 @@
 //! ## Quick start
 //! ```no_run
 //! use rayon::prelude::*;
+//! use spmd::array::{DistArray, Split};
 //! use spmd::{Op, Partition, Spmd};
 //!
 //! fn main() -> spmd::Result<()> {
-//!     let spmd = Spmd::init()?;
+//!     let spmd = Spmd::init()?; // MPI + a rayon pool sized to this rank's cores
 //!     let world = spmd.world();
-//!     // Sum of squares of 0..n, split over ranks, rayon threads inside each rank.
-//!     let n = 1_000_000;
-//!     let part = Partition::block(n, world.size())?;
-//!     let local: f64 = part
-//!         .par_global_indices(world.rank()) // rayon threads inside this rank
-//!         .map(|i| (i as f64) * (i as f64))
+//!
+//!     // Index ranges: Σ 1/i² over 10^7 terms, split over ranks, rayon threads inside each rank.
+//!     let terms = Partition::block(10_000_000, world.size())?;
+//!     let local: f64 = terms
+//!         .par_global_indices(world.rank())
+//!         .map(|i| 1.0 / ((i + 1) as f64).powi(2))
 //!         .sum();
-//!     let total = world.all_reduce(local, Op::Sum);
-//!     if spmd.is_root() {
-//!         println!("{} ranks x {} threads: {total}", spmd.size(), spmd.threads());
+//!     let pi = (6.0 * world.all_reduce(local, Op::Sum)).sqrt(); // one MPI_Allreduce
+//!
+//!     // Arrays: x[i] = i in blocks over the ranks; the array keeps its communicator.
+//!     let x = DistArray::from_fn(world, 1_000_000, Split::block(0), |i| i as f64)?;
+//!     let y = x.map(|v| 2.0 * v);
+//!     let (sum, dot) = (x.sum()?, x.dot(&y)?); // local rayon reductions + one all_reduce each
+//!
+//!     if let Some(report) = spmd.report("quick start")? {
+//!         // rank 0: compute vs comm per rank, regions, imbalance
+//!         println!("pi ~ {pi:.6}, sum {sum}, dot {dot}\n{report}");
 //!     }
 //!     Ok(())
 //! }
