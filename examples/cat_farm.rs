@@ -12,6 +12,8 @@
 //! program checks every cat is found and nothing else is (exit 1 otherwise). `--images-dir
 //! DIR --template cat.png` searches real PNG/JPEG files instead and lists what it finds.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -51,13 +53,12 @@ struct Args {
     /// The template to search for in `--images-dir` (a PNG/JPEG, converted to grey).
     #[arg(long)]
     template: Option<PathBuf>,
-    /// Write the timing report as JSON to this file.
-    #[arg(long)]
-    report: Option<PathBuf>,
-    /// Also search every tile on one core first (the sequential solution), for speedup.
-    #[arg(long)]
-    baseline: bool,
+    #[command(flatten)]
+    measure: common::Measure,
 }
+
+/// The manager's outcome: every image's matches, and how many tiles each rank searched.
+type Found = (Vec<Vec<(usize, usize)>>, Vec<usize>);
 
 const TAG_TASK: i32 = 1;
 const TAG_PIXELS: i32 = 2;
@@ -214,23 +215,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         None
     };
-    let sequential = if args.baseline {
-        let images = images.as_ref().map(|(i, _)| i);
-        let threshold = args.threshold;
-        let tile = args.tile;
-        spmd.baseline(|| {
-            let images = images.expect("the baseline runs on the root");
-            search_all(images, &template, tile, threshold)
-        })?
+    let loaded = images.as_ref().map(|(i, _)| i);
+    // One run of the farm: what each repetition measures. The manager (root) gets the
+    // matches and the tiles per rank.
+    let farm = || -> spmd::Result<Option<Found>> {
+        match loaded {
+            Some(images) => Ok(Some(manage(&spmd, images, &template, &args, slow))),
+            None => {
+                work(&spmd, &template, args.threshold, slow);
+                Ok(None)
+            }
+        }
+    };
+    let (threshold, tile) = (args.threshold, args.tile);
+    let sequential = || {
+        let images = loaded.expect("the baseline runs on the root");
+        search_all(images, &template, tile, threshold)
+    };
+    let repeat = args.measure.repeat(&spmd);
+    let (outcome, sequential) = if args.measure.baseline {
+        let measured = repeat.baseline(sequential).run(farm)?;
+        (measured.result, measured.baseline)
     } else {
-        None
+        (repeat.run(farm)?.result, None)
     };
 
-    if !spmd.is_root() {
-        work(&spmd, &template, args.threshold, slow);
-    } else {
+    if let Some((found, per_rank)) = outcome {
         let (images, truth) = images.expect("the root loaded the images");
-        let (found, per_rank) = manage(&spmd, &images, &template, &args, slow);
         if sequential.as_ref().is_some_and(|s| s != &found) {
             return Err("the sequential search found other matches than the farm".into());
         }
@@ -249,9 +260,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "verified",
             truth.as_ref().is_none_or(|truth| &found == truth),
         );
-        if let Some(path) = &args.report {
-            report.write_json(path)?;
-        }
+        args.measure.write(&report)?;
         match truth {
             Some(truth) => {
                 let planted: usize = truth.iter().map(Vec::len).sum();

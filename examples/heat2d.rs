@@ -13,11 +13,13 @@
 //! * 0.25` with the same operands in the same order, so there is no rounding difference to
 //! tolerate. `--baseline` times that serial solve as the baseline for speedup.
 
+mod common;
+
 use std::path::PathBuf;
 
 use clap::Parser;
 use indicatif::ProgressBar;
-use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, Ix2, Zip};
 use rayon::prelude::*;
 use spmd::array::{Boundary, DistArray, Split};
 use spmd::{Op, Spmd};
@@ -37,12 +39,8 @@ struct Args {
     /// Stop after this many iterations at the latest.
     #[arg(long, default_value_t = 20_000)]
     max_iters: usize,
-    /// Time the serial solve as the baseline for speedup.
-    #[arg(long)]
-    baseline: bool,
-    /// Write the timing report as JSON to this file.
-    #[arg(long)]
-    report: Option<PathBuf>,
+    #[command(flatten)]
+    measure: common::Measure,
     /// Write the final temperature field as a colour-mapped PNG.
     #[arg(long)]
     image: Option<PathBuf>,
@@ -122,40 +120,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let world = spmd.world();
     let (n, m) = (args.n, args.m);
 
-    let reference = if args.baseline {
-        spmd.baseline(|| serial_solve(n, m, args.tol, args.max_iters))?
-    } else {
-        None
-    };
-
-    let mut u = DistArray::from_fn(world, (n, m), Split::block(0), |(i, j)| initial(i, j))?
-        .with_ghosts(1, Boundary::Fixed)?;
-    let mut next = u.clone();
-    let first_row = u.global_range(0).map_or(0, |rows| rows.start);
-    let progress = if spmd.is_root() {
-        ProgressBar::new(args.max_iters as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    let mut iterations = args.max_iters;
-    for iteration in 1..=args.max_iters {
-        u.exchange_halos()?;
-        let change = {
-            let _sweep = spmd.region("jacobi sweep");
-            sweep(u.local_with_ghosts(), next.local_mut(), first_row, n)
+    // The solve from the initial field: what each repetition measures.
+    let solve = || -> spmd::Result<(DistArray<f64, Ix2>, usize)> {
+        let mut u = DistArray::from_fn(world, (n, m), Split::block(0), |(i, j)| initial(i, j))?
+            .with_ghosts(1, Boundary::Fixed)?;
+        let mut next = u.clone();
+        let first_row = u.global_range(0).map_or(0, |rows| rows.start);
+        let progress = if spmd.is_root() {
+            ProgressBar::new(args.max_iters as u64)
+        } else {
+            ProgressBar::hidden()
         };
-        std::mem::swap(&mut u, &mut next);
-        let change = world.all_reduce(change, Op::Max);
-        if iteration % 64 == 0 {
-            progress.set_position(iteration as u64);
-            progress.set_message(format!("max change {change:.2e}"));
+        let mut iterations = args.max_iters;
+        for iteration in 1..=args.max_iters {
+            u.exchange_halos()?;
+            let change = {
+                let _sweep = spmd.region("jacobi sweep");
+                sweep(u.local_with_ghosts(), next.local_mut(), first_row, n)
+            };
+            std::mem::swap(&mut u, &mut next);
+            let change = world.all_reduce(change, Op::Max);
+            if iteration % 64 == 0 {
+                progress.set_position(iteration as u64);
+                progress.set_message(format!("max change {change:.2e}"));
+            }
+            if change < args.tol {
+                iterations = iteration;
+                break;
+            }
         }
-        if change < args.tol {
-            iterations = iteration;
-            break;
-        }
-    }
-    progress.finish_and_clear();
+        progress.finish_and_clear();
+        Ok((u, iterations))
+    };
+    let serial = || serial_solve(n, m, args.tol, args.max_iters);
+    let repeat = args.measure.repeat(&spmd);
+    let ((u, iterations), reference) = if args.measure.baseline {
+        let measured = repeat.baseline(serial).run(solve)?;
+        (measured.result, measured.baseline)
+    } else {
+        (repeat.run(solve)?.result, None)
+    };
     let field = u.gather(0)?;
     let report = spmd.report("heat2d")?;
 
@@ -178,9 +182,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.record("iterations", iterations);
         report.record("mean_interior", mean_interior);
         report.record("verified", identical);
-        if let Some(path) = &args.report {
-            report.write_json(path)?;
-        }
+        args.measure.write(&report)?;
         if let Some(path) = &args.image {
             write_image(&field, path)?;
         }

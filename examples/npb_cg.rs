@@ -23,6 +23,7 @@
 //! contributions to its own rows, summed in generation order, so its rows are bit-identical to
 //! the serial matrix. Verification: `zeta` within 1e-10 of the official value.
 
+mod common;
 #[path = "npb_common/mod.rs"]
 mod npb_common;
 
@@ -300,15 +301,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spmd = Spmd::init()?;
     let world = spmd.world();
 
-    if args.baseline {
-        let spec = args.class.spec();
-        spmd.baseline(move || {
-            let all = Partition::block(spec.na, 1).expect("one part");
-            let a = make_matrix(&spec, 0..spec.na);
-            benchmark(None, &spec, &all, &a, false).expect("serial CG cannot fail")
-        })?;
-    }
-
     let part = Partition::block(spec.na, world.size())?;
     let first = part.displacements()[world.rank()];
     let rows = first..first + part.count(world.rank());
@@ -326,17 +318,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         println!("\n   iteration           ||r||                 zeta");
     }
-    world.barrier();
-    let start = Instant::now();
-    let zeta = {
+    let run = || -> spmd::Result<f64> {
         let _b = spmd.region("inverse power method");
-        benchmark(Some(&spmd), &spec, &part, &a, spmd.is_root())?
+        benchmark(Some(&spmd), &spec, &part, &a, spmd.is_root())
     };
-    let seconds = world.all_reduce(start.elapsed().as_secs_f64(), Op::Max);
+    let repeat = args.measure.repeat(&spmd);
+    let zeta = if args.measure.baseline {
+        // The same benchmark on one core of the root, on the whole matrix built beforehand
+        // (as the parallel runs' pieces are).
+        let whole = spmd
+            .is_root()
+            .then(|| (Partition::block(spec.na, 1), make_matrix(&spec, 0..spec.na)));
+        let serial = || {
+            let (all, a) = whole.as_ref().expect("the baseline runs on the root");
+            let all = all.as_ref().expect("one part");
+            benchmark(None, &spec, all, a, false).expect("serial CG cannot fail")
+        };
+        repeat.baseline(serial).run(run)?.result
+    } else {
+        repeat.run(run)?.result
+    };
     let report = spmd.report("npb_cg")?;
     let error = ((zeta - spec.zeta) / spec.zeta).abs();
     let verified = error <= 1e-10;
     if let Some(report) = report {
+        // The benchmark's time: the slowest rank's, median over the repetitions.
+        let seconds = report.wall_s.median;
         let nz = (spec.nonzer * (spec.nonzer + 1)) as f64;
         let mops = 2.0 * spec.niter as f64 * spec.na as f64 * (3.0 + nz + 25.0 * (5.0 + nz) + 3.0)
             / seconds
@@ -357,7 +364,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             operation: "floating point",
             verified,
         };
-        npb_common::finish(&results, &report, args.report.as_ref())?;
+        npb_common::finish(&results, &report, &args.measure)?;
     }
     npb_common::verdict("CG", verified)
 }

@@ -23,10 +23,9 @@
 // iterator form would hide that correspondence.
 #![allow(clippy::needless_range_loop)]
 
+mod common;
 #[path = "npb_common/mod.rs"]
 mod npb_common;
-
-use std::time::Instant;
 
 use clap::Parser;
 use ndarray::{s, Array3, ArrayView3, ArrayViewMut3, Axis, Ix3};
@@ -294,8 +293,9 @@ fn interp(z: ArrayView3<'_, f64>, z_off: usize, mut u: ArrayViewMut3<'_, f64>, u
 }
 
 /// The solver's state: `u` and `r` per level (index 1 = coarsest), `v` on the finest.
-struct Multigrid<'c> {
-    comm: &'c Comm,
+struct Multigrid {
+    /// A handle on the communicator (cheap to clone): no lifetime to carry around.
+    comm: Comm,
     levels: usize,
     u: Vec<Grid>,
     r: Vec<Grid>,
@@ -304,15 +304,15 @@ struct Multigrid<'c> {
     n: usize,
 }
 
-impl<'c> Multigrid<'c> {
-    fn new(comm: &'c Comm, n: usize, c: [f64; 4]) -> Multigrid<'c> {
+impl Multigrid {
+    fn new(comm: &Comm, n: usize, c: [f64; 4]) -> Multigrid {
         let levels = n.trailing_zeros() as usize;
         let grid = |k: usize| {
             let ng = n >> (levels - k);
             Grid::new((ng >= 2 * comm.size()).then_some(comm), ng)
         };
         Multigrid {
-            comm,
+            comm: comm.clone(),
             levels,
             u: (0..=levels).map(|k| grid(k.max(1))).collect(),
             r: (0..=levels).map(|k| grid(k.max(1))).collect(),
@@ -467,25 +467,28 @@ fn keep(candidates: &mut Vec<(f64, u64)>, item: (f64, u64), better: fn(f64, f64)
 }
 
 /// The benchmark: setup, one untimed iteration, reset, then `nit` timed V-cycles.
-fn benchmark(comm: &Comm, n: usize, nit: usize, c: [f64; 4]) -> spmd::Result<(f64, f64)> {
+/// The levels, the charges and NPB's untimed warm-up iteration.
+fn setup(comm: &Comm, n: usize, c: [f64; 4]) -> spmd::Result<Multigrid> {
     let mut mg = Multigrid::new(comm, n, c);
     mg.charges()?;
     mg.residual()?;
     mg.v_cycle()?;
     mg.residual()?;
+    Ok(mg)
+}
+
+/// NPB's timed section from a zero solution: the residual, `nit` V-cycles, the norm. Each
+/// call starts again from zero, so repetitions measure the same work.
+fn benchmark(mg: &mut Multigrid, nit: usize) -> spmd::Result<f64> {
     for grid in mg.u.iter_mut() {
         grid.zero();
     }
-    mg.charges()?;
-    comm.barrier();
-    let start = Instant::now();
     mg.residual()?;
     for _ in 0..nit {
         mg.v_cycle()?;
         mg.residual()?;
     }
-    let rnm2 = mg.norm();
-    Ok((rnm2, start.elapsed().as_secs_f64()))
+    Ok(mg.norm())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -511,20 +514,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         return Ok(());
     }
-    if args.baseline {
-        // The same kernel on the root alone (it is serial inside each rank).
-        spmd.baseline_with_comm(|alone| benchmark(alone, n, nit, c))?
-            .transpose()?;
-    }
-    let (rnm2, seconds) = {
+    let mut mg = setup(world, n, c)?;
+    let run = || -> spmd::Result<f64> {
         let _mg = spmd.region("MG");
-        benchmark(world, n, nit, c)?
+        benchmark(&mut mg, nit)
     };
-    let seconds = world.all_reduce(seconds, Op::Max);
+    let repeat = args.measure.repeat(&spmd);
+    let rnm2 = if args.measure.baseline {
+        // The same kernel on the root alone (it is serial inside each rank), set up at its
+        // first run (the warm-up, with --repeat 2 or more).
+        let mut alone_mg: Option<Multigrid> = None;
+        let serial = |alone: &Comm| -> spmd::Result<f64> {
+            let mg = match &mut alone_mg {
+                Some(mg) => mg,
+                slot => slot.insert(setup(alone, n, c)?),
+            };
+            benchmark(mg, nit)
+        };
+        let measured = repeat.baseline_with_comm(serial).run(run)?;
+        measured.baseline.transpose()?;
+        measured.result
+    } else {
+        repeat.run(run)?.result
+    };
     let error = ((rnm2 - reference) / reference).abs();
     let verified = error <= 1e-8;
     let report = spmd.report("npb_mg")?;
     if let Some(report) = report {
+        // The benchmark's time: the slowest rank's, median over the repetitions.
+        let seconds = report.wall_s.median;
         let mops = 58.0 * nit as f64 * (n as f64).powi(3) * 1e-6 / seconds;
         println!("\n NAS Parallel Benchmarks 3.4 (spmd, Rust) - MG Benchmark\n");
         println!(
@@ -543,7 +561,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             operation: "floating point",
             verified,
         };
-        npb_common::finish(&results, &report, args.report.as_ref())?;
+        npb_common::finish(&results, &report, &args.measure)?;
     }
     npb_common::verdict("MG", verified)
 }

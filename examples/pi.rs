@@ -10,8 +10,11 @@
 //! against the statistical error of the method and exits non-zero if it is off.
 //!
 //! Rank 0 prints the timing report. `--baseline` also solves the whole problem on one core
-//! first (and checks that it finds the same hits), so the report has speedup and efficiency;
+//! (and checks that it finds the same hits), so the report has speedup and efficiency;
+//! `--repeat K` measures K times with the baseline interleaved, for medians and spreads;
 //! `--report PATH` writes the report as JSON, `--csv PATH` as CSV.
+
+mod common;
 
 use std::path::PathBuf;
 
@@ -33,12 +36,8 @@ struct Args {
     /// Seed of the random streams.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
-    /// Also time the sequential solution on one core, for speedup and efficiency.
-    #[arg(long)]
-    baseline: bool,
-    /// Write the timing report as JSON to this file (rank 0).
-    #[arg(long)]
-    report: Option<PathBuf>,
+    #[command(flatten)]
+    measure: common::Measure,
     /// Write the timing report as CSV to this file (rank 0).
     #[arg(long)]
     csv: Option<PathBuf>,
@@ -68,26 +67,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let world = spmd.world();
     let chunks = args.samples.div_ceil(CHUNK);
     let (seed, samples) = (args.seed, args.samples);
-
-    // The same problem, solved on one core: the reference for speedup.
-    let sequential_hits = if args.baseline {
-        spmd.baseline(|| {
-            (0..chunks)
-                .map(|chunk| hits_in_chunk(seed, chunk, samples))
-                .sum::<u64>()
-        })?
-    } else {
-        None
-    };
-
     let mine = Partition::block(chunks as usize, world.size())?;
-    let local_hits: u64 = {
-        let _sampling = spmd.region("sample");
-        mine.par_global_indices(world.rank())
-            .map(|chunk| hits_in_chunk(seed, chunk as u64, samples))
-            .sum()
+    let sample = || -> spmd::Result<u64> {
+        let local_hits: u64 = {
+            let _sampling = spmd.region("sample");
+            mine.par_global_indices(world.rank())
+                .map(|chunk| hits_in_chunk(seed, chunk as u64, samples))
+                .sum()
+        };
+        Ok(world.all_reduce(local_hits, Op::Sum))
     };
-    let hits = world.all_reduce(local_hits, Op::Sum);
+    // The same problem, solved on one core: the reference for speedup.
+    let sequential = || {
+        (0..chunks)
+            .map(|chunk| hits_in_chunk(seed, chunk, samples))
+            .sum::<u64>()
+    };
+    let repeat = args.measure.repeat(&spmd);
+    let (hits, sequential_hits) = if args.measure.baseline {
+        let measured = repeat.baseline(sequential).run(sample)?;
+        (measured.result, measured.baseline)
+    } else {
+        (repeat.run(sample)?.result, None)
+    };
 
     let n = args.samples as f64;
     let estimate = 4.0 * hits as f64 / n;
@@ -116,9 +118,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         println!("hits {hits} of {}", args.samples);
         println!("{report}");
-        if let Some(path) = &args.report {
-            report.write_json(path)?;
-        }
+        args.measure.write(&report)?;
         if let Some(path) = &args.csv {
             report.write_csv(path)?;
         }

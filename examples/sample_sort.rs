@@ -11,7 +11,7 @@
 //! same sum of hashes over all keys), and for inputs up to `--verify-limit` keys also gathers
 //! everything on the root and compares it with a serial sort.
 
-use std::path::PathBuf;
+mod common;
 
 use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
@@ -44,12 +44,8 @@ struct Args {
     /// Compare with a serial sort of all keys on the root up to this many keys.
     #[arg(long, default_value_t = 20_000_000)]
     verify_limit: usize,
-    /// Time a serial sort of all keys as the baseline for speedup.
-    #[arg(long)]
-    baseline: bool,
-    /// Write the timing report as JSON to this file.
-    #[arg(long)]
-    report: Option<PathBuf>,
+    #[command(flatten)]
+    measure: common::Measure,
 }
 
 fn key(i: usize, distribution: Keys) -> u64 {
@@ -137,52 +133,55 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect::<Vec<_>>()
     };
 
-    let serial = if args.baseline {
-        spmd.baseline(|| {
-            let mut keys = all_keys(args.keys);
-            keys.sort_unstable();
-            keys
-        })?
-    } else {
-        None
-    };
-
-    let block = Partition::block(args.keys, p)?;
-    let first = block.displacements()[me];
-    let mut keys: Vec<u64> = (first..first + block.count(me))
-        .into_par_iter()
-        .map(|i| key(i, args.distribution))
-        .collect();
-    let before = checksum(&keys);
-
-    {
-        let _sort = spmd.region("local sort");
-        keys.par_sort_unstable();
-    }
-    // Regular sample of every rank's sorted keys; the splitters are every p-th of the pooled sample.
-    let samples: Vec<u64> = if keys.is_empty() {
-        Vec::new()
-    } else {
-        let s = (args.oversample * p).max(1);
-        (0..s).map(|k| keys[k * keys.len() / s]).collect()
-    };
-    let mut pooled = world.all_gather_varcount(&samples)?.into_vec();
-    pooled.sort_unstable();
-    let splitters: Vec<u64> = (1..p)
-        .filter_map(|r| pooled.get(r * pooled.len() / p).copied())
-        .collect();
-    // Bucket r gets keys in [splitter r-1, splitter r): a partition point per splitter.
-    let mut bounds = vec![0];
-    bounds.extend(splitters.iter().map(|&s| keys.partition_point(|&k| k < s)));
-    bounds.resize(p, keys.len());
-    bounds.push(keys.len());
-    let send_counts: Vec<usize> = bounds.windows(2).map(|w| w[1] - w[0]).collect();
-    let (received, runs) = world.all_to_all_varcount(&keys, &send_counts)?.into_parts();
-    drop(keys);
-    // What arrived is one sorted run per sender: merge them (O(n log p)), no second sort.
-    let mine = {
+    // Generating this rank's keys and sorting them across ranks: what each repetition
+    // measures. Returns this rank's sorted part and the checksum of the keys it started with.
+    let sort = || -> spmd::Result<(Vec<u64>, [u64; 3])> {
+        let block = Partition::block(args.keys, p)?;
+        let mut keys: Vec<u64> = block
+            .par_global_indices(me)
+            .map(|i| key(i, args.distribution))
+            .collect();
+        let before = checksum(&keys);
+        {
+            let _sort = spmd.region("local sort");
+            keys.par_sort_unstable();
+        }
+        // Regular sample of every rank's sorted keys; the splitters are every p-th of the
+        // pooled sample.
+        let samples: Vec<u64> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            let s = (args.oversample * p).max(1);
+            (0..s).map(|k| keys[k * keys.len() / s]).collect()
+        };
+        let mut pooled = world.all_gather_varcount(&samples)?.into_vec();
+        pooled.sort_unstable();
+        let splitters: Vec<u64> = (1..p)
+            .filter_map(|r| pooled.get(r * pooled.len() / p).copied())
+            .collect();
+        // Bucket r gets keys in [splitter r-1, splitter r): a partition point per splitter.
+        let mut bounds = vec![0];
+        bounds.extend(splitters.iter().map(|&s| keys.partition_point(|&k| k < s)));
+        bounds.resize(p, keys.len());
+        bounds.push(keys.len());
+        let send_counts: Vec<usize> = bounds.windows(2).map(|w| w[1] - w[0]).collect();
+        let (received, runs) = world.all_to_all_varcount(&keys, &send_counts)?.into_parts();
+        drop(keys);
+        // What arrived is one sorted run per sender: merge them (O(n log p)), no second sort.
         let _merge = spmd.region("merge");
-        merge_runs(received, &runs)
+        Ok((merge_runs(received, &runs), before))
+    };
+    let sequential = || {
+        let mut keys = all_keys(args.keys);
+        keys.sort_unstable();
+        keys
+    };
+    let repeat = args.measure.repeat(&spmd);
+    let ((mine, before), serial) = if args.measure.baseline {
+        let measured = repeat.baseline(sequential).run(sort)?;
+        (measured.result, measured.baseline)
+    } else {
+        (repeat.run(sort)?.result, None)
     };
 
     // Verification: every rank sorted, boundaries in order, same multiset of keys.
@@ -239,9 +238,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         report.record("equal_to_serial_sort", serial_check);
         report.record("keys_per_rank", &counts);
-        if let Some(path) = &args.report {
-            report.write_json(path)?;
-        }
+        args.measure.write(&report)?;
         if !(all_sorted && permutation && serial_check != Some(false)) {
             return Err(format!(
                 "wrong: sorted {all_sorted}, permutation {permutation}, equal to a serial sort {serial_check:?}"

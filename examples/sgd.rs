@@ -13,7 +13,7 @@
 //! is the order in which the ranks' partial gradients are added. It also checks the loss fell
 //! to the noise level.
 
-use std::path::PathBuf;
+mod common;
 
 use clap::Parser;
 use rand::{Rng, SeedableRng};
@@ -39,12 +39,8 @@ struct Args {
     /// Learning rate.
     #[arg(long, default_value_t = 0.1)]
     rate: f64,
-    /// Time the serial training as the baseline for speedup.
-    #[arg(long)]
-    baseline: bool,
-    /// Write the timing report as JSON to this file.
-    #[arg(long)]
-    report: Option<PathBuf>,
+    #[command(flatten)]
+    measure: common::Measure,
 }
 
 /// Standard deviation of the label noise.
@@ -125,48 +121,55 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let world = spmd.world();
     let truth = true_weights(args.features);
 
-    let serial = if args.baseline {
-        spmd.baseline(|| {
-            let data: Vec<_> = (0..args.samples).map(|i| sample(i, &truth)).collect();
-            train_serial(&data, &args)
-        })?
-    } else {
-        None
-    };
-
-    // This rank's shard: a contiguous block of sample indices.
-    let shard = Partition::block(args.samples, world.size())?;
-    let first = shard.displacements()[world.rank()];
-    let data: Vec<(Vec<f64>, f64)> = {
-        let _generate = spmd.region("generate shard");
-        let mine: Vec<usize> = shard.global_indices(world.rank()).collect();
-        mine.into_par_iter().map(|i| sample(i, &truth)).collect()
-    };
-    let end = first + data.len();
-
-    let mut w = vec![0.0; args.features];
-    let mut losses = Vec::new();
-    let mut summed = vec![0.0; args.features + 1];
-    let steps = args.epochs * args.samples.div_ceil(args.batch);
-    let progress = if spmd.is_root() {
-        indicatif::ProgressBar::new(steps as u64)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    for _ in 0..args.epochs {
-        for range in batches(args.samples, args.batch) {
-            // The part of the global batch in this rank's shard (maybe empty).
-            let (lo, hi) = (range.start.clamp(first, end), range.end.clamp(first, end));
-            let local = {
-                let _g = spmd.region("gradient");
-                gradient(&data[lo - first..hi - first], &w)
-            };
-            world.all_reduce_into(&local, &mut summed, Op::Sum)?;
-            losses.push(update(&mut w, &summed, range.len(), args.rate));
-            progress.inc(1);
+    // Generating this rank's shard and training on it: what each repetition measures.
+    let train = || -> spmd::Result<(Vec<f64>, Vec<f64>)> {
+        // This rank's shard: a contiguous block of sample indices.
+        let shard = Partition::block(args.samples, world.size())?;
+        let first = shard.displacements()[world.rank()];
+        let data: Vec<(Vec<f64>, f64)> = {
+            let _generate = spmd.region("generate shard");
+            shard
+                .par_global_indices(world.rank())
+                .map(|i| sample(i, &truth))
+                .collect()
+        };
+        let end = first + data.len();
+        let mut w = vec![0.0; args.features];
+        let mut losses = Vec::new();
+        let mut summed = vec![0.0; args.features + 1];
+        let steps = args.epochs * args.samples.div_ceil(args.batch);
+        let progress = if spmd.is_root() {
+            indicatif::ProgressBar::new(steps as u64)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        for _ in 0..args.epochs {
+            for range in batches(args.samples, args.batch) {
+                // The part of the global batch in this rank's shard (maybe empty).
+                let (lo, hi) = (range.start.clamp(first, end), range.end.clamp(first, end));
+                let local = {
+                    let _g = spmd.region("gradient");
+                    gradient(&data[lo - first..hi - first], &w)
+                };
+                world.all_reduce_into(&local, &mut summed, Op::Sum)?;
+                losses.push(update(&mut w, &summed, range.len(), args.rate));
+                progress.inc(1);
+            }
         }
-    }
-    progress.finish_and_clear();
+        progress.finish_and_clear();
+        Ok((w, losses))
+    };
+    let sequential = || {
+        let data: Vec<_> = (0..args.samples).map(|i| sample(i, &truth)).collect();
+        train_serial(&data, &args)
+    };
+    let repeat = args.measure.repeat(&spmd);
+    let ((w, losses), serial) = if args.measure.baseline {
+        let measured = repeat.baseline(sequential).run(train)?;
+        (measured.result, measured.baseline)
+    } else {
+        (repeat.run(train)?.result, None)
+    };
 
     let report = spmd.report("sgd")?;
     if let Some(report) = report {
@@ -210,9 +213,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.record("verified", worst <= 1e-9 && loss_matches && converged);
         report.record("final_loss", last);
         report.record("max_relative_difference_to_serial", worst);
-        if let Some(path) = &args.report {
-            report.write_json(path)?;
-        }
+        args.measure.write(&report)?;
         if worst > 1e-9 {
             return Err(format!(
                 "weights differ from serial training by {worst:.3e} (relative) > 1e-9"

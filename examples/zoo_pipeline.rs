@@ -18,7 +18,7 @@
 //! Verified on rank 0: every frame is analysed exactly once and archived exactly once, and
 //! the alerts and statistics equal those of a serial run over the same frames.
 
-use std::path::PathBuf;
+mod common;
 
 use clap::Parser;
 use mpi::point_to_point::{Destination, Source};
@@ -40,13 +40,12 @@ struct Args {
     /// Most frames a camera rank has in flight at once.
     #[arg(long, default_value_t = 4)]
     in_flight: usize,
-    /// Write the timing report as JSON to this file.
-    #[arg(long)]
-    report: Option<PathBuf>,
-    /// Also run the whole pipeline serially on one core first, for speedup.
-    #[arg(long)]
-    baseline: bool,
+    #[command(flatten)]
+    measure: common::Measure,
 }
+
+/// What a rank ends the pipeline with: its frame summaries and its per-camera statistics.
+type Outcome = (Vec<[f64; 6]>, Vec<[f64; 3]>);
 
 const SIDE: usize = 32;
 const FENCE: f64 = 28.0;
@@ -176,18 +175,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let analysis_of = |c: usize| analysis_ranks[c % analysis_ranks.len()];
     let archive_of = |c: usize| archive_ranks[c % archive_ranks.len()];
 
-    let sequential = if args.baseline {
-        spmd.baseline(|| serial(&args))?
-    } else {
-        None
-    };
-    let mut summaries: Vec<[f64; 6]> = Vec::new();
-    let mut stats = vec![[0.0; 3]; args.cameras];
-    if p == 1 {
-        let (s, st) = serial(&args);
-        summaries = s;
-        stats = st;
-    } else {
+    // One run of the pipeline: what each repetition measures. Returns this rank's frame
+    // summaries and statistics.
+    let pipeline = || -> spmd::Result<Outcome> {
+        let mut summaries: Vec<[f64; 6]> = Vec::new();
+        let mut stats = vec![[0.0; 3]; args.cameras];
+        if p == 1 {
+            return Ok(serial(&args));
+        }
         if my_roles.contains(&Role::Camera) {
             film(&spmd, &args, &camera_ranks, &analysis_ranks, analysis_of);
         }
@@ -206,15 +201,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if is_archive && !my_roles.contains(&Role::Analysis) {
             archive_stream(&spmd, analysis_ranks.len(), &mut stats);
         }
-    }
-    if is_archive {
-        let mine: Vec<f64> = stats.iter().flatten().copied().collect();
-        let combined = archive_group.all_reduce_slice(&mine, spmd::Op::Sum)?;
-        // The group's first rank speaks for it below; the others contribute nothing.
-        for (slot, v) in stats.iter_mut().flatten().zip(combined) {
-            *slot = if archive_group.rank() == 0 { v } else { 0.0 };
+        if is_archive {
+            let mine: Vec<f64> = stats.iter().flatten().copied().collect();
+            let combined = archive_group.all_reduce_slice(&mine, spmd::Op::Sum)?;
+            // The group's first rank speaks for it below; the others contribute nothing.
+            for (slot, v) in stats.iter_mut().flatten().zip(combined) {
+                *slot = if archive_group.rank() == 0 { v } else { 0.0 };
+            }
         }
-    }
+        Ok((summaries, stats))
+    };
+    let repeat = args.measure.repeat(&spmd);
+    let ((summaries, stats), sequential) = if args.measure.baseline {
+        let measured = repeat.baseline(|| serial(&args)).run(pipeline)?;
+        (measured.result, measured.baseline)
+    } else {
+        (repeat.run(pipeline)?.result, None)
+    };
 
     // Rank 0 collects what happened: every summary analysed, every rank's statistics.
     let flat: Vec<f64> = summaries.iter().flatten().copied().collect();
@@ -258,9 +261,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.record("verified", verified);
         report.record("frames", got.len());
         report.record("escape_alerts", escapes);
-        if let Some(path) = &args.report {
-            report.write_json(path)?;
-        }
+        args.measure.write(&report)?;
         if !verified {
             return Err(format!("pipeline result differs from the serial run: frames {frames_ok}, statistics {stats_ok}").into());
         }

@@ -3,10 +3,10 @@
 // Each example uses a part of this module.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
 use clap::ValueEnum;
 use spmd::timing::Report;
+
+use crate::common::Measure;
 
 /// An NPB problem class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -23,12 +23,8 @@ pub struct Flags {
     /// Problem class.
     #[arg(long, value_enum, ignore_case = true, default_value_t = Class::S)]
     pub class: Class,
-    /// Also time the benchmark on one core first (the sequential baseline).
-    #[arg(long)]
-    pub baseline: bool,
-    /// Write the timing report as JSON to this file.
-    #[arg(long)]
-    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub measure: Measure,
 }
 
 /// The NPB generator's multiplier, 5^13.
@@ -79,7 +75,7 @@ pub struct Results<'a> {
 pub fn finish(
     results: &Results<'_>,
     report: &Report,
-    path: Option<&PathBuf>,
+    measure: &Measure,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let r = results;
     println!();
@@ -87,6 +83,9 @@ pub fn finish(
     println!(" Size            = {:>24}", r.size);
     println!(" Iterations      = {:>24}", r.iterations);
     println!(" Time in seconds = {:>24.3}", r.seconds);
+    if report.repetitions > 1 {
+        println!(" (median of {:>8} runs)", report.repetitions);
+    }
     println!(" Total processes = {:>24}", r.processes);
     println!(" Threads/process = {:>24}", r.threads);
     println!(" Mop/s total     = {:>24.2}", r.mops);
@@ -101,15 +100,12 @@ pub fn finish(
         }
     );
     println!("\n{report}");
-    if let Some(path) = path {
-        let mut report = report.clone();
-        report.record("class", &r.class);
-        report.record("iterations", r.iterations);
-        report.record("mops", r.mops);
-        report.record("verified", r.verified);
-        report.write_json(path)?;
-    }
-    Ok(())
+    let mut report = report.clone();
+    report.record("class", &r.class);
+    report.record("iterations", r.iterations);
+    report.record("mops", r.mops);
+    report.record("verified", r.verified);
+    measure.write(&report)
 }
 
 /// The error to return when verification failed.

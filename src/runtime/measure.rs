@@ -10,6 +10,39 @@ use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::timing::{RankTimes, Report};
 
+/// What a baseline measurement records besides excluding its span from the wall time.
+#[derive(Clone, Copy)]
+enum Record {
+    /// Adds to the one-off baseline total ([`Spmd::baseline`]).
+    Total,
+    /// A run paired with one repetition.
+    Sample,
+    /// Nothing: a warm-up.
+    Nothing,
+}
+
+impl Record {
+    fn sample(measured: bool) -> Record {
+        if measured {
+            Record::Sample
+        } else {
+            Record::Nothing
+        }
+    }
+}
+
+/// `work` on a fresh one-thread rayon pool (so rayon code inside runs serially); `None` if the
+/// pool cannot be built.
+fn on_one_core<R: Send>(work: impl FnOnce() -> R + Send) -> Option<R> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .thread_name(|_| String::from("spmd-baseline"))
+        .build()
+        .map_err(|e| eprintln!("spmd: cannot build the baseline's thread pool: {e}"))
+        .ok()?;
+    Some(pool.install(work))
+}
+
 /// How often waiting ranks look whether the baseline has finished. Sleeping between looks
 /// keeps them off the CPU, so the baseline runs on an uncontended core even when ranks
 /// share cores.
@@ -36,15 +69,7 @@ impl Spmd {
         R: Send,
         F: FnOnce() -> R + Send,
     {
-        self.measure_on_root(|| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(1)
-                .thread_name(|_| String::from("spmd-baseline"))
-                .build()
-                .map_err(|e| eprintln!("spmd: cannot build the baseline's thread pool: {e}"))
-                .ok()?;
-            Some(pool.install(work))
-        })
+        self.measure_on_root(Record::Total, || on_one_core(work))
     }
 
     /// [`baseline`](Self::baseline) for a sequential solution written with the library's
@@ -61,17 +86,50 @@ impl Spmd {
     where
         F: FnOnce(&Comm) -> R,
     {
-        let alone = self
-            .world()
-            .split(Some(u32::from(!self.is_root())), 0)
-            .expect("every rank passes a colour")
-            .with_par(crate::Par::Seq);
-        self.measure_on_root(|| Some(work(&alone)))
+        let alone = self.root_alone();
+        self.measure_on_root(Record::Total, || Some(work(&alone)))
     }
 
-    /// Runs `work` on the root (the others wait off the CPU), records its time as baseline and
-    /// excludes the span from the wall time. `work` returning `None` is an error on every rank.
-    fn measure_on_root<R>(&self, work: impl FnOnce() -> Option<R>) -> Result<Option<R>> {
+    /// A communicator of the root alone (every other rank gets one of its own), whose arrays
+    /// run serially: what [`baseline_with_comm`](Self::baseline_with_comm) hands its work.
+    /// Collective.
+    pub(crate) fn root_alone(&self) -> Comm {
+        self.world()
+            .split(Some(u32::from(!self.is_root())), 0)
+            .expect("every rank passes a colour")
+            .with_par(crate::Par::Seq)
+    }
+
+    /// One baseline run of a repeated measurement (see [`Repeat`](super::repeat::Repeat)):
+    /// `work` on a one-thread pool on the root; its time is a sample (`measured`) or a
+    /// warm-up, excluded from the wall time either way.
+    pub(crate) fn baseline_run<R: Send>(
+        &self,
+        work: &mut (impl FnMut() -> R + Send),
+        measured: bool,
+    ) -> Result<Option<R>> {
+        self.measure_on_root(Record::sample(measured), || on_one_core(work))
+    }
+
+    /// [`baseline_run`](Self::baseline_run) of a baseline written with the library's types,
+    /// on `alone` (from [`root_alone`](Self::root_alone)).
+    pub(crate) fn baseline_run_with_comm<R>(
+        &self,
+        work: &mut impl FnMut(&Comm) -> R,
+        alone: &Comm,
+        measured: bool,
+    ) -> Result<Option<R>> {
+        self.measure_on_root(Record::sample(measured), || Some(work(alone)))
+    }
+
+    /// Runs `work` on the root (the others wait off the CPU), records its time as `record`
+    /// says and excludes the span from the wall time. `work` returning `None` is an error on
+    /// every rank.
+    fn measure_on_root<R>(
+        &self,
+        record: Record,
+        work: impl FnOnce() -> Option<R>,
+    ) -> Result<Option<R>> {
         let world = self.world().raw();
         let profiler = self.profiler();
         world.barrier();
@@ -106,10 +164,17 @@ impl Spmd {
             )
             .on_rank(self.root()));
         }
-        profiler.exclude_baseline(
-            profiler.now().saturating_sub(span),
-            Duration::from_secs_f64(seconds),
-        );
+        let span = profiler.now().saturating_sub(span);
+        match record {
+            Record::Total => profiler.exclude_baseline(span, Duration::from_secs_f64(seconds)),
+            Record::Sample => {
+                profiler.exclude_baseline(span, Duration::ZERO);
+                if self.is_root() {
+                    profiler.record_baseline_run(seconds);
+                }
+            }
+            Record::Nothing => profiler.exclude_baseline(span, Duration::ZERO),
+        }
         Ok(outcome)
     }
 
@@ -120,6 +185,9 @@ impl Spmd {
     /// spends waiting there for slower ranks is communication lost to imbalance, so every rank
     /// reports the same wall time. The report may be taken several times; each covers the
     /// time since the start (or the last [`Profiler::reset`](crate::timing::Profiler::reset)).
+    /// When the program measured repetitions ([`repeat`](Self::repeat)), the figures are
+    /// medians and spreads over those repetitions, and the regions their totals over them;
+    /// otherwise the whole run is one measurement (and the report warns that it is).
     ///
     /// # Errors
     /// `RemoteError` if a rank's figures cannot be read back (a library bug).
@@ -129,7 +197,8 @@ impl Spmd {
             let _sync = world.timed("final_sync", 0);
             world.raw().barrier();
         }
-        let mine = self.profiler().rank_times();
+        let mut mine = self.profiler().rank_times();
+        mine.node = Some(self.node().clone());
         let bytes = serde_json::to_vec(&mine).expect("rank times always serialise");
         let Some(gathered) = world.gather_varcount(self.root(), &bytes)? else {
             return Ok(None);

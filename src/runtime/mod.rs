@@ -48,6 +48,7 @@
 //! Without `mpirun` the program runs as a single rank (MPI's singleton start).
 
 mod measure;
+pub mod repeat;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -60,7 +61,7 @@ pub use mpi::Threading;
 
 use crate::comm::{watchdog, Comm};
 use crate::error::{Error, ErrorKind, Result};
-use crate::timing::{Profiler, RegionGuard};
+use crate::timing::{NodeInfo, Profiler, RegionGuard};
 
 /// The environment variable that sets the number of rayon threads per rank.
 pub const THREADS_ENV: &str = "SPMD_NUM_THREADS";
@@ -73,6 +74,7 @@ pub struct Spmd {
     world: Comm,
     threading: Threading,
     threads: usize,
+    node: NodeInfo,
     // Declared last so it drops last: dropping the universe finalises MPI.
     _universe: Universe,
 }
@@ -169,7 +171,12 @@ impl Spmd {
 
     /// The name of the node this rank runs on.
     pub fn processor_name(&self) -> String {
-        mpi::environment::processor_name().unwrap_or_else(|_| String::from("unknown"))
+        self.node.name.clone()
+    }
+
+    /// This rank's node: its name, online cores, and the ranks and threads of the job there.
+    pub fn node(&self) -> &NodeInfo {
+        &self.node
     }
 }
 
@@ -241,6 +248,7 @@ impl SpmdBuilder {
             None => threads_from_affinity(&world),
         };
         build_rayon_pool(threads, rank).map_err(|e| e.on_rank(rank))?;
+        let node = node_info(&world, threads);
         // The clock starts now: start-up is not the program's work.
         world.profiler().reset();
         world.profiler().set_wait_separation(self.wait_separation);
@@ -248,6 +256,7 @@ impl SpmdBuilder {
             world,
             threading: provided,
             threads,
+            node,
             _universe: universe,
         })
     }
@@ -373,6 +382,32 @@ fn threads_from_affinity(world: &Comm) -> usize {
     let all = node.all_gather(&[fingerprint]).unwrap_or_default();
     let sharers = all.iter().filter(|&&f| f == fingerprint).count().max(1);
     (cpus.len() / sharers).max(1)
+}
+
+/// This rank's node: its name, its online CPUs, and how many ranks and threads of the job run
+/// there (one small all-reduce on the node's communicator). Collective.
+fn node_info(world: &Comm, threads: usize) -> NodeInfo {
+    let node = world.split_shared();
+    let totals = node.all_reduce(threads as u64, crate::Op::Sum);
+    NodeInfo {
+        name: mpi::environment::processor_name().unwrap_or_else(|_| String::from("unknown")),
+        cores: online_cpus(),
+        ranks: node.size(),
+        threads: usize::try_from(totals).unwrap_or(usize::MAX),
+    }
+}
+
+/// The CPUs the machine has online, whatever this process's affinity.
+fn online_cpus() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sysconf has no memory-safety preconditions; it returns -1 on error.
+        let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        if online > 0 {
+            return online as usize;
+        }
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn build_rayon_pool(threads: usize, rank: usize) -> Result<()> {

@@ -55,6 +55,16 @@
 mod profiler;
 mod report;
 pub mod scaling;
+mod stats;
+mod table;
 
-pub use profiler::{peak_rss_bytes, Profiler, RankTimes, RegionGuard, RegionKind, RegionTimes};
-pub use report::{format_seconds, karp_flatt, RegionReport, Report, Stat};
+pub use profiler::{
+    peak_rss_bytes, NodeInfo, Profiler, RankTimes, RegionGuard, RegionKind, RegionTimes,
+    RepetitionTimes,
+};
+pub use report::{
+    karp_flatt, RegionReport, Report, Sample, Stat, Warning, WarningKind, IMBALANCE_WARNING,
+    NOISY_RANGE,
+};
+pub use stats::{Spread, CONFIDENCE};
+pub use table::format_seconds;

@@ -42,6 +42,32 @@ pub struct RegionTimes {
     pub bytes: u64,
 }
 
+/// One measured repetition of a program's timed part on one rank (see
+/// [`Spmd::repeat`](crate::Spmd::repeat)).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RepetitionTimes {
+    /// Seconds from this rank's start of the repetition to its end.
+    pub wall_s: f64,
+    /// Of `wall_s`, seconds inside outermost comm regions.
+    pub comm_s: f64,
+    /// Of `comm_s`, seconds waiting for other ranks (wait separation only, else 0).
+    pub wait_s: f64,
+}
+
+/// Where a rank runs: its node and how many cores the ranks there ask for, for the report's
+/// oversubscription warning.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The node's name (MPI's processor name).
+    pub name: String,
+    /// The CPUs the node has online.
+    pub cores: usize,
+    /// How many ranks of the job run on the node.
+    pub ranks: usize,
+    /// Rayon threads of all those ranks together.
+    pub threads: usize,
+}
+
 /// One rank's figures at the moment they were taken: what [`crate::timing::Report`] aggregates.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RankTimes {
@@ -53,8 +79,18 @@ pub struct RankTimes {
     pub wait_s: f64,
     /// The process's peak resident memory in bytes, as the OS reports it (0 if unknown).
     pub peak_rss_bytes: u64,
-    /// Every region this rank entered, in order of first entry.
+    /// Every region this rank entered, in order of first entry; with repetitions, their
+    /// totals over the measured repetitions only.
     pub regions: Vec<RegionTimes>,
+    /// The measured repetitions, in order (empty when the program measured none).
+    #[serde(default)]
+    pub repetitions: Vec<RepetitionTimes>,
+    /// Seconds of each sequential baseline run on this rank (the root), in order.
+    #[serde(default)]
+    pub baselines_s: Vec<f64>,
+    /// Where the rank runs (filled in by [`Spmd::report`](crate::Spmd::report)).
+    #[serde(default)]
+    pub node: Option<NodeInfo>,
 }
 
 impl RankTimes {
@@ -64,6 +100,7 @@ impl RankTimes {
     }
 }
 
+#[derive(Clone)]
 struct Region {
     name: &'static str,
     kind: RegionKind,
@@ -72,6 +109,42 @@ struct Region {
     time: u64,
     wait: u64,
     bytes: u64,
+}
+
+/// The totals of one region at the start of the open repetition, or summed over the measured
+/// repetitions.
+#[derive(Clone, Copy, Default)]
+struct Totals {
+    calls: u64,
+    time: u64,
+    wait: u64,
+    bytes: u64,
+}
+
+impl Totals {
+    fn of(r: &Region) -> Totals {
+        Totals {
+            calls: r.calls,
+            time: r.time,
+            wait: r.wait,
+            bytes: r.bytes,
+        }
+    }
+}
+
+/// The bookkeeping of repeated measurements.
+#[derive(Default)]
+struct Repetitions {
+    /// `(start tick, comm total, wait total)` when a repetition is open.
+    open: Option<(u64, u64, u64)>,
+    /// Every region's totals when the open repetition began (reused between repetitions).
+    at_start: Vec<Totals>,
+    /// Every region's totals summed over the measured repetitions.
+    measured: Vec<Totals>,
+    /// `(wall, comm, wait)` ticks of each measured repetition.
+    samples: Vec<(u64, u64, u64)>,
+    /// Seconds of each baseline run.
+    baselines_s: Vec<f64>,
 }
 
 /// This rank's timing state; see the [module docs](crate::timing).
@@ -97,6 +170,7 @@ pub struct Profiler {
     wait_total: Cell<u64>,
     library_depth: Cell<u32>,
     regions: RefCell<Vec<Region>>,
+    repetitions: RefCell<Repetitions>,
 }
 
 impl std::fmt::Debug for Profiler {
@@ -137,6 +211,7 @@ impl Profiler {
             wait_total: Cell::new(0),
             library_depth: Cell::new(0),
             regions: RefCell::new(Vec::new()),
+            repetitions: RefCell::new(Repetitions::default()),
         }
     }
 
@@ -183,6 +258,65 @@ impl Profiler {
         self.comm_total.set(0);
         self.wait_total.set(0);
         self.regions.borrow_mut().clear();
+        *self.repetitions.borrow_mut() = Repetitions::default();
+    }
+
+    /// Starts one measured repetition of the program's timed part. Costs a clock read and a
+    /// copy of every region's totals (no allocation after the first repetition).
+    ///
+    /// # Panics
+    /// If a repetition is already open.
+    #[track_caller]
+    pub(crate) fn begin_repetition(&self) {
+        let mut reps = self.repetitions.borrow_mut();
+        assert!(reps.open.is_none(), "a repetition is already open");
+        let regions = self.regions.borrow();
+        reps.at_start.clear();
+        reps.at_start.extend(regions.iter().map(Totals::of));
+        reps.open = Some((
+            self.clock.raw(),
+            self.comm_total.get(),
+            self.wait_total.get(),
+        ));
+    }
+
+    /// Ends the open repetition: records its wall, comm and wait time, and adds what every
+    /// region did during it to the measured totals.
+    ///
+    /// # Panics
+    /// If no repetition is open, or a comm region is still open.
+    #[track_caller]
+    pub(crate) fn end_repetition(&self) {
+        let end = self.clock.raw();
+        let mut reps = self.repetitions.borrow_mut();
+        let (start, comm, wait) = reps.open.take().expect("no repetition is open");
+        assert_eq!(
+            self.comm_depth.get(),
+            0,
+            "a repetition ended inside a comm region"
+        );
+        reps.samples.push((
+            end.saturating_sub(start),
+            self.comm_total.get() - comm,
+            self.wait_total.get() - wait,
+        ));
+        let regions = self.regions.borrow();
+        let Repetitions {
+            at_start, measured, ..
+        } = &mut *reps;
+        measured.resize(regions.len(), Totals::default());
+        for (i, (r, sum)) in regions.iter().zip(measured.iter_mut()).enumerate() {
+            let before = at_start.get(i).copied().unwrap_or_default();
+            sum.calls += r.calls - before.calls;
+            sum.time += r.time - before.time;
+            sum.wait += r.wait - before.wait;
+            sum.bytes += r.bytes - before.bytes;
+        }
+    }
+
+    /// Records one run of the sequential baseline that took `seconds`.
+    pub(crate) fn record_baseline_run(&self, seconds: f64) {
+        self.repetitions.borrow_mut().baselines_s.push(seconds);
     }
 
     /// Opens a region; it closes when the returned guard drops. Regions nest; a region's time
@@ -365,18 +499,29 @@ impl Profiler {
             comm += self.clock.raw().saturating_sub(self.comm_since.get());
         }
         let seconds = |ticks: u64| self.clock.delta(0, ticks).as_secs_f64();
+        let reps = self.repetitions.borrow();
+        let measured = !reps.samples.is_empty();
         let regions = self
             .regions
             .borrow()
             .iter()
-            .map(|r| RegionTimes {
-                name: r.name.to_owned(),
-                kind: r.kind,
-                calls: r.calls,
-                time_s: seconds(r.time),
-                wait_s: seconds(r.wait),
-                bytes: r.bytes,
+            .enumerate()
+            .map(|(i, r)| {
+                let t = if measured {
+                    reps.measured.get(i).copied().unwrap_or_default()
+                } else {
+                    Totals::of(r)
+                };
+                RegionTimes {
+                    name: r.name.to_owned(),
+                    kind: r.kind,
+                    calls: t.calls,
+                    time_s: seconds(t.time),
+                    wait_s: seconds(t.wait),
+                    bytes: t.bytes,
+                }
             })
+            .filter(|r| !measured || r.calls > 0)
             .collect();
         RankTimes {
             wall_s: self.elapsed().as_secs_f64(),
@@ -384,6 +529,17 @@ impl Profiler {
             wait_s: seconds(self.wait_total.get()),
             peak_rss_bytes: peak_rss_bytes(),
             regions,
+            repetitions: reps
+                .samples
+                .iter()
+                .map(|&(wall, comm, wait)| RepetitionTimes {
+                    wall_s: seconds(wall),
+                    comm_s: seconds(comm),
+                    wait_s: seconds(wait),
+                })
+                .collect(),
+            baselines_s: reps.baselines_s.clone(),
+            node: None,
         }
     }
 }
@@ -563,6 +719,45 @@ mod tests {
         let t = p.rank_times();
         assert_eq!(t.regions.len(), 2);
         assert_eq!(t.regions[0].calls, 2);
+    }
+
+    #[test]
+    fn repetitions_record_their_own_time_and_regions() {
+        let (p, clock) = mocked();
+        {
+            let _setup = p.compute("setup");
+            clock.increment(ms(50));
+        }
+        for k in 1..=3 {
+            p.begin_repetition();
+            {
+                let _step = p.compute("step");
+                clock.increment(ms(10 * k));
+            }
+            {
+                let _c = p.comm("exchange", 8);
+                clock.increment(ms(k));
+            }
+            p.end_repetition();
+            clock.increment(ms(100)); // between repetitions: not measured
+        }
+        p.record_baseline_run(0.5);
+        let t = p.rank_times();
+        let walls: Vec<f64> = t.repetitions.iter().map(|r| r.wall_s).collect();
+        let comms: Vec<f64> = t.repetitions.iter().map(|r| r.comm_s).collect();
+        assert_eq!(walls, [0.011, 0.022, 0.033]);
+        assert_eq!(comms, [0.001, 0.002, 0.003]);
+        assert_eq!(t.baselines_s, [0.5]);
+        // Regions: only what happened inside repetitions (setup is gone), with their calls.
+        let names: Vec<(&str, u64, u64)> = t
+            .regions
+            .iter()
+            .map(|r| (r.name.as_str(), r.calls, r.bytes))
+            .collect();
+        assert_eq!(names, [("step", 3, 0), ("exchange", 3, 24)]);
+        assert_eq!(t.regions[0].time_s, 0.060);
+        // The whole-run wall time still counts everything.
+        assert_eq!(t.wall_s, 0.416);
     }
 
     #[test]

@@ -1,12 +1,14 @@
-//! [`Report`]: every rank's figures aggregated on the root, as a table, JSON or CSV.
+//! [`Report`]: every rank's figures aggregated on the root: medians and spreads over the
+//! measured repetitions, per-rank compute and comm, speedup, warnings. Its table and CSV forms
+//! are in `table.rs`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::profiler::{RankTimes, RegionKind};
+use super::profiler::{NodeInfo, RankTimes, RegionKind};
+use super::stats::Spread;
 use crate::error::{Error, Result};
 
 /// Minimum, mean and maximum of one figure over the ranks.
@@ -67,11 +69,77 @@ pub struct RegionReport {
     pub wait_avg_s: Option<f64>,
 }
 
-/// The timing report of a run; its JSON form ([`to_json`](Report::to_json)) has one key per
-/// field, named as the field.
+/// One measured repetition over all ranks.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// The slowest rank's wall time.
+    pub wall_s: f64,
+    /// Compute time (wall minus comm), mean over ranks.
+    pub compute_mean_s: f64,
+    /// Compute time of the rank that computed longest.
+    pub compute_max_s: f64,
+    /// Comm time of the rank that computed longest, minus its waiting if measured: it arrives
+    /// last at every collective, so its comm is moving data, not waiting for others.
+    pub transfer_s: f64,
+    /// The sequential baseline this repetition is compared with, if one was measured.
+    pub baseline_s: Option<f64>,
+}
+
+/// What a [`Warning`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WarningKind {
+    /// Only one measurement: nothing says how much it would vary.
+    SingleSample,
+    /// The speedup (or, without a baseline, the time) varied by more than 10% over the
+    /// repetitions.
+    Noisy,
+    /// Efficiency above 100% or a negative Karp–Flatt fraction.
+    Superlinear,
+    /// More rayon threads than cores on a node.
+    Oversubscribed,
+    /// The slowest rank computed more than 1.2× the mean.
+    Imbalance,
+}
+
+/// A caveat the report raises about its own figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Warning {
+    /// What it is about.
+    pub kind: WarningKind,
+    /// What was seen and what to do, in a sentence.
+    pub message: String,
+}
+
+/// Spread of the speedup (or time) above which the report calls the machine noisy.
+pub const NOISY_RANGE: f64 = 0.10;
+/// Imbalance above which the report names the slowest rank.
+pub const IMBALANCE_WARNING: f64 = 1.2;
+
+/// The timing report of a run.
 ///
 /// Made by [`Spmd::report`](crate::Spmd::report) on the root, or from known per-rank figures
-/// with [`Report::from_ranks`]. `Display` prints the human table.
+/// with [`Report::from_ranks`]. `Display` prints the human table; [`Report::to_csv`] the CSV.
+///
+/// # The JSON report
+/// [`Report::to_json`] writes one object whose keys are the fields of [`Report`]:
+///
+/// | key | meaning |
+/// |---|---|
+/// | `program`, `ranks`, `threads_per_rank`, `repetitions` | what ran, and how many measured repetitions the figures summarise (1: one measurement of the whole run) |
+/// | `wall_s` | a [`Spread`] (`samples`, `median`, `min`, `max`, `ci_low`, `ci_high`, `confidence`) of the time of one repetition, the slowest rank's |
+/// | `compute_s`, `comm_s` | a [`Stat`] (`min`, `avg`, `max` over ranks) of each rank's median over repetitions |
+/// | `wait_separation`, `wait_s`, `transfer_s` | with wait separation: comm split into waiting for slower ranks and moving data (`Stat`s), else `null` |
+/// | `comm_fraction` | median over repetitions of mean comm / slowest wall |
+/// | `imbalance`, `slowest_rank` | median over repetitions of max compute / mean compute, and the rank with the largest median compute |
+/// | `peak_rss_bytes` | a `Stat` of each rank's peak resident memory |
+/// | `baseline_s`, `speedup`, `efficiency` | `Spread`s of the sequential baseline, baseline / wall (paired per repetition) and speedup / cores; `null` without a baseline |
+/// | `karp_flatt` | the Karp–Flatt serial fraction of the median speedup (`null` on one core) |
+/// | `samples` | per repetition: `wall_s`, `compute_mean_s`, `compute_max_s`, `transfer_s`, `baseline_s` — what the scaling model resamples |
+/// | `warnings` | `{kind, message}` of every warning the report raised (see [`WarningKind`]) |
+/// | `regions` | per region: `name`, `kind`, `calls`, `min_s`, `avg_s`, `max_s` over ranks, `bytes` summed, `wait_avg_s`; with repetitions, totals over the measured repetitions |
+/// | `results` | what the program recorded with [`Report::record`] |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// The program's name.
@@ -80,11 +148,14 @@ pub struct Report {
     pub ranks: usize,
     /// Rayon threads per rank.
     pub threads_per_rank: usize,
-    /// Wall-clock seconds per rank (baseline measurements excluded).
-    pub wall_s: Stat,
-    /// Seconds not spent in communication, per rank.
+    /// How many measurements the figures summarise: the repetitions of
+    /// [`Spmd::repeat`](crate::Spmd::repeat), or 1 (the whole run since the start).
+    pub repetitions: usize,
+    /// Seconds of one repetition (the slowest rank's; baseline runs excluded).
+    pub wall_s: Spread,
+    /// Seconds not spent in communication, per rank (each rank's median over repetitions).
     pub compute_s: Stat,
-    /// Seconds in communication (transfer and waiting), per rank.
+    /// Seconds in communication (transfer and waiting), per rank (median over repetitions).
     pub comm_s: Stat,
     /// Whether collectives were preceded by a barrier to separate waiting from transfer.
     pub wait_separation: bool,
@@ -92,21 +163,28 @@ pub struct Report {
     pub wait_s: Option<Stat>,
     /// Of `comm_s`, seconds moving data (`None` without wait separation).
     pub transfer_s: Option<Stat>,
-    /// Mean comm time divided by the wall time (the slowest rank's).
+    /// Mean comm time divided by the slowest rank's wall time (median over repetitions).
     pub comm_fraction: f64,
-    /// Slowest rank's compute time divided by the mean compute time (1 is perfect balance).
+    /// Slowest rank's compute time divided by the mean (1 is perfect balance; median over
+    /// repetitions).
     pub imbalance: f64,
+    /// The rank with the largest (median) compute time.
+    pub slowest_rank: usize,
     /// Peak resident memory per rank, bytes.
     pub peak_rss_bytes: Stat,
     /// The sequential baseline's seconds, if one was measured.
-    pub baseline_s: Option<f64>,
-    /// `baseline_s / wall_s.max`.
-    pub speedup: Option<f64>,
+    pub baseline_s: Option<Spread>,
+    /// Baseline / wall, paired repetition by repetition.
+    pub speedup: Option<Spread>,
     /// `speedup / (ranks × threads_per_rank)`.
-    pub efficiency: Option<f64>,
-    /// The Karp–Flatt experimentally determined serial fraction
+    pub efficiency: Option<Spread>,
+    /// The Karp–Flatt experimentally determined serial fraction of the median speedup,
     /// `(1/speedup − 1/p) / (1 − 1/p)` with `p = ranks × threads_per_rank` (`None` if `p = 1`).
     pub karp_flatt: Option<f64>,
+    /// Every repetition's figures over the ranks.
+    pub samples: Vec<Sample>,
+    /// Caveats about these figures, for the reader (also printed with the table).
+    pub warnings: Vec<Warning>,
     /// Every region entered on any rank, slowest (by mean time) first.
     pub regions: Vec<RegionReport>,
     /// What the program recorded about its own run with [`record`](Report::record): its
@@ -115,8 +193,13 @@ pub struct Report {
     pub results: BTreeMap<String, serde_json::Value>,
 }
 
+/// Per rank: `(wall, comm, wait)` of every sample.
+type Series = Vec<(f64, f64, f64)>;
+
 impl Report {
-    /// Aggregates per-rank figures (index = rank).
+    /// Aggregates per-rank figures (index = rank). `baseline_s` is the sequential baseline
+    /// measured once (the total of [`Spmd::baseline`](crate::Spmd::baseline) calls), used
+    /// when the ranks recorded no baseline per repetition.
     ///
     /// # Panics
     /// If `ranks` is empty.
@@ -129,49 +212,93 @@ impl Report {
         baseline_s: Option<f64>,
     ) -> Report {
         assert!(!ranks.is_empty(), "a report needs at least one rank");
-        let wall_s = Stat::of(ranks.iter().map(|r| r.wall_s));
-        let compute_s = Stat::of(ranks.iter().map(RankTimes::compute_s));
-        let comm_s = Stat::of(ranks.iter().map(|r| r.comm_s));
+        let series = rank_series(ranks);
+        let k = series[0].len();
+        let paired = &ranks[0].baselines_s;
+        // Baselines measured repetition by repetition pair with them; a baseline measured
+        // once serves every sample.
+        let baseline_of = |i: usize| match paired.len() {
+            n if n == k => Some(paired[i]),
+            _ => baseline_s,
+        };
+        let samples: Vec<Sample> = (0..k)
+            .map(|i| sample(&series, i, wait_separation, baseline_of(i)))
+            .collect();
+
+        let per_rank = |f: &dyn Fn(&(f64, f64, f64)) -> f64| -> Vec<f64> {
+            series
+                .iter()
+                .map(|s| Spread::of(s.iter().map(f)).median)
+                .collect()
+        };
+        let compute = per_rank(&|&(w, c, _)| (w - c).max(0.0));
+        let comm = per_rank(&|&(_, c, _)| c);
         let (wait_s, transfer_s) = if wait_separation {
             (
-                Some(Stat::of(ranks.iter().map(|r| r.wait_s))),
-                Some(Stat::of(
-                    ranks.iter().map(|r| (r.comm_s - r.wait_s).max(0.0)),
-                )),
+                Some(Stat::of(per_rank(&|&(_, _, w)| w))),
+                Some(Stat::of(per_rank(&|&(_, c, w)| (c - w).max(0.0)))),
             )
         } else {
             (None, None)
         };
-        let comm_fraction = ratio(comm_s.avg, wall_s.max);
-        let imbalance = if compute_s.avg > 0.0 {
-            compute_s.max / compute_s.avg
-        } else {
-            1.0
-        };
+        let slowest_rank = compute
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(r, _)| r);
+        let median_of = |f: &dyn Fn(usize) -> f64| Spread::of((0..k).map(f)).median;
+        let comm_fraction = median_of(&|i| {
+            let mean: f64 = series.iter().map(|s| s[i].1).sum::<f64>() / series.len() as f64;
+            ratio(mean, samples[i].wall_s)
+        });
+        let imbalance = median_of(&|i| {
+            let s = &samples[i];
+            if s.compute_mean_s > 0.0 {
+                s.compute_max_s / s.compute_mean_s
+            } else {
+                1.0
+            }
+        });
+
         let cores = ranks.len() * threads_per_rank.max(1);
-        let speedup = baseline_s.map(|b| ratio(b, wall_s.max));
-        let efficiency = speedup.map(|s| s / cores as f64);
-        let karp_flatt = speedup.and_then(|s| karp_flatt(s, cores));
-        Report {
+        let baselines: Vec<f64> = samples.iter().filter_map(|s| s.baseline_s).collect();
+        let measured_baseline = baselines.len() == k && k > 0;
+        let speedup = measured_baseline.then(|| {
+            Spread::of(
+                samples
+                    .iter()
+                    .map(|s| ratio(s.baseline_s.unwrap_or(0.0), s.wall_s)),
+            )
+        });
+        let efficiency = speedup.map(|s| s.map(|x| x / cores as f64));
+        let karp_flatt = speedup.and_then(|s| karp_flatt(s.median, cores));
+        let mut report = Report {
             program: program.to_owned(),
             ranks: ranks.len(),
             threads_per_rank,
-            wall_s,
-            compute_s,
-            comm_s,
+            repetitions: k,
+            wall_s: Spread::of(samples.iter().map(|s| s.wall_s)),
+            compute_s: Stat::of(compute),
+            comm_s: Stat::of(comm),
             wait_separation,
             wait_s,
             transfer_s,
             comm_fraction,
             imbalance,
+            slowest_rank,
             peak_rss_bytes: Stat::of(ranks.iter().map(|r| r.peak_rss_bytes as f64)),
-            baseline_s,
+            baseline_s: measured_baseline.then(|| Spread::of(baselines)),
             speedup,
             efficiency,
             karp_flatt,
+            samples,
+            warnings: Vec::new(),
             regions: merge_regions(ranks, wait_separation),
             results: BTreeMap::new(),
-        }
+        };
+        let nodes: Vec<&NodeInfo> = ranks.iter().filter_map(|r| r.node.as_ref()).collect();
+        report.warnings = warnings(&report, &nodes);
+        report
     }
 
     /// Records a figure of the program's own under `key` (replacing an earlier one), for the
@@ -188,6 +315,11 @@ impl Report {
     /// The figure recorded under `key`, if any.
     pub fn result(&self, key: &str) -> Option<&serde_json::Value> {
         self.results.get(key)
+    }
+
+    /// Whether the report raised a warning of `kind`.
+    pub fn warns(&self, kind: WarningKind) -> bool {
+        self.warnings.iter().any(|w| w.kind == kind)
     }
 
     /// The report as pretty-printed JSON.
@@ -211,49 +343,6 @@ impl Report {
         write_file(path.as_ref(), &self.to_json())
     }
 
-    /// The figures as CSV: one row per total (`kind` = `total`: wall, compute, comm, and wait
-    /// and transfer with wait separation) and one per region, columns
-    /// `name,kind,calls,min_s,avg_s,max_s,bytes`.
-    pub fn to_csv(&self) -> String {
-        let mut out = csv::Writer::from_writer(Vec::new());
-        let row = |out: &mut csv::Writer<Vec<u8>>,
-                   name: &str,
-                   kind: &str,
-                   calls: u64,
-                   s: Stat,
-                   bytes: u64| {
-            out.serialize(CsvRow {
-                name,
-                kind,
-                calls,
-                min_s: s.min,
-                avg_s: s.avg,
-                max_s: s.max,
-                bytes,
-            })
-            .expect("writing CSV to memory cannot fail");
-        };
-        let comm_bytes = self.regions.iter().filter(|r| r.kind == RegionKind::Comm);
-        let comm_bytes: u64 = comm_bytes.map(|r| r.bytes).sum();
-        row(&mut out, "wall", "total", 1, self.wall_s, 0);
-        row(&mut out, "compute", "total", 1, self.compute_s, 0);
-        row(&mut out, "comm", "total", 1, self.comm_s, comm_bytes);
-        if let (Some(wait), Some(transfer)) = (self.wait_s, self.transfer_s) {
-            row(&mut out, "wait", "total", 1, wait, 0);
-            row(&mut out, "transfer", "total", 1, transfer, 0);
-        }
-        for r in &self.regions {
-            let s = Stat {
-                min: r.min_s,
-                avg: r.avg_s,
-                max: r.max_s,
-            };
-            row(&mut out, &r.name, r.kind.as_str(), r.calls, s, r.bytes);
-        }
-        let bytes = out.into_inner().expect("writing CSV to memory cannot fail");
-        String::from_utf8(bytes).expect("CSV of UTF-8 names is UTF-8")
-    }
-
     /// Writes [`to_csv`](Self::to_csv) to `path`.
     ///
     /// # Errors
@@ -263,15 +352,131 @@ impl Report {
     }
 }
 
-#[derive(Serialize)]
-struct CsvRow<'a> {
-    name: &'a str,
-    kind: &'a str,
-    calls: u64,
-    min_s: f64,
-    avg_s: f64,
-    max_s: f64,
-    bytes: u64,
+/// Every rank's `(wall, comm, wait)` per sample: its measured repetitions when every rank has
+/// the same number of them, else the whole run as one sample.
+fn rank_series(ranks: &[RankTimes]) -> Vec<Series> {
+    let k = ranks[0].repetitions.len();
+    if k > 0 && ranks.iter().all(|r| r.repetitions.len() == k) {
+        ranks
+            .iter()
+            .map(|r| {
+                r.repetitions
+                    .iter()
+                    .map(|s| (s.wall_s, s.comm_s, s.wait_s))
+                    .collect()
+            })
+            .collect()
+    } else {
+        ranks
+            .iter()
+            .map(|r| vec![(r.wall_s, r.comm_s, r.wait_s)])
+            .collect()
+    }
+}
+
+/// Sample `i` over all ranks.
+fn sample(series: &[Series], i: usize, wait_separation: bool, baseline_s: Option<f64>) -> Sample {
+    let computes: Vec<f64> = series.iter().map(|s| (s[i].0 - s[i].1).max(0.0)).collect();
+    let (slowest, &compute_max_s) = computes
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .expect("at least one rank");
+    let (_, comm, wait) = series[slowest][i];
+    Sample {
+        wall_s: series.iter().map(|s| s[i].0).fold(0.0, f64::max),
+        compute_mean_s: computes.iter().sum::<f64>() / computes.len() as f64,
+        compute_max_s,
+        transfer_s: if wait_separation {
+            (comm - wait).max(0.0)
+        } else {
+            comm
+        },
+        baseline_s,
+    }
+}
+
+/// The caveats about `r`'s figures.
+fn warnings(r: &Report, nodes: &[&NodeInfo]) -> Vec<Warning> {
+    let mut out = Vec::new();
+    let mut warn = |kind, message: String| out.push(Warning { kind, message });
+    if r.repetitions <= 1 {
+        warn(
+            WarningKind::SingleSample,
+            "one measurement: nothing shows how much it varies; repeat the timed part \
+             (Spmd::repeat, or --repeat K in the examples) and read the medians"
+                .into(),
+        );
+    } else {
+        let (what, spread) = match r.speedup {
+            Some(s) => ("speedup", s),
+            None => ("time", r.wall_s),
+        };
+        if spread.relative_range() > NOISY_RANGE {
+            warn(
+                WarningKind::Noisy,
+                format!(
+                    "noisy machine: the {what} ranged from {} to {} over {} repetitions ({:.0}% \
+                     of the median {}); repeat more or quiet the machine",
+                    show(what, spread.min),
+                    show(what, spread.max),
+                    r.repetitions,
+                    100.0 * spread.relative_range(),
+                    show(what, spread.median)
+                ),
+            );
+        }
+    }
+    let efficiency = r.efficiency.map(|e| e.median);
+    if efficiency.is_some_and(|e| e > 1.0) || r.karp_flatt.is_some_and(|k| k < 0.0) {
+        warn(
+            WarningKind::Superlinear,
+            format!(
+                "superlinear: efficiency {:.0}%{}: cache effects (each rank's share fits a \
+                 faster level of memory) or a noisy baseline",
+                100.0 * efficiency.unwrap_or(0.0),
+                r.karp_flatt
+                    .map_or(String::new(), |k| format!(", Karp-Flatt {k:.3}"))
+            ),
+        );
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for node in nodes {
+        if node.threads > node.cores && !seen.contains(&node.name.as_str()) {
+            seen.push(&node.name);
+            warn(
+                WarningKind::Oversubscribed,
+                format!(
+                    "oversubscribed: {} ranks run {} threads on the {} cores of {}: they take \
+                     turns on the cores, so the times include waiting for one",
+                    node.ranks, node.threads, node.cores, node.name
+                ),
+            );
+        }
+    }
+    if r.imbalance > IMBALANCE_WARNING {
+        warn(
+            WarningKind::Imbalance,
+            format!(
+                "imbalance {:.2}: rank {} computed longest ({} per repetition against a mean \
+                 of {}); the others wait for it in their collectives",
+                r.imbalance,
+                r.slowest_rank,
+                super::format_seconds(r.compute_s.max),
+                super::format_seconds(r.compute_s.avg)
+            ),
+        );
+    }
+    out
+}
+
+/// A speedup as `1.63`, a time in its unit.
+fn show(what: &str, value: f64) -> String {
+    if what == "speedup" {
+        format!("{value:.2}")
+    } else {
+        super::format_seconds(value)
+    }
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {
@@ -339,308 +544,6 @@ fn merge_regions(ranks: &[RankTimes], wait_separation: bool) -> Vec<RegionReport
     merged
 }
 
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "spmd timing report: {} ({} ranks x {} threads)",
-            self.program, self.ranks, self.threads_per_rank
-        )?;
-        writeln!(
-            f,
-            "{:<16}{:>12}{:>12}{:>12}",
-            "per rank", "min", "avg", "max"
-        )?;
-        let line = |f: &mut fmt::Formatter<'_>, name: &str, s: Stat| {
-            writeln!(
-                f,
-                "{:<16}{:>12}{:>12}{:>12}",
-                name,
-                format_seconds(s.min),
-                format_seconds(s.avg),
-                format_seconds(s.max)
-            )
-        };
-        line(f, "wall", self.wall_s)?;
-        line(f, "compute", self.compute_s)?;
-        line(f, "comm", self.comm_s)?;
-        if let (Some(wait), Some(transfer)) = (self.wait_s, self.transfer_s) {
-            line(f, "  wait", wait)?;
-            line(f, "  transfer", transfer)?;
-        }
-        let rss = self.peak_rss_bytes;
-        writeln!(
-            f,
-            "{:<16}{:>12}{:>12}{:>12}",
-            "peak memory",
-            mebibytes(rss.min),
-            mebibytes(rss.avg),
-            mebibytes(rss.max)
-        )?;
-        writeln!(
-            f,
-            "comm fraction {:.1}%   imbalance {:.3}",
-            100.0 * self.comm_fraction,
-            self.imbalance
-        )?;
-        match (self.baseline_s, self.speedup, self.efficiency) {
-            (Some(b), Some(s), Some(e)) => {
-                write!(
-                    f,
-                    "baseline (1 core) {}   speedup {s:.2}   efficiency {:.1}%",
-                    format_seconds(b),
-                    100.0 * e
-                )?;
-                match self.karp_flatt {
-                    Some(k) => writeln!(f, "   Karp-Flatt serial fraction {k:.4}")?,
-                    None => writeln!(f)?,
-                }
-            }
-            _ => writeln!(f, "no sequential baseline measured: speedup unknown")?,
-        }
-        if !self.regions.is_empty() {
-            writeln!(
-                f,
-                "{:<30}{:>8}{:>9}{:>11}{:>11}{:>11}{:>12}",
-                "region", "kind", "calls", "min", "avg", "max", "bytes"
-            )?;
-            for r in &self.regions {
-                writeln!(
-                    f,
-                    "{:<30}{:>8}{:>9}{:>11}{:>11}{:>11}{:>12}",
-                    r.name,
-                    r.kind.as_str(),
-                    r.calls,
-                    format_seconds(r.min_s),
-                    format_seconds(r.avg_s),
-                    format_seconds(r.max_s),
-                    r.bytes
-                )?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Seconds in the unit that suits them (`1.234 s`, `5.678 ms`, `9.012 us`).
-pub fn format_seconds(s: f64) -> String {
-    if s >= 1.0 {
-        format!("{s:.3} s")
-    } else if s >= 1e-3 {
-        format!("{:.3} ms", s * 1e3)
-    } else {
-        format!("{:.3} us", s * 1e6)
-    }
-}
-
-fn mebibytes(bytes: f64) -> String {
-    format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::timing::RegionTimes;
-    use crate::ErrorKind;
-
-    fn rank(wall: f64, comm: f64, wait: f64, rss: u64, regions: Vec<RegionTimes>) -> RankTimes {
-        RankTimes {
-            wall_s: wall,
-            comm_s: comm,
-            wait_s: wait,
-            peak_rss_bytes: rss,
-            regions,
-        }
-    }
-
-    fn region(name: &str, kind: RegionKind, calls: u64, time: f64, bytes: u64) -> RegionTimes {
-        RegionTimes {
-            name: name.into(),
-            kind,
-            calls,
-            time_s: time,
-            wait_s: time / 2.0,
-            bytes,
-        }
-    }
-
-    fn two_ranks() -> Vec<RankTimes> {
-        vec![
-            rank(
-                10.0,
-                4.0,
-                3.0,
-                100,
-                vec![
-                    region("solve", RegionKind::Compute, 5, 6.0, 0),
-                    region("all_reduce", RegionKind::Comm, 5, 4.0, 80),
-                ],
-            ),
-            rank(
-                10.0,
-                2.0,
-                1.0,
-                300,
-                vec![region("all_reduce", RegionKind::Comm, 5, 2.0, 80)],
-            ),
-        ]
-    }
-
-    #[test]
-    fn totals_fractions_and_speedup_are_exact() {
-        let r = Report::from_ranks("t", 2, true, &two_ranks(), Some(32.0));
-        assert_eq!(r.ranks, 2);
-        assert_eq!(
-            r.wall_s,
-            Stat {
-                min: 10.0,
-                avg: 10.0,
-                max: 10.0
-            }
-        );
-        assert_eq!(
-            r.compute_s,
-            Stat {
-                min: 6.0,
-                avg: 7.0,
-                max: 8.0
-            }
-        );
-        assert_eq!(
-            r.comm_s,
-            Stat {
-                min: 2.0,
-                avg: 3.0,
-                max: 4.0
-            }
-        );
-        assert_eq!(
-            r.wait_s,
-            Some(Stat {
-                min: 1.0,
-                avg: 2.0,
-                max: 3.0
-            })
-        );
-        assert_eq!(
-            r.transfer_s,
-            Some(Stat {
-                min: 1.0,
-                avg: 1.0,
-                max: 1.0
-            })
-        );
-        assert_eq!(r.comm_fraction, 0.3);
-        assert_eq!(r.imbalance, 8.0 / 7.0);
-        assert_eq!(
-            r.peak_rss_bytes,
-            Stat {
-                min: 100.0,
-                avg: 200.0,
-                max: 300.0
-            }
-        );
-        assert_eq!(r.speedup, Some(3.2));
-        assert_eq!(r.efficiency, Some(0.8));
-        // p = 4: (1/3.2 - 1/4) / (1 - 1/4) = 0.0625 / 0.75
-        assert!((r.karp_flatt.unwrap() - 0.0625 / 0.75).abs() < 1e-15);
-    }
-
-    #[test]
-    fn regions_merge_over_ranks_slowest_first() {
-        let r = Report::from_ranks("t", 1, false, &two_ranks(), None);
-        assert_eq!(r.regions.len(), 2);
-        let solve = &r.regions[0];
-        assert_eq!(
-            (solve.name.as_str(), solve.kind),
-            ("solve", RegionKind::Compute)
-        );
-        // Rank 1 never entered `solve`: it counts as 0.
-        assert_eq!((solve.min_s, solve.avg_s, solve.max_s), (0.0, 3.0, 6.0));
-        let reduce = &r.regions[1];
-        assert_eq!((reduce.calls, reduce.bytes), (5, 160));
-        assert_eq!((reduce.min_s, reduce.avg_s, reduce.max_s), (2.0, 3.0, 4.0));
-        assert_eq!(reduce.wait_avg_s, None);
-        assert_eq!(
-            (r.wait_s, r.speedup, r.efficiency, r.karp_flatt),
-            (None, None, None, None)
-        );
-    }
-
-    #[test]
-    fn karp_flatt_of_known_speedups() {
-        assert_eq!(karp_flatt(4.0, 4), Some(0.0)); // perfect scaling: no serial part
-        assert_eq!(karp_flatt(1.0, 4), Some(1.0)); // no speedup: all serial
-        assert_eq!(karp_flatt(2.0, 1), None);
-        // Amdahl with serial fraction 0.1 on 8 cores gives speedup 1/(0.1 + 0.9/8).
-        let s = 1.0 / (0.1 + 0.9 / 8.0);
-        assert!((karp_flatt(s, 8).unwrap() - 0.1).abs() < 1e-12);
-    }
-
-    #[test]
-    fn json_has_every_design_key_and_round_trips() {
-        let r = Report::from_ranks("pi", 2, false, &two_ranks(), Some(32.0));
-        let value: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
-        for key in [
-            "program",
-            "ranks",
-            "threads_per_rank",
-            "wall_s",
-            "compute_s",
-            "comm_s",
-            "comm_fraction",
-            "imbalance",
-            "baseline_s",
-            "speedup",
-            "efficiency",
-            "regions",
-        ] {
-            assert!(value.get(key).is_some(), "missing {key}");
-        }
-        assert_eq!(value["compute_s"]["max"], 8.0);
-        assert_eq!(value["regions"][1]["kind"], "comm");
-        for key in ["name", "kind", "calls", "min_s", "avg_s", "max_s", "bytes"] {
-            assert!(value["regions"][0].get(key).is_some(), "region lacks {key}");
-        }
-        assert_eq!(Report::from_json(&r.to_json()).unwrap(), r);
-        let none = Report::from_ranks("pi", 2, false, &two_ranks(), None);
-        let value: serde_json::Value = serde_json::from_str(&none.to_json()).unwrap();
-        assert!(value["speedup"].is_null() && value["baseline_s"].is_null());
-        assert_eq!(Report::from_json("{").unwrap_err().kind(), ErrorKind::Io);
-    }
-
-    #[test]
-    fn csv_has_totals_then_regions() {
-        let r = Report::from_ranks("t", 1, true, &two_ranks(), None);
-        let csv = r.to_csv();
-        let lines: Vec<_> = csv.lines().collect();
-        assert_eq!(lines[0], "name,kind,calls,min_s,avg_s,max_s,bytes");
-        assert_eq!(lines[1], "wall,total,1,10.0,10.0,10.0,0");
-        assert_eq!(lines[3], "comm,total,1,2.0,3.0,4.0,160");
-        assert_eq!(lines[4], "wait,total,1,1.0,2.0,3.0,0");
-        assert_eq!(lines[6], "solve,compute,5,0.0,3.0,6.0,0");
-        assert_eq!(lines.len(), 8);
-    }
-
-    #[test]
-    fn table_names_every_figure() {
-        let text = Report::from_ranks("pi", 2, true, &two_ranks(), Some(32.0)).to_string();
-        for needle in [
-            "pi (2 ranks x 2 threads)",
-            "wall",
-            "compute",
-            "comm",
-            "wait",
-            "transfer",
-            "peak memory",
-            "comm fraction 30.0%",
-            "imbalance 1.143",
-            "speedup 3.20",
-            "efficiency 80.0%",
-            "Karp-Flatt",
-            "all_reduce",
-        ] {
-            assert!(text.contains(needle), "table lacks {needle:?}:\n{text}");
-        }
-    }
-}
+#[path = "report_tests.rs"]
+mod tests;

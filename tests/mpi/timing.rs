@@ -6,7 +6,7 @@ use spmd::array::{DistArray, Split};
 use spmd::timing::{RegionKind, Report};
 use spmd::{Op, Spmd};
 
-use crate::harness::{num_cpus, succeeds, trial, Module, Scenario};
+use crate::harness::{at_ranks, num_cpus, succeeds, trial, Module, Scenario};
 use crate::launcher::{flavor, Flavor};
 use crate::support::report_ok;
 
@@ -18,11 +18,15 @@ static PROFILER_TRUTH: Scenario = Scenario {
     name: "profiler_truth",
     run: profiler_truth,
 };
+static REPEAT_COUNTS: Scenario = Scenario {
+    name: "repeat_counts",
+    run: repeat_counts,
+};
 
 pub const MODULE: Module = Module {
-    scenarios: &[&KNOWN_SPLIT, &PROFILER_TRUTH],
+    scenarios: &[&KNOWN_SPLIT, &PROFILER_TRUTH, &REPEAT_COUNTS],
     trials: || {
-        let mut trials = Vec::new();
+        let mut trials = at_ranks(&REPEAT_COUNTS, 1..=4);
         for ranks in 1..=4 {
             for wait in ["0", "1"] {
                 let name = format!("timing_known_split_np{ranks}_wait{wait}");
@@ -107,8 +111,7 @@ fn check_report(r: &Report, p: usize, wait_separation: bool) {
     assert_eq!((r.program.as_str(), r.ranks), ("known_split", p));
     assert_eq!(r.threads_per_rank, rayon::current_num_threads());
     // Every rank ends together (final_sync), after the slowest rank's p units.
-    near("wall max", r.wall_s.max, pf * UNIT);
-    near("wall min", r.wall_s.min, pf * UNIT);
+    near("wall", r.wall_s.median, pf * UNIT);
     near("compute min", r.compute_s.min, UNIT);
     near("compute max", r.compute_s.max, pf * UNIT);
     near("compute avg", r.compute_s.avg, (pf + 1.0) / 2.0 * UNIT);
@@ -121,18 +124,21 @@ fn check_report(r: &Report, p: usize, wait_separation: bool) {
         r.imbalance
     );
     assert!(
-        (r.comm_fraction - r.comm_s.avg / r.wall_s.max).abs() < 1e-12
+        (r.comm_fraction - r.comm_s.avg / r.wall_s.median).abs() < 1e-12
             && (r.comm_fraction - (pf - 1.0) / (2.0 * pf)).abs() < 0.1,
         "comm fraction {}",
         r.comm_fraction
     );
     // The baseline is recorded and excluded from the wall time.
-    let baseline = r.baseline_s.expect("baseline measured");
+    let baseline = r.baseline_s.expect("baseline measured").median;
     assert!((baseline - BASELINE).abs() < slack(), "baseline {baseline}");
-    let speedup = r.speedup.expect("speedup");
-    assert_eq!(speedup, baseline / r.wall_s.max);
+    let speedup = r.speedup.expect("speedup").median;
+    assert_eq!(speedup, baseline / r.wall_s.median);
     let cores = (p * r.threads_per_rank) as f64;
-    assert_eq!(r.efficiency, Some(speedup / cores));
+    assert_eq!(r.efficiency.map(|e| e.median), Some(speedup / cores));
+    // One measurement of the whole run, and the report says so.
+    assert_eq!((r.repetitions, r.wall_s.samples), (1, 1));
+    assert!(r.warns(spmd::timing::WarningKind::SingleSample));
     assert_eq!(
         r.karp_flatt,
         spmd::timing::karp_flatt(speedup, p * r.threads_per_rank)
@@ -202,8 +208,15 @@ fn check_outputs(r: &Report) {
         "regions",
         "peak_rss_bytes",
         "karp_flatt",
+        "repetitions",
+        "samples",
+        "warnings",
+        "slowest_rank",
     ] {
         assert!(value.get(key).is_some(), "JSON lacks {key}: {text}");
+    }
+    for key in ["median", "min", "max", "ci_low", "ci_high", "samples"] {
+        assert!(value["speedup"].get(key).is_some(), "speedup.{key}: {text}");
     }
     for key in ["min", "avg", "max"] {
         assert!(value["compute_s"][key].is_f64(), "compute_s.{key}");
@@ -216,7 +229,10 @@ fn check_outputs(r: &Report) {
     assert_eq!(&Report::from_json(&text).unwrap(), r);
     let csv = r.to_csv();
     let rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows[0], "name,kind,calls,min_s,avg_s,max_s,bytes");
+    assert_eq!(
+        rows[0],
+        "name,kind,calls,min,median,avg,max,ci_low,ci_high,bytes"
+    );
     assert!(
         rows.iter().any(|l| l.starts_with("work,compute,1,")),
         "{csv}"
@@ -334,4 +350,69 @@ fn profiler_truth() {
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// `Spmd::repeat` at any rank count: the step runs warm-up + K times on every rank, the
+/// baseline warm-up + K times on the root only, and the report summarises exactly the K
+/// measured repetitions (samples, paired baselines, region calls).
+fn repeat_counts() {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const K: usize = 4;
+    let spmd = Spmd::init().expect("init");
+    let world = spmd.world();
+    let (steps, baselines) = (Cell::new(0_usize), AtomicUsize::new(0));
+    let measured = spmd
+        .repeat(K)
+        .baseline(|| {
+            std::thread::sleep(Duration::from_millis(2));
+            baselines.fetch_add(1, Ordering::Relaxed) + 1
+        })
+        .run(|| -> spmd::Result<usize> {
+            steps.set(steps.get() + 1);
+            Ok(world.all_reduce(1_usize, Op::Sum))
+        })
+        .expect("repeat");
+    assert_eq!(steps.get(), K + 1, "step runs: warm-up + {K}");
+    assert_eq!(measured.result, world.size());
+    assert_eq!(measured.repetitions, K);
+    let expected_baselines = if spmd.is_root() { K + 1 } else { 0 };
+    assert_eq!(baselines.load(Ordering::Relaxed), expected_baselines);
+    assert_eq!(measured.baseline, spmd.is_root().then_some(K + 1));
+    // The same with a baseline on the root's own communicator, and no warm-up.
+    let on_comm = Cell::new(0_usize);
+    let again = spmd
+        .repeat(2)
+        .warmup(0)
+        .baseline_with_comm(|alone| {
+            on_comm.set(on_comm.get() + 1);
+            alone.size()
+        })
+        .run(|| -> spmd::Result<()> { Ok(()) })
+        .expect("repeat on a communicator");
+    assert_eq!(on_comm.get(), if spmd.is_root() { 2 } else { 0 });
+    assert_eq!(again.baseline, spmd.is_root().then_some(1));
+
+    let report = spmd.report("repeat").expect("report");
+    if let Some(r) = report {
+        // The last measurement (2 repetitions) is what the profiler holds on top of the
+        // first's 4: 6 samples, paired with 6 baseline runs.
+        assert_eq!((r.repetitions, r.samples.len()), (K + 2, K + 2));
+        let baseline = r.baseline_s.expect("paired baselines");
+        assert_eq!(baseline.samples, K + 2);
+        assert!(r.speedup.is_some() && r.efficiency.is_some());
+        let reduce = r
+            .regions
+            .iter()
+            .find(|g| g.name == "all_reduce")
+            .expect("the step's all_reduce");
+        // Measured repetitions only: the warm-up's call is not counted.
+        assert_eq!(reduce.calls, K as u64);
+        assert!(!r.warns(spmd::timing::WarningKind::SingleSample));
+        let value: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(value["repetitions"], K + 2);
+        assert_eq!(value["samples"].as_array().map(Vec::len), Some(K + 2));
+        assert_eq!(value["speedup"]["samples"], K + 2);
+    }
+    report_ok("repeat_counts", &spmd);
 }

@@ -61,17 +61,17 @@ fn pi_report() -> Result<(), String> {
         return Err(out.describe());
     }
     let r = read_report(&json)?;
-    let baseline = r.baseline_s.ok_or("no baseline_s")?;
-    let speedup = r.speedup.ok_or("no speedup")?;
+    let baseline = r.baseline_s.ok_or("no baseline_s")?.median;
+    let speedup = r.speedup.ok_or("no speedup")?.median;
     let cores = (r.ranks * r.threads_per_rank) as f64;
     let problems = [
         (r.program != "pi" || r.ranks != 2, "program or ranks"),
         (
-            speedup != baseline / r.wall_s.max,
+            speedup != baseline / r.wall_s.median,
             "speedup = baseline / wall",
         ),
         (
-            r.efficiency != Some(speedup / cores),
+            r.efficiency.map(|e| e.median) != Some(speedup / cores),
             "efficiency = speedup / cores",
         ),
         (r.karp_flatt.is_none(), "Karp-Flatt fraction"),
@@ -94,7 +94,9 @@ fn pi_report() -> Result<(), String> {
         return Err(format!("{what} wrong in {r:#?}\n{}", out.describe()));
     }
     let csv_text = std::fs::read_to_string(&csv).map_err(|e| e.to_string())?;
-    if !csv_text.starts_with("name,kind,calls,min_s,avg_s,max_s,bytes\nwall,total,") {
+    if !csv_text
+        .starts_with("name,kind,calls,min,median,avg,max,ci_low,ci_high,bytes\nwall_s,spread,")
+    {
         return Err(format!("bad CSV:\n{csv_text}"));
     }
     Ok(())
@@ -135,6 +137,8 @@ fn scaling_runner(runner: &Path) -> Result<(), String> {
     let args = [
         "--ranks",
         "1,2",
+        "--repeat",
+        "3",
         "--predict",
         "8,64",
         "--out",
@@ -150,8 +154,11 @@ fn scaling_runner(runner: &Path) -> Result<(), String> {
     }
     for needle in [
         "speedup against the sequential baseline",
+        "medians of 3 repetitions per run",
         "efficiency",
         "MODEL (a fit",
+        "imbalance",
+        "95% band",
         "predicted",
     ] {
         if !out.stdout.contains(needle) {
@@ -165,9 +172,16 @@ fn scaling_runner(runner: &Path) -> Result<(), String> {
     let second = read_report(&dir.join("run_r2_t1.json"))?;
     let baseline = first
         .baseline_s
-        .ok_or("the first run measured no baseline")?;
+        .ok_or("the first run measured no baseline")?
+        .median;
     if second.baseline_s.is_some() || second.ranks != 2 {
         return Err("the second run should be 2 ranks without a baseline".into());
+    }
+    if (first.repetitions, second.repetitions) != (3, 3) {
+        return Err(format!(
+            "--repeat 3 was not honoured: {} and {} repetitions",
+            first.repetitions, second.repetitions
+        ));
     }
     let csv = std::fs::read_to_string(dir.join("scaling.csv")).map_err(|e| e.to_string())?;
     let mut reader = csv::Reader::from_reader(csv.as_bytes());
@@ -190,7 +204,11 @@ fn scaling_runner(runner: &Path) -> Result<(), String> {
         let speedup: f64 = row[speedup_col]
             .parse()
             .map_err(|_| format!("bad speedup in {csv}"))?;
-        let expected = baseline / report.wall_s.max;
+        // With a baseline: the median of the paired speedups; without: the baseline's median
+        // over this run's median time (an odd number of repetitions, so a sample each).
+        let expected = report
+            .speedup
+            .map_or(baseline / report.wall_s.median, |s| s.median);
         if row[ranks_col] != report.ranks.to_string()
             || (speedup - expected).abs() > 1e-9 * expected
         {

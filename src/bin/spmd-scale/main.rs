@@ -7,8 +7,10 @@
 //! spmd-scale --mode weak --size-flag --samples --size 50000000 --ranks 1,2 -- target/release/examples/pi
 //! ```
 //!
-//! The program must accept `--report PATH` (and `--baseline` for strong scaling), as every
-//! `spmd` example does.
+//! The program must accept `--report PATH`, `--repeat K` (and `--baseline` for strong
+//! scaling), as every `spmd` example does. Every run measures K repetitions (default 5), with
+//! the baseline interleaved in the first; the table shows medians with their range, and the
+//! model is fitted to the repetitions and predicts with a bootstrap interval.
 
 mod plot;
 mod run;
@@ -55,6 +57,9 @@ struct Args {
     /// Rank counts to predict from the fitted model (strong scaling).
     #[arg(long, value_delimiter = ',', default_value = "8,64,512")]
     predict: Vec<usize>,
+    /// Measured repetitions per run (`--repeat K` to the program).
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
     /// Directory for the reports, `scaling.csv` and `speedup.svg`.
     #[arg(long, default_value = "spmd-scale-out")]
     out: PathBuf,
@@ -72,20 +77,26 @@ struct Args {
     program: Vec<String>,
 }
 
-/// One row of the scaling table and CSV.
+/// One row of the scaling table and CSV: medians over the run's repetitions.
 #[derive(Debug, Serialize)]
 struct Row {
     ranks: usize,
     threads: usize,
     cores: usize,
     size: Option<u64>,
+    repetitions: usize,
     wall_s: f64,
+    wall_min_s: f64,
+    wall_max_s: f64,
     compute_s: f64,
-    comm_s: f64,
+    transfer_s: f64,
     comm_fraction: f64,
     imbalance: f64,
     speedup: f64,
+    speedup_min: f64,
+    speedup_max: f64,
     efficiency: f64,
+    warnings: usize,
 }
 
 fn main() -> ExitCode {
@@ -119,6 +130,7 @@ fn scale(args: &Args) -> Result<(), String> {
             if wants_baseline {
                 program_args.push("--baseline".into());
             }
+            program_args.extend(["--repeat".into(), args.repeat.to_string()]);
             program_args.extend(["--report".into(), path.display().to_string()]);
             eprintln!("spmd-scale: {ranks} ranks x {threads} threads ...");
             launcher.run(ranks, threads, &args.program[0], &program_args)?;
@@ -136,12 +148,22 @@ fn scale(args: &Args) -> Result<(), String> {
     print_table(args, &rows, &reports[0].1);
     write_csv(&args.out.join("scaling.csv"), &rows)?;
 
-    let model = (args.mode == Mode::Strong).then(|| fit(&reports)).flatten();
-    if let Some((model, reference)) = model {
-        print_model(args, &model, reference);
-    } else {
-        println!("\nmodel: fitted for strong scaling only");
-    }
+    let model = match args.mode {
+        Mode::Strong => match fit(&reports) {
+            Ok(fitted) => {
+                print_model(args, &fitted);
+                Some(fitted)
+            }
+            Err(why) => {
+                println!("\nMODEL: not fitted: {why}");
+                None
+            }
+        },
+        Mode::Weak => {
+            println!("\nMODEL: fitted for strong scaling only");
+            None
+        }
+    };
     let svg = args.out.join("speedup.svg");
     plot::speedup(&svg, args.mode == Mode::Strong, &rows, model.as_ref())?;
     println!(
@@ -171,34 +193,46 @@ fn rows(mode: Mode, reports: &[(Option<u64>, Report)]) -> Vec<Row> {
     let (_, first) = &reports[0];
     let first_cores = (first.ranks * first.threads_per_rank) as f64;
     // Strong: time of the sequential solution, or the first run's (scaled by its cores).
-    let reference = first.baseline_s.unwrap_or(first.wall_s.max * first_cores);
+    let reference = first
+        .baseline_s
+        .map_or(first.wall_s.median * first_cores, |b| b.median);
     reports
         .iter()
         .map(|(size, r)| {
             let cores = r.ranks * r.threads_per_rank;
-            let (speedup, efficiency) = match mode {
-                Mode::Strong => {
-                    let s = reference / r.wall_s.max;
-                    (s, s / cores as f64)
-                }
-                Mode::Weak => {
-                    // Scaled speedup: cores × (time of the first run / time of this run).
-                    let e = first.wall_s.max / r.wall_s.max;
-                    (e * cores as f64 / first_cores, e)
-                }
+            // Strong: speedup against the reference; weak: scaled speedup, cores × (first
+            // run's time / this run's time).
+            let speedup_of = |wall: f64| match mode {
+                Mode::Strong => reference / wall,
+                Mode::Weak => first.wall_s.median / wall * cores as f64 / first_cores,
             };
+            let speedup = match (mode, r.speedup) {
+                (Mode::Strong, Some(s)) => s,
+                _ => r.wall_s.map(speedup_of),
+            };
+            let transfer = spmd::timing::Spread::of(r.samples.iter().map(|s| s.transfer_s)).median;
             Row {
                 ranks: r.ranks,
                 threads: r.threads_per_rank,
                 cores,
                 size: *size,
-                wall_s: r.wall_s.max,
+                repetitions: r.repetitions,
+                wall_s: r.wall_s.median,
+                wall_min_s: r.wall_s.min,
+                wall_max_s: r.wall_s.max,
                 compute_s: r.compute_s.avg,
-                comm_s: r.comm_s.avg,
+                transfer_s: transfer,
                 comm_fraction: r.comm_fraction,
                 imbalance: r.imbalance,
-                speedup,
-                efficiency,
+                speedup: speedup.median,
+                // A speedup's smallest value comes with the longest time.
+                speedup_min: speedup.min.min(speedup.max),
+                speedup_max: speedup.max.max(speedup.min),
+                efficiency: match mode {
+                    Mode::Strong => speedup.median / cores as f64,
+                    Mode::Weak => first.wall_s.median / r.wall_s.median,
+                },
+                warnings: r.warnings.len(),
             }
         })
         .collect()
@@ -209,42 +243,63 @@ fn print_table(args: &Args, rows: &[Row], first: &Report) {
         (Mode::Weak, _) => {
             "weak scaling: efficiency = first run's time / this run's time".to_string()
         }
-        (Mode::Strong, Some(b)) => {
-            format!("speedup against the sequential baseline ({b:.4} s on 1 core)")
-        }
+        (Mode::Strong, Some(b)) => format!(
+            "speedup against the sequential baseline ({:.4} s on 1 core, median of {})",
+            b.median, b.samples
+        ),
         (Mode::Strong, None) => {
             "speedup against the first run × its cores (no baseline)".to_string()
         }
     };
     println!("{} — {reference}", args.program.join(" "));
     println!(
-        "{:>6} {:>8} {:>6} {:>12} {:>11} {:>11} {:>11} {:>7} {:>10} {:>8} {:>10}",
+        "medians of {} repetitions per run; [min .. max] over them",
+        args.repeat
+    );
+    println!(
+        "{:>6} {:>8} {:>6} {:>12} {:>11} {:>21} {:>11} {:>11} {:>7} {:>10} {:>8} {:>15} {:>10}",
         "ranks",
         "threads",
         "cores",
         "size",
         "wall s",
+        "[min .. max]",
         "compute s",
-        "comm s",
+        "transfer s",
         "comm %",
         "imbalance",
         "speedup",
+        "[min .. max]",
         "efficiency"
     );
     for r in rows {
         println!(
-            "{:>6} {:>8} {:>6} {:>12} {:>11.4} {:>11.4} {:>11.4} {:>7.2} {:>10.3} {:>8.2} {:>9.1}%",
+            "{:>6} {:>8} {:>6} {:>12} {:>11.4} {:>21} {:>11.4} {:>11.6} {:>7.2} {:>10.3} {:>8.2} {:>15} {:>9.1}%",
             r.ranks,
             r.threads,
             r.cores,
             r.size.map_or("-".into(), |s| s.to_string()),
             r.wall_s,
+            format!("[{:.4} .. {:.4}]", r.wall_min_s, r.wall_max_s),
             r.compute_s,
-            r.comm_s,
+            r.transfer_s,
             100.0 * r.comm_fraction,
             r.imbalance,
             r.speedup,
+            format!("[{:.2} .. {:.2}]", r.speedup_min, r.speedup_max),
             100.0 * r.efficiency
+        );
+    }
+    let warned: Vec<String> = rows
+        .iter()
+        .filter(|r| r.warnings > 0)
+        .map(|r| format!("{}x{}", r.ranks, r.threads))
+        .collect();
+    if !warned.is_empty() {
+        println!(
+            "the reports of runs {} carry warnings (noise, imbalance, oversubscription): see \
+             their JSON in the output directory",
+            warned.join(", ")
         );
     }
 }
@@ -257,45 +312,78 @@ fn write_csv(path: &std::path::Path, rows: &[Row]) -> Result<(), String> {
     out.flush().map_err(|e| e.to_string())
 }
 
-/// The model fitted to the runs, and the reference time its speedups are relative to.
-fn fit(reports: &[(Option<u64>, Report)]) -> Option<(ScalingModel, f64)> {
-    let runs: Vec<RunFigures> = reports
-        .iter()
-        .map(|(_, r)| RunFigures {
-            ranks: r.ranks,
-            threads: r.threads_per_rank,
-            compute_s: r.compute_s.avg,
-            comm_s: r.comm_s.avg,
-        })
-        .collect();
-    let model = ScalingModel::fit(&runs)?;
-    let reference = reports[0].1.baseline_s.unwrap_or_else(|| model.time(1, 1));
-    Some((model, reference))
+/// The fitted model with what its predictions need: the runs (for the bootstrap band) and the
+/// reference time its speedups are relative to.
+pub struct Fitted {
+    pub model: ScalingModel,
+    pub runs: Vec<RunFigures>,
+    pub reference: f64,
 }
 
-fn print_model(args: &Args, model: &ScalingModel, reference: f64) {
-    let threads = args.threads[0];
+/// Bootstrap resamplings behind each prediction's interval.
+const BOOTSTRAPS: usize = 400;
+
+impl Fitted {
+    /// The predicted speedup on `ranks × threads` and its interval (low, high).
+    pub fn speedup(&self, ranks: usize, threads: usize) -> (f64, f64, f64) {
+        let (fast, slow) = self.model.band(&self.runs, ranks, threads, BOOTSTRAPS);
+        (
+            self.model.speedup(self.reference, ranks, threads),
+            self.reference / slow,
+            self.reference / fast,
+        )
+    }
+}
+
+fn fit(reports: &[(Option<u64>, Report)]) -> Result<Fitted, String> {
+    let runs: Vec<RunFigures> = reports
+        .iter()
+        .map(|(_, r)| RunFigures::from_report(r))
+        .collect();
+    let model = ScalingModel::fit(&runs)?;
+    let reference = reports[0]
+        .1
+        .baseline_s
+        .map_or_else(|| model.time(1, 1), |b| b.median);
+    Ok(Fitted {
+        model,
+        runs,
+        reference,
+    })
+}
+
+fn print_model(args: &Args, fitted: &Fitted) {
+    let (model, threads) = (&fitted.model, args.threads[0]);
     println!(
-        "\nMODEL (a fit, not a measurement): T(r, t) = {:.4e} s + {:.4e} s / (r·t) + {:.4e} s · log2(r)",
-        model.serial_s, model.parallel_s, model.comm_per_level_s
+        "\nMODEL (a fit, not a measurement): T(r, t) = ({:.4e} s + {:.4e} s / (r·t)) · {:.3} \
+         + {:.1} messages · {:.3e} s · log2(r) + {:.0} bytes · {:.3e} s",
+        model.serial_s,
+        model.parallel_s,
+        model.imbalance,
+        model.messages,
+        model.latency_s,
+        model.bytes,
+        model.seconds_per_byte
     );
     println!(
-        "  serial part {:.4e} s, parallel part {:.4e} s, comm per doubling of ranks {:.4e} s \
-         (latency + bytes/bandwidth of this program's collectives, including waiting)",
-        model.serial_s, model.parallel_s, model.comm_per_level_s
+        "  compute: serial {:.4e} s + parallel {:.4e} s over the cores; imbalance {:.3} (waiting \
+         for the slowest rank, which scales with compute); transfer: {:.3e} s per message per \
+         tree level, {:.3e} s per byte (measured on the slowest rank, which does not wait)",
+        model.serial_s, model.parallel_s, model.imbalance, model.latency_s, model.seconds_per_byte
     );
     println!(
-        "{:>8} {:>8} {:>14} {:>18} {:>12}",
-        "ranks", "threads", "predicted s", "predicted speedup", "efficiency"
+        "{:>8} {:>8} {:>14} {:>18} {:>22} {:>12}",
+        "ranks", "threads", "predicted s", "predicted speedup", "95% band", "efficiency"
     );
     for &ranks in &args.predict {
-        let s = model.speedup(reference, ranks, threads);
+        let (s, low, high) = fitted.speedup(ranks, threads);
         println!(
-            "{:>8} {:>8} {:>14.4e} {:>18.2} {:>11.1}%",
+            "{:>8} {:>8} {:>14.4e} {:>18.2} {:>22} {:>11.1}%",
             ranks,
             threads,
             model.time(ranks, threads),
             s,
+            format!("[{low:.2} .. {high:.2}]"),
             100.0 * s / (ranks * threads) as f64
         );
     }
@@ -306,7 +394,7 @@ fn print_model(args: &Args, model: &ScalingModel, reference: f64) {
     } else {
         println!(
             "  predicted fastest at {best} ranks x {threads} threads; beyond that, adding ranks \
-             costs more in communication than it saves in compute"
+             costs more in transfer than it saves in compute"
         );
     }
 }

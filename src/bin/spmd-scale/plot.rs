@@ -3,17 +3,17 @@
 use std::path::Path;
 
 use plotters::prelude::*;
-use spmd::timing::scaling::ScalingModel;
 
-use crate::Row;
+use crate::{Fitted, Row};
 
-/// Speedup (strong) or scaled speedup (weak) against cores on log–log axes, with the ideal
-/// line and, for strong scaling, the model's curve.
+/// Speedup (strong) or scaled speedup (weak) against cores on log–log axes: the ideal line,
+/// the measured medians with their range over repetitions, and, for strong scaling, the
+/// model's curve inside its bootstrap band.
 pub fn speedup(
     path: &Path,
     strong: bool,
     rows: &[Row],
-    model: Option<&(ScalingModel, f64)>,
+    model: Option<&Fitted>,
 ) -> Result<(), String> {
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
         let max_cores = rows.iter().map(|r| r.cores).max().unwrap_or(1).max(2) as f64 * 4.0;
@@ -54,20 +54,39 @@ pub fn speedup(
             .label("measured")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE.stroke_width(2)));
         chart.draw_series(measured.iter().map(|&p| Circle::new(p, 4, BLUE.filled())))?;
-        if let Some((model, reference)) = model {
+        // The range over repetitions as a vertical bar at each point.
+        chart.draw_series(rows.iter().map(|r| {
+            let x = r.cores as f64;
+            PathElement::new(
+                [(x, r.speedup_min.max(0.1)), (x, r.speedup_max.max(0.1))],
+                BLUE.stroke_width(1),
+            )
+        }))?;
+        if let Some(fitted) = model {
             let threads = rows[0].threads;
-            let curve: Vec<(f64, f64)> = (0..=64)
+            let curve: Vec<(f64, f64, f64, f64)> = (0..=48)
                 .map(|i| {
-                    let ranks = (max_cores / threads as f64).powf(i as f64 / 64.0).max(1.0);
-                    let cores = ranks * threads as f64;
-                    (
-                        cores,
-                        model.speedup(*reference, ranks.round() as usize, threads),
-                    )
+                    let ranks = (max_cores / threads as f64)
+                        .powf(i as f64 / 48.0)
+                        .max(1.0)
+                        .round() as usize;
+                    let (s, low, high) = fitted.speedup(ranks, threads);
+                    ((ranks * threads) as f64, s, low, high)
                 })
                 .collect();
+            let mut band: Vec<(f64, f64)> = curve.iter().map(|c| (c.0, c.3.max(0.1))).collect();
+            band.extend(curve.iter().rev().map(|c| (c.0, c.2.max(0.1))));
             chart
-                .draw_series(LineSeries::new(curve, RED.stroke_width(1)))?
+                .draw_series(std::iter::once(Polygon::new(band, RED.mix(0.15))))?
+                .label("model: 95% band (bootstrap over repetitions)")
+                .legend(|(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 20, y + 5)], RED.mix(0.15).filled())
+                });
+            chart
+                .draw_series(LineSeries::new(
+                    curve.iter().map(|c| (c.0, c.1)),
+                    RED.stroke_width(1),
+                ))?
                 .label("model (predicted)")
                 .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
         }
