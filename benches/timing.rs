@@ -30,6 +30,53 @@ fn main() {
     let spmd = Spmd::init().expect("MPI init");
     collective_overhead(&spmd);
     region_cost(&spmd);
+    repetition_cost(&spmd);
+}
+
+/// What one repetition of [`Spmd::repeat`] adds to its step: the barrier that starts it
+/// together on every rank (the protocol) and the bookkeeping (clock reads, the profiler's
+/// region totals copied at both ends). Rounds alternate N bare barriers and N repetitions of
+/// an empty step (with a few regions open in the profiler, as a real program has), each timed
+/// as the slowest rank; the bookkeeping is the difference per repetition.
+fn repetition_cost(spmd: &Spmd) {
+    const N: usize = 20_000;
+    let world = spmd.world();
+    // Regions a real program would have entered, so the copies are not of an empty list.
+    for name in ["setup", "solve", "exchange", "norm"] {
+        drop(spmd.region(name));
+    }
+    let (mut bare, mut repeated) = (Vec::new(), Vec::new());
+    for _ in 0..21 {
+        world.raw().barrier();
+        let start = Instant::now();
+        for _ in 0..N {
+            world.raw().barrier();
+        }
+        bare.push(world.all_reduce(start.elapsed().as_secs_f64(), Op::Max) / N as f64);
+        world.raw().barrier();
+        let start = Instant::now();
+        spmd.repeat(N)
+            .warmup(0)
+            .run(|| -> spmd::Result<()> { Ok(()) })
+            .unwrap();
+        repeated.push(world.all_reduce(start.elapsed().as_secs_f64(), Op::Max) / N as f64);
+    }
+    let mut extra: Vec<f64> = repeated.iter().zip(&bare).map(|(r, b)| r - b).collect();
+    let (bare, repeated, extra) = (median(&mut bare), median(&mut repeated), median(&mut extra));
+    if spmd.is_root() {
+        println!(
+            "\nrepetition cost, {} ranks, median of 21 interleaved rounds of {N} (max over ranks)\n",
+            spmd.size()
+        );
+        println!("| case | µs per repetition |");
+        println!("|---|---:|");
+        println!("| bare barrier (the protocol) | {:.3} |", bare * 1e6);
+        println!("| repetition of an empty step | {:.3} |", repeated * 1e6);
+        println!(
+            "| bookkeeping (difference, median of per-round differences) | {:.3} |",
+            extra * 1e6
+        );
+    }
 }
 
 /// 1 KiB `all_reduce_into` with accounting on and off, and the raw rsmpi call.

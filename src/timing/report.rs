@@ -76,6 +76,9 @@ pub struct Sample {
     pub wall_s: f64,
     /// Compute time (wall minus comm), mean over ranks.
     pub compute_mean_s: f64,
+    /// Compute time of the rank that computed least.
+    #[serde(default)]
+    pub compute_min_s: f64,
     /// Compute time of the rank that computed longest.
     pub compute_max_s: f64,
     /// Comm time of the rank that computed longest, minus its waiting if measured: it arrives
@@ -136,7 +139,7 @@ pub const IMBALANCE_WARNING: f64 = 1.2;
 /// | `peak_rss_bytes` | a `Stat` of each rank's peak resident memory |
 /// | `baseline_s`, `speedup`, `efficiency` | `Spread`s of the sequential baseline, baseline / wall (paired per repetition) and speedup / cores; `null` without a baseline |
 /// | `karp_flatt` | the Karp–Flatt serial fraction of the median speedup (`null` on one core) |
-/// | `samples` | per repetition: `wall_s`, `compute_mean_s`, `compute_max_s`, `transfer_s`, `baseline_s` — what the scaling model resamples |
+/// | `samples` | per repetition: `wall_s`, `compute_mean_s`, `compute_min_s`, `compute_max_s`, `transfer_s`, `baseline_s` — what the scaling model resamples |
 /// | `warnings` | `{kind, message}` of every warning the report raised (see [`WarningKind`]) |
 /// | `regions` | per region: `name`, `kind`, `calls`, `min_s`, `avg_s`, `max_s` over ranks, `bytes` summed, `wait_avg_s`; with repetitions, totals over the measured repetitions |
 /// | `results` | what the program recorded with [`Report::record`] |
@@ -386,6 +389,7 @@ fn sample(series: &[Series], i: usize, wait_separation: bool, baseline_s: Option
     Sample {
         wall_s: series.iter().map(|s| s[i].0).fold(0.0, f64::max),
         compute_mean_s: computes.iter().sum::<f64>() / computes.len() as f64,
+        compute_min_s: computes.iter().copied().fold(f64::INFINITY, f64::min),
         compute_max_s,
         transfer_s: if wait_separation {
             (comm - wait).max(0.0)

@@ -138,8 +138,12 @@ fn repetitions_give_medians_spreads_and_paired_speedups() {
     assert_eq!((r.imbalance, r.slowest_rank), (1.25, 0));
     assert_eq!(r.samples[1].transfer_s, 1.0);
     assert_eq!(
-        (r.samples[2].compute_mean_s, r.samples[2].compute_max_s),
-        (5.0, 6.0)
+        (
+            r.samples[2].compute_min_s,
+            r.samples[2].compute_mean_s,
+            r.samples[2].compute_max_s
+        ),
+        (4.0, 5.0, 6.0)
     );
     // comm fraction: mean comm 2 over walls 5, 6, 7: median 2/6.
     assert_eq!(r.comm_fraction, 2.0 / 6.0);

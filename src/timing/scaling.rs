@@ -8,13 +8,16 @@
 //! T(1, t) =  serial_s + parallel_s / t
 //! ```
 //!
-//! - `serial_s + parallel_s / p` is Amdahl's law for the compute, fitted to the mean compute
-//!   time per rank of the runs (two parameters: at least two core counts are needed).
-//! - `I(r)` is the **imbalance**, max compute / mean compute, measured on the multi-rank runs
-//!   and taken as constant. The waiting it causes is proportional to compute, so it shrinks
-//!   with the compute as ranks are added — it is *not* communication and is not extrapolated
-//!   as such. (Booking it as communication is how a 2-rank run on a machine with one slow core
-//!   used to predict that more ranks would be slower.)
+//! - `serial_s + parallel_s / p` is Amdahl's law for the compute, fitted to the compute time
+//!   of the rank that computed *least* in each run (two parameters: at least two core counts
+//!   are needed). That rank is the least disturbed: on a machine whose cores do not run at the
+//!   same speed (a shared VM, a busy node), the mean would mix a slow core's time into the
+//!   work and the fit would read it as serial work that does not divide.
+//! - `I(r)` is the **imbalance**, slowest compute / fastest compute, measured on the
+//!   multi-rank runs and taken as constant. The waiting it causes is proportional to compute,
+//!   so it shrinks with the compute as ranks are added — it is *not* communication and is not
+//!   extrapolated as such. (Booking it as communication is how a 2-rank run on a machine with
+//!   one slow core used to predict that more ranks would be slower.)
 //! - `m · α · log2(r) + b · β` is the **transfer**: `m` messages (comm calls) and `b` bytes per
 //!   rank per repetition, as the runs' reports count them, each message paying a latency `α`
 //!   per level of a collective tree and each byte `β`. The transfer is measured on the rank
@@ -35,7 +38,7 @@ use super::stats::Spread;
 /// One repetition of a run, as the model sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSample {
-    /// Mean compute seconds per rank.
+    /// Compute seconds of the rank that computed least.
     pub compute_s: f64,
     /// Compute seconds of the rank that computed longest.
     pub compute_max_s: f64,
@@ -76,7 +79,7 @@ impl RunFigures {
                 .samples
                 .iter()
                 .map(|s| RunSample {
-                    compute_s: s.compute_mean_s,
+                    compute_s: s.compute_min_s,
                     compute_max_s: s.compute_max_s,
                     transfer_s: s.transfer_s,
                 })
@@ -102,7 +105,7 @@ pub struct ScalingModel {
     pub serial_s: f64,
     /// Compute seconds that divide over `ranks × threads` cores.
     pub parallel_s: f64,
-    /// Max compute / mean compute on more than one rank (1 when no multi-rank run).
+    /// Slowest compute / fastest compute on more than one rank (1 when no multi-rank run).
     pub imbalance: f64,
     /// Seconds per message per level of a collective tree (`α`).
     pub latency_s: f64,
@@ -144,9 +147,9 @@ impl ScalingModel {
             1.0
         } else {
             Spread::of(multi.iter().map(|r| {
-                let mean = r.median(|s| s.compute_s);
-                if mean > 0.0 {
-                    (r.median(|s| s.compute_max_s) / mean).max(1.0)
+                let fastest = r.median(|s| s.compute_s);
+                if fastest > 0.0 {
+                    (r.median(|s| s.compute_max_s) / fastest).max(1.0)
                 } else {
                     1.0
                 }
@@ -172,11 +175,11 @@ impl ScalingModel {
     /// The predicted compute seconds per repetition on `ranks × threads` (the slowest rank's).
     pub fn compute(&self, ranks: usize, threads: usize) -> f64 {
         let cores = (ranks.max(1) * threads.max(1)) as f64;
-        let mean = self.serial_s + self.parallel_s / cores;
+        let fastest = self.serial_s + self.parallel_s / cores;
         if ranks > 1 {
-            mean * self.imbalance
+            fastest * self.imbalance
         } else {
-            mean
+            fastest
         }
     }
 
@@ -364,7 +367,7 @@ mod tests {
         noise: f64,
         k: usize,
     ) -> RunFigures {
-        let mean = serial + parallel / ranks as f64;
+        let fastest = serial + parallel / ranks as f64;
         let transfer = if ranks > 1 {
             messages * alpha * (ranks as f64).log2() + bytes * beta
         } else {
@@ -378,8 +381,8 @@ mod tests {
                 .map(|i| {
                     let jitter = 1.0 + noise * if i % 2 == 0 { 1.0 } else { -1.0 };
                     RunSample {
-                        compute_s: mean * jitter,
-                        compute_max_s: mean * factor * jitter,
+                        compute_s: fastest * jitter,
+                        compute_max_s: fastest * factor * jitter,
                         transfer_s: transfer * jitter,
                     }
                 })
@@ -423,12 +426,13 @@ mod tests {
 
     #[test]
     fn waiting_is_not_extrapolated_as_communication() {
-        // What pi measured at 1 and 2 ranks: no real communication, a 30% slower core. The
-        // model must predict near-linear speedup, not a slowdown.
+        // What pi measured at 1 and 2 ranks: no real communication, one core 30% slower. The
+        // model must predict near-linear speedup, not a slowdown, and no serial part.
         let runs = [
             synthetic(1, 0.0, 2.0, 1.0, 1.0, 0.0, 32.0, 0.0, 0.02, 5),
             synthetic(2, 0.0, 2.0, 1.3, 1.0, 20e-6, 32.0, 0.0, 0.02, 5),
         ];
+        assert_eq!(ScalingModel::fit(&runs).unwrap().serial_s, 0.0);
         let m = ScalingModel::fit(&runs).unwrap();
         let reference = 2.0;
         let at = |r| m.speedup(reference, r, 1);

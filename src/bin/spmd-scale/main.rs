@@ -165,7 +165,14 @@ fn scale(args: &Args) -> Result<(), String> {
         }
     };
     let svg = args.out.join("speedup.svg");
-    plot::speedup(&svg, args.mode == Mode::Strong, &rows, model.as_ref())?;
+    let predict_to = args.predict.iter().copied().max().unwrap_or(8);
+    plot::speedup(
+        &svg,
+        args.mode == Mode::Strong,
+        &rows,
+        model.as_ref(),
+        predict_to,
+    )?;
     println!(
         "\nwrote {}, {} and the runs' reports in {}",
         args.out.join("scaling.csv").display(),

@@ -14,10 +14,21 @@ pub fn speedup(
     strong: bool,
     rows: &[Row],
     model: Option<&Fitted>,
+    predict_to: usize,
 ) -> Result<(), String> {
     let draw = || -> Result<(), Box<dyn std::error::Error>> {
-        let max_cores = rows.iter().map(|r| r.cores).max().unwrap_or(1).max(2) as f64 * 4.0;
-        let max_speedup = rows.iter().map(|r| r.speedup).fold(max_cores, f64::max);
+        let measured_cores = rows.iter().map(|r| r.cores).max().unwrap_or(1).max(2);
+        let max_cores = if model.is_some() {
+            (predict_to * rows[0].threads).max(measured_cores) as f64
+        } else {
+            measured_cores as f64 * 2.0
+        };
+        let max_speedup = rows.iter().map(|r| r.speedup_max).fold(max_cores, f64::max);
+        let min_speedup = rows
+            .iter()
+            .map(|r| r.speedup_min)
+            .fold(1.0, f64::min)
+            .max(1e-3);
         let root = SVGBackend::new(path, (800, 560)).into_drawing_area();
         root.fill(&WHITE)?;
         let title = if strong {
@@ -32,7 +43,7 @@ pub fn speedup(
             .y_label_area_size(56)
             .build_cartesian_2d(
                 (1.0_f64..max_cores).log_scale(),
-                (0.1_f64..max_speedup * 1.2).log_scale(),
+                (min_speedup * 0.8..max_speedup * 1.2).log_scale(),
             )?;
         chart
             .configure_mesh()
@@ -58,7 +69,7 @@ pub fn speedup(
         chart.draw_series(rows.iter().map(|r| {
             let x = r.cores as f64;
             PathElement::new(
-                [(x, r.speedup_min.max(0.1)), (x, r.speedup_max.max(0.1))],
+                [(x, r.speedup_min), (x, r.speedup_max)],
                 BLUE.stroke_width(1),
             )
         }))?;
@@ -74,8 +85,9 @@ pub fn speedup(
                     ((ranks * threads) as f64, s, low, high)
                 })
                 .collect();
-            let mut band: Vec<(f64, f64)> = curve.iter().map(|c| (c.0, c.3.max(0.1))).collect();
-            band.extend(curve.iter().rev().map(|c| (c.0, c.2.max(0.1))));
+            let floor = min_speedup * 0.8;
+            let mut band: Vec<(f64, f64)> = curve.iter().map(|c| (c.0, c.3.max(floor))).collect();
+            band.extend(curve.iter().rev().map(|c| (c.0, c.2.max(floor))));
             chart
                 .draw_series(std::iter::once(Polygon::new(band, RED.mix(0.15))))?
                 .label("model: 95% band (bootstrap over repetitions)")
@@ -92,6 +104,7 @@ pub fn speedup(
         }
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
             .draw()?;
