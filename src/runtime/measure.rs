@@ -164,16 +164,11 @@ impl Spmd {
             )
             .on_rank(self.root()));
         }
-        let span = profiler.now().saturating_sub(span);
+        profiler.exclude(profiler.now().saturating_sub(span));
         match record {
-            Record::Total => profiler.exclude_baseline(span, Duration::from_secs_f64(seconds)),
-            Record::Sample => {
-                profiler.exclude_baseline(span, Duration::ZERO);
-                if self.is_root() {
-                    profiler.record_baseline_run(seconds);
-                }
-            }
-            Record::Nothing => profiler.exclude_baseline(span, Duration::ZERO),
+            Record::Total => profiler.add_baseline(Duration::from_secs_f64(seconds)),
+            Record::Sample if self.is_root() => profiler.record_baseline_run(seconds),
+            Record::Sample | Record::Nothing => {}
         }
         Ok(outcome)
     }

@@ -31,10 +31,22 @@
 //! }
 //! ```
 //!
-//! The [`Report`] gives, over ranks, wall/compute/comm time (min/avg/max), the comm fraction,
-//! the compute imbalance, peak memory, the baseline with speedup, efficiency and the Karp–Flatt
-//! serial fraction, and per-region calls, times and bytes; as a table (`Display`), JSON
-//! ([`Report::to_json`]: one key per field of [`Report`]) or CSV ([`Report::to_csv`]).
+//! The [`Report`] gives the time of the run with the slowest rank's figures, per-rank
+//! compute/comm time (min/avg/max over ranks), the comm fraction, the compute imbalance and the
+//! slowest rank, peak memory, the baseline with speedup, efficiency and the Karp–Flatt serial
+//! fraction, per-region calls, times and bytes, and warnings about its own figures; as a table
+//! (`Display`), JSON ([`Report::to_json`]: one key per field of [`Report`]) or CSV
+//! ([`Report::to_csv`]).
+//!
+//! # One measurement is not a measurement
+//! On a shared machine the same program takes 1.2 s in one run and 1.5 s in the next. Measure
+//! the timed part several times with [`Spmd::repeat`](crate::Spmd::repeat): the sequential
+//! baseline and the parallel step alternate, and the report's time, speedup and efficiency
+//! become [`Spread`]s — median, range, and a distribution-free confidence interval of the
+//! median — with warnings when the spread is above 10% (a noisy machine), when efficiency is
+//! above 100% (superlinear: cache effects or a noisy baseline), when a node runs more threads
+//! than it has cores, and when one rank computes more than 1.2× the mean (naming it). A
+//! report of a single run says that it is one.
 //!
 //! # Waiting versus transfer
 //! A rank that reaches a collective early waits inside it for the others; by default that
@@ -48,9 +60,10 @@
 //! turns accounting off.
 //!
 //! # Scaling
-//! [`scaling`] fits a model (serial fraction, parallel part, per-level comm cost) to measured
-//! runs and predicts speedup at rank counts not measured; the `spmd-scale` binary runs a
-//! program over rank and thread counts and prints, writes and plots the result.
+//! [`scaling`] fits a model (serial and parallel compute, imbalance, per-message latency and
+//! per-byte cost) to measured runs and predicts speedup at rank counts not measured, with a
+//! bootstrap interval; the `spmd-scale` binary (feature `scale`) runs a program over rank and
+//! thread counts and prints, writes and plots the result.
 
 mod profiler;
 mod report;

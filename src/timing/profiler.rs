@@ -471,10 +471,13 @@ impl Profiler {
         self.clock.delta(start, end).as_secs_f64()
     }
 
-    /// Removes `span` ticks from the wall clock (the time a baseline measurement took) and
-    /// adds `baseline` to the recorded baseline time.
-    pub(crate) fn exclude_baseline(&self, span: u64, baseline: Duration) {
+    /// Removes `span` ticks from the wall clock (the time a baseline measurement took).
+    pub(crate) fn exclude(&self, span: u64) {
         self.excluded.set(self.excluded.get() + span);
+    }
+
+    /// Adds `baseline` to the one-off baseline total ([`Spmd::baseline`](crate::Spmd::baseline)).
+    pub(crate) fn add_baseline(&self, baseline: Duration) {
         self.baseline.set(Some(
             self.baseline.get().unwrap_or(Duration::ZERO) + baseline,
         ));
@@ -682,7 +685,8 @@ mod tests {
         clock.increment(ms(10));
         let before = p.now();
         clock.increment(ms(30));
-        p.exclude_baseline(p.now() - before, ms(25));
+        p.exclude(p.now() - before);
+        p.add_baseline(ms(25));
         clock.increment(ms(5));
         assert_eq!(p.elapsed(), ms(15));
         assert_eq!(p.baseline(), Some(ms(25)));

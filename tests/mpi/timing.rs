@@ -400,7 +400,17 @@ fn repeat_counts() {
         assert_eq!((r.repetitions, r.samples.len()), (K + 2, K + 2));
         let baseline = r.baseline_s.expect("paired baselines");
         assert_eq!(baseline.samples, K + 2);
-        assert!(r.speedup.is_some() && r.efficiency.is_some());
+        // The first measurement's baselines sleep 2 ms; the second's return at once: the
+        // samples are the baseline runs themselves, not a total or a placeholder.
+        assert!(
+            baseline.max >= 0.002 && baseline.min < 0.002,
+            "{baseline:?}"
+        );
+        let paired: Vec<f64> = r.samples.iter().filter_map(|s| s.baseline_s).collect();
+        assert_eq!(paired.len(), K + 2);
+        assert!(paired[..K].iter().all(|&b| b >= 0.002), "{paired:?}");
+        let speedup = r.speedup.expect("speedup");
+        assert!(speedup.max > 0.0 && r.efficiency.is_some(), "{speedup:?}");
         let reduce = r
             .regions
             .iter()
