@@ -44,6 +44,7 @@ use mpi::topology::Communicator;
 use crate::collective::{fingerprint, Field, Preflight};
 use crate::comm::Comm;
 use crate::error::Result;
+use crate::timing::Spread;
 
 /// The command that ends the followers' loop.
 const STOP: u64 = u64::MAX;
@@ -56,6 +57,8 @@ struct Kernel<'c> {
     run: Box<dyn FnMut(u64) + 'c>,
     iterations: u64,
     seconds: f64,
+    /// Seconds per iteration of every sample (the slowest rank's; rank 0 only).
+    per_iteration: Vec<f64>,
 }
 
 /// What one kernel cost, as [`MpiBencher::run`] returns it.
@@ -69,6 +72,10 @@ pub struct Measured {
     pub iterations: u64,
     /// Sum over samples of the slowest rank's time (meaningful on rank 0; 0 elsewhere).
     pub seconds: f64,
+    /// The time per iteration over criterion's samples (warm-up included), summarised as the
+    /// timing report summarises repetitions: median, range and the interval of the median.
+    /// `Some` on rank 0.
+    pub per_iteration_s: Option<Spread>,
 }
 
 /// Registers SPMD kernels and runs them as criterion benchmarks on every rank; see the
@@ -102,6 +109,7 @@ impl<'c> MpiBencher<'c> {
             run: Box::new(run),
             iterations: 0,
             seconds: 0.0,
+            per_iteration: Vec::new(),
         });
         self
     }
@@ -157,6 +165,8 @@ impl<'c> MpiBencher<'c> {
             .kernels
             .into_iter()
             .map(|k| Measured {
+                per_iteration_s: (!k.per_iteration.is_empty())
+                    .then(|| Spread::of(k.per_iteration.iter().copied())),
                 group: k.group,
                 id: k.id,
                 iterations: k.iterations,
@@ -229,6 +239,7 @@ fn sample(comm: &Comm, kernel: &mut Kernel<'_>, iters: u64) -> Duration {
     kernel.iterations += iters;
     if comm.rank() == 0 {
         kernel.seconds += slowest;
+        kernel.per_iteration.push(slowest / iters.max(1) as f64);
     }
     Duration::from_secs_f64(slowest)
 }

@@ -58,8 +58,9 @@ fn run() {
         }
     });
     let measured = bencher.run(&mut criterion).expect("the driver runs");
-    // Every rank ran exactly the iterations rank 0 asked for.
+    // Every rank ran exactly the iterations rank 0 asked for; only rank 0 has the samples.
     for m in &measured {
+        assert_eq!(m.per_iteration_s.is_some(), rank == 0, "{}", m.id);
         let all = world.all_gather(&[m.iterations]).unwrap();
         assert!(
             all.iter().all(|&n| n == all[0] && n > 0),
@@ -74,6 +75,13 @@ fn run() {
         assert!(
             per_iteration >= 0.9 * NAP.as_secs_f64(),
             "recorded {per_iteration} s per iteration, less than rank 1's nap"
+        );
+        // The same samples, summarised as the timing report summarises repetitions.
+        let spread = slow.per_iteration_s.expect("rank 0 has the samples");
+        assert!(spread.samples >= 2, "{spread:?}");
+        assert!(
+            spread.min >= 0.9 * NAP.as_secs_f64() && spread.min <= spread.median,
+            "{spread:?}"
         );
         let estimates = out
             .join("driver")
