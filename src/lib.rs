@@ -77,6 +77,9 @@ pub use par::Par;
 pub use partition::{Distribution, Partition};
 pub use runtime::{Spmd, SpmdBuilder, Threading};
 
+#[cfg(test)]
+mod fuzz_tests;
+
 /// Guides: longer reading than the module docs.
 pub mod guide {
     #[doc = include_str!("../docs/mpi4py.md")]

@@ -132,6 +132,7 @@
 mod blocks;
 mod checkpoint;
 mod halo;
+mod npy;
 mod ops;
 mod redistribute;
 mod split;
@@ -152,6 +153,16 @@ pub use split::{Split, SplitAxis, MAX_SPLIT_AXES};
 
 #[doc(hidden)]
 pub use checkpoint::FAULT_BEFORE_COMMIT_ENV;
+
+/// The file readers, for the crate's property tests over arbitrary bytes.
+#[cfg(test)]
+pub(crate) mod fuzzing {
+    pub(crate) use super::checkpoint::fuzzing::parse_manifest;
+
+    pub(crate) fn read_npy_header(bytes: &[u8]) -> Result<super::npy::NpyHeader, String> {
+        super::npy::read_header(&mut &bytes[..])
+    }
+}
 
 /// What a [`DistArray`] can hold: plain data that MPI can send and rayon can share.
 pub trait Element: mpi::datatype::Equivalence + Copy + Default + Send + Sync + 'static {}

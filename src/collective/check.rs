@@ -149,9 +149,12 @@ impl Comm {
 
         // A disagreement on the operation or element type comes first: the ranks are in
         // different calls, so their own arguments cannot be compared.
+        // When the operations differ, each rank's own name would differ too: the message
+        // then starts with a name they share.
         for (i, field) in fields.iter().enumerate().take(2) {
             if all[1 + i] != all[1 + SLOTS + i].wrapping_neg() {
-                return Err(self.disagreement(preflight.op, field));
+                let op = if i == 0 { "collectives" } else { preflight.op };
+                return Err(self.disagreement(op, field));
             }
         }
         if all[0] != NONE {

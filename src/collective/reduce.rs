@@ -24,7 +24,13 @@ impl Comm {
     pub fn all_reduce<T: Number>(&self, value: T, op: Op) -> T {
         let _timer = self.timed("all_reduce", 2 * size_of::<T>());
         let mut result = value;
-        self.raw().all_reduce_into(&value, &mut result, op.system());
+        if op.propagates_nan::<T>() {
+            let combine = |a: T, b: T| op.apply(a, b);
+            let nan_aware = elementwise_op(&combine, true);
+            self.raw().all_reduce_into(&value, &mut result, &nan_aware);
+        } else {
+            self.raw().all_reduce_into(&value, &mut result, op.system());
+        }
         result
     }
 
@@ -76,7 +82,13 @@ impl Comm {
                 Field::keyed("the reduction", op.code(), &op),
             ],
         })?;
-        self.raw().all_reduce_into(send, recv, op.system());
+        if op.propagates_nan::<T>() {
+            let combine = |a: T, b: T| op.apply(a, b);
+            let nan_aware = elementwise_op(&combine, true);
+            self.raw().all_reduce_into(send, recv, &nan_aware);
+        } else {
+            self.raw().all_reduce_into(send, recv, op.system());
+        }
         Ok(())
     }
 
@@ -128,12 +140,22 @@ impl Comm {
             ],
         })?;
         let root_process = self.raw().process_at_rank(root as i32);
+        let combine = |a: T, b: T| op.apply(a, b);
+        let nan_aware = op
+            .propagates_nan::<T>()
+            .then(|| elementwise_op(&combine, true));
         if self.rank() == root {
             let mut recv = send.to_vec();
-            root_process.reduce_into_root(send, &mut recv[..], op.system());
+            match &nan_aware {
+                Some(user) => root_process.reduce_into_root(send, &mut recv[..], user),
+                None => root_process.reduce_into_root(send, &mut recv[..], op.system()),
+            }
             Ok(Some(recv))
         } else {
-            root_process.reduce_into(send, op.system());
+            match &nan_aware {
+                Some(user) => root_process.reduce_into(send, user),
+                None => root_process.reduce_into(send, op.system()),
+            }
             Ok(None)
         }
     }
@@ -150,7 +172,7 @@ impl Comm {
         F: Fn(T, T) -> T + Sync,
     {
         let _timer = self.timed("all_reduce_with", 2 * size_of::<T>());
-        let op = elementwise_op(&combine);
+        let op = elementwise_op(&combine, false);
         let mut result = value;
         self.raw().all_reduce_into(&value, &mut result, &op);
         result
@@ -174,7 +196,7 @@ impl Comm {
             local_error: mpi_count(send.len(), OP, "the buffer").err(),
             agree: &[Field::number("the length", &send.len())],
         })?;
-        let op = elementwise_op(&combine);
+        let op = elementwise_op(&combine, false);
         let mut recv = send.to_vec();
         self.raw().all_reduce_into(send, &mut recv[..], &op);
         Ok(recv)
@@ -198,7 +220,7 @@ impl Comm {
             local_error: check_root(root, self.size(), OP),
             agree: &[Field::number("the root", &root)],
         })?;
-        let op = elementwise_op(&combine);
+        let op = elementwise_op(&combine, false);
         let root_process = self.raw().process_at_rank(root as i32);
         if self.rank() == root {
             let mut result = value;
@@ -211,13 +233,16 @@ impl Comm {
     }
 }
 
-/// An MPI user operation applying `combine` element by element: `inout[i] = combine(in[i], inout[i])`.
-fn elementwise_op<'a, T, F>(combine: &'a F) -> UserOperation<'a>
+/// An MPI user operation applying `combine` element by element: `inout[i] = combine(in[i],
+/// inout[i])`. `commutative` lets MPI combine ranks in any order (faster algorithms); without
+/// it ranks are combined in rank order.
+fn elementwise_op<'a, T, F>(combine: &'a F, commutative: bool) -> UserOperation<'a>
 where
     T: Equivalence + Copy,
     F: Fn(T, T) -> T + Sync,
 {
-    UserOperation::associative(move |input, inout| {
+    let apply = move |input: mpi::datatype::DynBuffer<'_>,
+                      inout: mpi::datatype::DynBufferMut<'_>| {
         let input = input
             .downcast::<T>()
             .expect("MPI passed the reduction a buffer of another type");
@@ -227,5 +252,10 @@ where
         for (left, right) in input.iter().zip(inout.iter_mut()) {
             *right = combine(*left, *right);
         }
-    })
+    };
+    if commutative {
+        UserOperation::commutative(apply)
+    } else {
+        UserOperation::associative(apply)
+    }
 }

@@ -30,6 +30,8 @@ pub fn run() {
     partitions(world);
     if world.size() > 1 {
         disagreements(world);
+        mismatched_types(world);
+        mismatched_collectives(world);
     }
     report_ok("bad_input", &spmd);
 }
@@ -352,6 +354,151 @@ fn disagreements(world: &Comm) {
         world.all_gather_partitioned(&[me], &part).map(|_| ()),
         disagree,
     );
+}
+
+/// "rank 0 has A; rank 1 has B" or "rank 0 has A; ranks 1-3 have B": rank 0 against the rest.
+fn zero_against_rest(p: usize, zero: &str, rest: &str) -> String {
+    let others = if p == 2 {
+        format!("rank 1 has {rest}")
+    } else {
+        format!("ranks 1-{} have {rest}", p - 1)
+    };
+    format!("rank 0 has {zero}; {others}")
+}
+
+/// Ranks that pass different element types of the same length: before 0.2 Open MPI aborted
+/// with MPI_ERR_TRUNCATE after printing a wrong value, and MPICH returned a different wrong
+/// answer on every rank. Now: the same Disagreement everywhere, naming every rank's type.
+fn mismatched_types(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    let disagree = ErrorKind::Disagreement;
+    let e = if me == 0 {
+        let mut out = [0.0_f64; 4];
+        expect_same_error(
+            world,
+            "all_reduce_into f64 against f32",
+            world.all_reduce_into(&[1.0_f64; 4], &mut out, Op::Sum),
+            disagree,
+        )
+    } else {
+        let mut out = [0.0_f32; 4];
+        expect_same_error(
+            world,
+            "all_reduce_into f64 against f32",
+            world.all_reduce_into(&[1.0_f32; 4], &mut out, Op::Sum),
+            disagree,
+        )
+    };
+    let expected = format!(
+        "all_reduce_into: ranks disagree on the element type: {}",
+        zero_against_rest(p, "f64 (8 bytes)", "f32 (4 bytes)")
+    );
+    assert!(
+        e.message().starts_with(&expected),
+        "{e}\nexpected {expected}"
+    );
+    // u8 against u64, a gather of equal lengths.
+    let label = "gather u8 against u64";
+    let e = if me == p - 1 {
+        expect_same_error(
+            world,
+            label,
+            world.gather(0, &[7_u64; 3]).map(|_| ()),
+            disagree,
+        )
+    } else {
+        expect_same_error(
+            world,
+            label,
+            world.gather(0, &[7_u8; 3]).map(|_| ()),
+            disagree,
+        )
+    };
+    assert!(e.message().contains("the element type"), "{e}");
+    assert!(
+        e.message()
+            .contains(&format!("rank {} has u64 (8 bytes)", p - 1)),
+        "{e}"
+    );
+    // Uneven counts: the element type is checked before the counts are exchanged.
+    let label = "all_gather_varcount i32 against u32";
+    let e = if me == 0 {
+        expect_same_error(
+            world,
+            label,
+            world.all_gather_varcount(&[1_i32]).map(|_| ()),
+            disagree,
+        )
+    } else {
+        expect_same_error(
+            world,
+            label,
+            world.all_gather_varcount(&[1_u32]).map(|_| ()),
+            disagree,
+        )
+    };
+    assert!(e.message().contains("i32 (4 bytes)"), "{e}");
+}
+
+/// Ranks in different collectives that happen to agree on root, length and type: before 0.2
+/// this hung (until the watchdog, if on, ended the job). Now the operation is one of the values
+/// every check compares.
+fn mismatched_collectives(world: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    let disagree = ErrorKind::Disagreement;
+    let label = "gather on rank 0, broadcast elsewhere";
+    let e = if me == 0 {
+        expect_same_error(
+            world,
+            label,
+            world.gather(0, &[5_u32]).map(|_| ()),
+            disagree,
+        )
+    } else {
+        let mut one = [0_u32];
+        expect_same_error(world, label, world.broadcast(0, &mut one[..]), disagree)
+    };
+    let expected = format!(
+        "collectives: ranks disagree on the operation: {}",
+        zero_against_rest(p, "gather", "broadcast")
+    );
+    assert!(e.message().contains(&expected), "{e}\nexpected {expected}");
+    // An all_reduce_into on the last rank against an all_gather_into elsewhere, same slices.
+    let label = "all_reduce_into against all_gather_into";
+    let e = if me == p - 1 {
+        let mut out = vec![0_i64; p];
+        expect_same_error(
+            world,
+            label,
+            world.all_reduce_into(&vec![1_i64; p], &mut out, Op::Sum),
+            disagree,
+        )
+    } else {
+        let mut out = vec![0_i64; p];
+        expect_same_error(
+            world,
+            label,
+            world.all_gather_into(&[1_i64], &mut out),
+            disagree,
+        )
+    };
+    assert!(e.message().contains("the operation"), "{e}");
+    // A DistArray collective against a plain one.
+    let a =
+        spmd::array::DistArray::<f64, ndarray::Ix1>::zeros(world, 10, spmd::array::Split::block(0))
+            .unwrap();
+    let label = "DistArray::sum against all_reduce_slice";
+    let e = if me == 0 {
+        expect_same_error(world, label, a.sum().map(|_| ()), disagree)
+    } else {
+        expect_same_error(
+            world,
+            label,
+            world.all_reduce_slice(&[0.0_f64], Op::Sum).map(|_| ()),
+            disagree,
+        )
+    };
+    assert!(e.message().contains("rank 0 has DistArray::sum"), "{e}");
 }
 
 /// Fewer elements than ranks, and none at all: equal-count scatter refuses what cannot be split

@@ -44,6 +44,122 @@ fn ok(ranks: usize, dir: &Path, mode: &str, offset: &str) -> Result<(), String> 
     expect_success(&CHECKPOINT, ranks, &step(ranks, dir, mode, offset, &[]))
 }
 
+/// The files of the current version of the checkpoint in `dir`.
+fn current(dir: &Path) -> Result<PathBuf, String> {
+    let name = std::fs::read_to_string(dir.join("CURRENT")).map_err(|e| e.to_string())?;
+    Ok(dir.join(name.trim()))
+}
+
+fn edit(path: &Path, change: impl FnOnce(&mut Vec<u8>)) -> Result<(), String> {
+    let mut bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    change(&mut bytes);
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Replaces the first occurrence of `from` in the manifest with `to`.
+fn edit_manifest(dir: &Path, from: &str, to: &str) -> Result<(), String> {
+    let path = current(dir)?.join("manifest.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    if !text.contains(from) {
+        return Err(format!("the manifest has no {from:?}:\n{text}"));
+    }
+    std::fs::write(&path, text.replacen(from, to, 1)).map_err(|e| e.to_string())
+}
+
+/// A checkpoint saved at 2 ranks, damaged one way, must be refused on every one of 3 ranks
+/// with an Io error saying what is wrong — never a crash, a hang or a silent load. Before 0.2
+/// an absurd shape crashed every rank (allocation failure) and a flipped data byte loaded
+/// silently.
+fn damaged_checkpoints() -> Vec<libtest_mimic::Trial> {
+    type Damage = fn(&Path) -> Result<(), String>;
+    let cases: [(&str, Damage, &str); 8] = [
+        (
+            "absurd_shape",
+            |d| {
+                edit_manifest(
+                    d,
+                    "\"shape\": [\n    7,",
+                    "\"shape\": [\n    1099511627776,",
+                )
+            },
+            "the manifest's split gives rank 0",
+        ),
+        (
+            "shape_beyond_addressing",
+            |d| {
+                edit_manifest(
+                    d,
+                    "\"shape\": [\n    7,\n    5,",
+                    "\"shape\": [\n    18446744073709551615,\n    5,",
+                )
+            },
+            "more elements than this machine can address",
+        ),
+        (
+            "flipped_data_byte",
+            |d| {
+                edit(&current(d)?.join("piece-00001.npy"), |b| {
+                    let last = b.len() - 3;
+                    b[last] ^= 0x10;
+                })
+            },
+            "piece-00001.npy has CRC-32",
+        ),
+        (
+            "piece_of_another_type",
+            |d| {
+                edit(&current(d)?.join("piece-00000.npy"), |b| {
+                    let at = b.windows(3).position(|w| w == b"<f8").expect("descr");
+                    b[at..at + 3].copy_from_slice(b"<i8");
+                })
+            },
+            "piece-00000.npy holds <i8 elements",
+        ),
+        (
+            "truncated_piece",
+            |d| {
+                edit(&current(d)?.join("piece-00001.npy"), |b| {
+                    b.truncate(b.len() - 8)
+                })
+            },
+            "(truncated or padded)",
+        ),
+        (
+            "missing_piece",
+            |d| {
+                std::fs::remove_file(current(d)?.join("piece-00000.npy")).map_err(|e| e.to_string())
+            },
+            "cannot open",
+        ),
+        (
+            "manifest_not_json",
+            |d| {
+                edit(&current(d)?.join("manifest.json"), |b| {
+                    b.truncate(b.len() / 2)
+                })
+            },
+            "the manifest does not parse",
+        ),
+        (
+            "checksum_count",
+            |d| edit_manifest(d, "\"crc32\": [", "\"crc32\": [\n    1,"),
+            "3 checksums for 2 pieces",
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, damage, expected)| {
+            trial(format!("checkpoint_{name}_refused_np3"), move || {
+                let d = dir(&format!("damaged-{name}"));
+                ok(2, &d, "save", "0")?;
+                damage(&d)?;
+                let env = [("CKPT_EXPECT", expected)];
+                expect_success(&CHECKPOINT, 3, &step(3, &d, "refused", "0", &env))
+            })
+        })
+        .collect()
+}
+
 fn trials() -> Vec<libtest_mimic::Trial> {
     let mut trials = Vec::new();
     for ranks in 1..=4 {
@@ -79,6 +195,7 @@ fn trials() -> Vec<libtest_mimic::Trial> {
             ok(3, &d, "load", "0")
         },
     ));
+    trials.extend(damaged_checkpoints());
     trials.push(trial(
         "checkpoint_corrupt_or_mismatched_refused_np3",
         || {
@@ -157,6 +274,20 @@ fn run() {
                 ErrorKind::Io,
             );
             assert!(e.message().contains("CURRENT"), "{e}");
+        }
+        "refused" => {
+            // Loading must give an Io error on every rank whose message holds CKPT_EXPECT.
+            let expected = std::env::var("CKPT_EXPECT").expect("CKPT_EXPECT");
+            let e = expect_same_error(
+                world,
+                "damaged checkpoint",
+                DistArray::<f64, Ix3>::load(world, &dir, Split::block(0)),
+                ErrorKind::Io,
+            );
+            assert!(
+                e.message().contains(&expected),
+                "{e}\nexpected {expected:?}"
+            );
         }
         "wrong_type" => {
             let e = expect_same_error(

@@ -42,6 +42,10 @@ static MIN_RANKS: Scenario = Scenario {
     name: "min_ranks",
     run: min_ranks,
 };
+static REINIT: Scenario = Scenario {
+    name: "reinit",
+    run: reinit,
+};
 
 pub const MODULE: Module = Module {
     scenarios: &[
@@ -53,6 +57,7 @@ pub const MODULE: Module = Module {
         &BAD_WATCHDOG_ENV,
         &PANIC_IN_REDUCTION_OP,
         &MIN_RANKS,
+        &REINIT,
     ],
     trials,
 };
@@ -74,6 +79,12 @@ fn trials() -> Vec<libtest_mimic::Trial> {
     trials.push(trial("watchdog_env_malformed_np2", || {
         succeeds(&BAD_WATCHDOG_ENV, 2, &[], &[("SPMD_WATCHDOG", "soon")])
     }));
+    for ranks in [1, 2] {
+        trials.push(trial(
+            format!("reinit_after_finalize_np{ranks}"),
+            move || succeeds(&REINIT, ranks, &[], &[]),
+        ));
+    }
     trials.push(trial("min_ranks_refused_without_mpirun", || {
         let mut cmd = std::process::Command::new(self_exe());
         cmd.env(SCENARIO_ENV, MIN_RANKS.name)
@@ -292,4 +303,20 @@ fn min_ranks() {
             println!("spmd-test ok: min_ranks refused: {e}");
         }
     }
+}
+
+/// A second context after the first was dropped (MPI finalised) is refused with a message
+/// saying MPI cannot start twice, not that it is "already initialised".
+fn reinit() {
+    let first = init();
+    let rank = first.rank();
+    drop(first);
+    let again = spmd::Spmd::init().expect_err("MPI cannot be initialised after finalize");
+    assert_eq!(again.kind(), spmd::ErrorKind::Init, "{again}");
+    assert!(
+        again.message().contains("cannot be initialised again")
+            && again.message().contains("finalised"),
+        "{again}"
+    );
+    println!("spmd-test ok: reinit rank {rank}");
 }

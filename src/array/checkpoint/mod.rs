@@ -1,108 +1,73 @@
 //! Checkpoint and restart; the format is documented in the `array` module docs.
+//!
+//! Loading never trusts a file further than it has checked it: the root reads `CURRENT` and
+//! the manifest (at most 64 MiB), checks every field against every other and every piece
+//! file's `.npy` header and size against the manifest, all before any rank allocates for the
+//! data; each rank then verifies the CRC-32 of every piece it reads. Whatever is wrong is the
+//! same `Err` on every rank.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+mod manifest;
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
 
 use ndarray::{ArrayD, Dimension, IxDyn, RemoveAxis};
-use ndarray_npy::{ReadableElement, WritableElement};
-use serde::{Deserialize, Serialize};
+use ndarray_npy::{ReadNpyExt, ReadableElement, WritableElement, WriteNpyExt};
 
 use super::blocks::{extract, place, shared_block};
 use super::split::Layout;
-use super::{DistArray, Element, Split, SplitAxis};
+use super::{DistArray, Element, Split};
 use crate::collective::{ElementType, Field, Preflight};
 use crate::comm::Comm;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::partition::Distribution;
+use manifest::{corrupt, read_bounded, Manifest, SavedAxis, FORMAT, VERSION};
 
-const FORMAT: &str = "spmd-distarray";
-/// The manifest version this library writes.
-const VERSION: u32 = 2;
 /// Set on the root to end the job between writing a checkpoint and committing it: how the
 /// test suite simulates a crash in the middle of a save. Not part of the API.
 #[doc(hidden)]
 pub const FAULT_BEFORE_COMMIT_ENV: &str = "SPMD_FAULT_BEFORE_COMMIT";
 
-/// One split axis as saved.
-#[derive(Debug, Serialize, Deserialize)]
-struct SavedAxis {
-    axis: usize,
-    distribution: String,
-    block_size: Option<usize>,
-    ranks: usize,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Manifest {
-    format: String,
-    version: u32,
-    dtype: String,
-    shape: Vec<usize>,
-    /// Version 2: every split axis.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    split: Option<Vec<SavedAxis>>,
-    /// Version 1: the one split axis, its distribution and block size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    split_axis: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    distribution: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    block_size: Option<usize>,
-    ranks: usize,
-    pieces: Vec<String>,
-}
-
-impl Manifest {
-    /// The layout the checkpoint was saved with.
-    fn layout(&self) -> Result<Layout> {
-        let axes: Vec<SplitAxis> = match (&self.split, self.split_axis, &self.distribution) {
-            (Some(saved), _, _) => saved
-                .iter()
-                .map(|a| {
-                    Ok(SplitAxis {
-                        axis: a.axis,
-                        distribution: distribution_from(&a.distribution, a.block_size)?,
-                        ranks: Some(a.ranks),
-                    })
-                })
-                .collect::<Result<_>>()?,
-            (None, Some(axis), Some(name)) => vec![SplitAxis {
-                axis,
-                distribution: distribution_from(name, self.block_size)?,
-                ranks: Some(self.ranks),
-            }],
-            _ => return Err(corrupt("the manifest names no split".into())),
-        };
-        if axes.is_empty() || axes.len() > super::MAX_SPLIT_AXES {
-            return Err(corrupt(format!("a split along {} axes", axes.len())));
-        }
-        Layout::new(Split::from_axes(&axes), &self.shape, self.ranks)
-            .map_err(|e| corrupt(e.message().to_owned()))
-    }
-}
-
-fn distribution_from(name: &str, block_size: Option<usize>) -> Result<Distribution> {
-    match (name, block_size) {
-        ("block", _) => Ok(Distribution::Block),
-        ("cyclic", _) => Ok(Distribution::Cyclic),
-        ("block-cyclic", Some(b)) => Ok(Distribution::BlockCyclic(b)),
-        (other, _) => Err(corrupt(format!("unknown distribution {other:?}"))),
-    }
-}
-
-fn corrupt(what: String) -> Error {
-    Error::new(
-        ErrorKind::Io,
-        format!("checkpoint is corrupt or not a spmd checkpoint: {what}"),
-    )
-}
-
 fn io(what: &str, path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::io(format!("checkpoint: cannot {what} {}", path.display()), e)
 }
 
+/// `T`'s NumPy type string as a `.npy` header spells it (`<f8`; ndarray-npy's descriptor
+/// prints as the Python literal `'<f8'`).
 fn dtype<T: WritableElement>() -> String {
-    T::type_descriptor().to_string()
+    manifest::bare(&T::type_descriptor().to_string()).to_owned()
+}
+
+/// Writes through to `inner` and keeps the CRC-32 of every byte written.
+struct CrcWriter<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Reads through from `inner` and keeps the CRC-32 of every byte read.
+struct CrcReader<R> {
+    inner: R,
+    crc: crc32fast::Hasher,
+}
+
+impl<R: Read> Read for CrcReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 impl<T, D> DistArray<T, D>
@@ -111,7 +76,8 @@ where
     D: Dimension + RemoveAxis,
 {
     /// Saves the array under directory `dir` (format and crash safety: the *Checkpoints*
-    /// section of [`crate::array`]). Collective; every rank writes its own piece.
+    /// section of [`crate::array`]). Collective; every rank writes its own piece and its
+    /// CRC-32, which the root records in the manifest.
     ///
     /// # Errors
     /// `Io`, on every rank, if a file cannot be written; `Disagreement` if ranks hold
@@ -132,24 +98,44 @@ where
         let [version] = comm.announce_from_root(0, [version], root_error)?;
         let version_dir = dir.join(format!("v-{version:06}"));
         let piece = version_dir.join(format!("piece-{:05}.npy", comm.rank()));
-        let written = ndarray_npy::write_npy(&piece, &self.local().as_standard_layout().to_owned())
-            .map_err(|e| io("write", &piece, e).on_rank(comm.rank()))
-            .err();
+        let written = self.write_piece(&piece);
+        let crc = written.as_ref().map_or(0, |&c| c);
         comm.preflight(Preflight {
             op: OP,
             element: None,
-            local_error: written,
+            local_error: written.err().map(|e| e.on_rank(comm.rank())),
             agree: &[],
         })?;
-        let commit =
-            (comm.rank() == 0).then(|| self.commit(dir, &version_dir, version, comm.size()));
+        let checksums = comm.gather(0, &[crc])?;
+        let commit = checksums.map(|sums| self.commit(dir, &version_dir, version, sums));
         let root_error = commit.and_then(Result::err);
         comm.announce_from_root(0, [0], root_error)?;
         Ok(())
     }
 
+    /// Writes this rank's piece to `path`; returns the file's CRC-32.
+    fn write_piece(&self, path: &Path) -> Result<u32> {
+        let file = std::fs::File::create(path).map_err(|e| io("create", path, e))?;
+        let mut out = CrcWriter {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            crc: crc32fast::Hasher::new(),
+        };
+        self.local()
+            .write_npy(&mut out)
+            .map_err(|e| io("write", path, e))?;
+        out.flush().map_err(|e| io("write", path, e))?;
+        Ok(out.crc.finalize())
+    }
+
     /// Root: manifest, then the atomic switch of `CURRENT`, then removal of older versions.
-    fn commit(&self, dir: &Path, version_dir: &Path, version: usize, ranks: usize) -> Result<()> {
+    fn commit(
+        &self,
+        dir: &Path,
+        version_dir: &Path,
+        version: usize,
+        crc32: Vec<u32>,
+    ) -> Result<()> {
+        let ranks = crc32.len();
         let split = self
             .layout
             .parts()
@@ -178,6 +164,7 @@ where
             block_size: None,
             ranks,
             pieces: (0..ranks).map(|r| format!("piece-{r:05}.npy")).collect(),
+            crc32: Some(crc32),
         };
         let path = version_dir.join("manifest.json");
         let text = serde_json::to_string_pretty(&manifest).expect("a manifest serialises");
@@ -209,13 +196,15 @@ where
 
     /// Loads the checkpoint under `dir`, saved by any number of ranks with any split, as an
     /// array split by `split` over `comm`. Collective. The root reads `CURRENT` and the
-    /// manifest and shares them; each rank then reads the saved pieces that hold part of its
-    /// new piece.
+    /// manifest, checks the whole checkpoint against them (element type, dimensions, split,
+    /// every piece file's header and size) and shares the manifest; each rank then reads the
+    /// saved pieces that hold part of its new piece, checking their CRC-32.
     ///
     /// # Errors
-    /// `Io`, on every rank, if there is no checkpoint or it is corrupt (a truncated or
-    /// missing piece, a manifest that does not parse) or holds another element type or number
-    /// of dimensions; `Shape` if `split` does not fit the saved shape.
+    /// `Io`, on every rank, if there is no checkpoint, it is corrupt (a manifest that does not
+    /// parse or contradicts itself, a missing, truncated or altered piece — the message names
+    /// the file) or holds another element type or number of dimensions; `Shape` if `split`
+    /// does not fit the saved shape.
     pub fn load(comm: &Comm, dir: impl AsRef<Path>, split: Split) -> Result<DistArray<T, D>> {
         const OP: &str = "DistArray::load";
         let dir = dir.as_ref();
@@ -226,12 +215,13 @@ where
             local_error: None,
             agree: &[Field::keyed("the split", split.key(), &split)],
         })?;
-        // The root reads CURRENT and the manifest, checks them, then shares both: no rank
-        // reads them alone, so a read that fails on one rank fails on all.
+        // The root reads and checks everything, then shares the manifest: no rank reads CURRENT
+        // or the manifest alone, so a read that fails on one rank fails on all, and nothing is
+        // allocated for data a file only claims to have.
         let mut text = Vec::new();
         let mut root_error = None;
         if comm.rank() == 0 {
-            match read_checkpoint::<T, D>(dir) {
+            match inspect::<T, D>(dir) {
                 Ok((version, manifest)) => {
                     text = version.into_bytes();
                     text.push(b'\n');
@@ -244,8 +234,7 @@ where
         comm.broadcast_vec(0, &mut text)?;
         let newline = text.iter().position(|&b| b == b'\n').unwrap_or(0);
         let version_dir = dir.join(String::from_utf8_lossy(&text[..newline]).as_ref());
-        let manifest: Manifest =
-            serde_json::from_slice(&text[newline + 1..]).map_err(|e| corrupt(e.to_string()))?;
+        let manifest = Manifest::parse(&text[newline + 1..], &dtype::<T>(), D::NDIM)?;
         let saved = manifest.layout()?;
         let shape = D::from_dimension(&IxDyn(&manifest.shape))
             .ok_or_else(|| corrupt("number of dimensions".into()))?;
@@ -270,7 +259,8 @@ where
         Ok(array)
     }
 
-    /// Copies into this rank's piece every element it holds from the saved pieces.
+    /// Copies into this rank's piece every element it holds from the saved pieces, checking
+    /// each piece file's CRC-32.
     fn fill_from(&mut self, manifest: &Manifest, saved: &Layout, version_dir: &Path) -> Result<()> {
         let rank = self.comm.rank();
         for (source, file) in manifest.pieces.iter().enumerate() {
@@ -280,16 +270,23 @@ where
                 continue;
             }
             let path = version_dir.join(file);
-            let piece: ArrayD<T> =
-                ndarray_npy::read_npy(&path).map_err(|e| io("read", &path, e))?;
-            let expected = saved.piece_shape(&IxDyn(&manifest.shape), source);
-            if piece.shape() != expected.slice() {
-                return Err(corrupt(format!(
-                    "{} has shape {:?}, the manifest says {:?}",
-                    path.display(),
-                    piece.shape(),
-                    expected.slice()
-                )));
+            let opened = std::fs::File::open(&path).map_err(|e| io("read", &path, e))?;
+            let mut input = CrcReader {
+                inner: BufReader::with_capacity(1 << 20, opened),
+                crc: crc32fast::Hasher::new(),
+            };
+            let piece = ArrayD::<T>::read_npy(&mut input).map_err(|e| io("read", &path, e))?;
+            // Anything after the data is part of the file, and of its checksum.
+            std::io::copy(&mut input, &mut std::io::sink()).map_err(|e| io("read", &path, e))?;
+            if let Some(expected) = manifest.crc32.as_ref().map(|sums| sums[source]) {
+                let found = input.crc.finalize();
+                if found != expected {
+                    return Err(corrupt(format!(
+                        "{} has CRC-32 {found:#010x}, the manifest recorded {expected:#010x}: \
+                         the file was altered or damaged after the save",
+                        path.display()
+                    )));
+                }
             }
             let piece = piece
                 .into_dimensionality::<D>()
@@ -301,10 +298,24 @@ where
     }
 }
 
+/// Root: the current version's name and its manifest's bytes, after checking the manifest is
+/// one `T` and `D` can load and every piece file matches it.
+fn inspect<T: WritableElement, D: Dimension>(dir: &Path) -> Result<(String, Vec<u8>)> {
+    let version = current_version(dir)?;
+    let version_dir = dir.join(&version);
+    let bytes = read_bounded(&version_dir.join("manifest.json"))?;
+    let manifest = Manifest::parse(&bytes, &dtype::<T>(), D::NDIM)?;
+    manifest.check_pieces(&version_dir, std::mem::size_of::<T>())?;
+    Ok((version, bytes))
+}
+
 /// The version directory's name that `CURRENT` holds.
 fn current_version(dir: &Path) -> Result<String> {
     let current = dir.join("CURRENT");
-    let name = std::fs::read_to_string(&current).map_err(|e| io("read", &current, e))?;
+    let mut name = String::new();
+    std::fs::File::open(&current)
+        .and_then(|f| f.take(256).read_to_string(&mut name))
+        .map_err(|e| io("read", &current, e))?;
     let name = name.trim();
     if !name.starts_with("v-") || name.contains(['/', '\\', '\n']) || name.contains("..") {
         return Err(corrupt(format!("CURRENT names {name:?}")));
@@ -326,47 +337,11 @@ fn next_version(dir: &Path) -> Result<usize> {
     Ok(version)
 }
 
-/// Root: the current version's name and its manifest's bytes, after checking the manifest is
-/// ours, for `T` and `D`.
-fn read_checkpoint<T: WritableElement, D: Dimension>(dir: &Path) -> Result<(String, Vec<u8>)> {
-    let version = current_version(dir)?;
-    let path: PathBuf = dir.join(&version).join("manifest.json");
-    let bytes = std::fs::read(&path).map_err(|e| io("read", &path, e))?;
-    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::io(
-            format!("checkpoint: {} is not a manifest", path.display()),
-            e,
-        )
-    })?;
-    if manifest.format != FORMAT || !(1..=VERSION).contains(&manifest.version) {
-        return Err(corrupt(format!(
-            "format {:?} version {}",
-            manifest.format, manifest.version
-        )));
+/// The manifest reader, for the crate's property tests.
+#[cfg(test)]
+pub(crate) mod fuzzing {
+    /// Parses `bytes` as the manifest of an `f64` array of 3 dimensions.
+    pub(crate) fn parse_manifest(bytes: &[u8]) -> crate::Result<()> {
+        super::manifest::Manifest::parse(bytes, "<f8", Some(3)).map(|_| ())
     }
-    if manifest.dtype != dtype::<T>() {
-        return Err(Error::new(
-            ErrorKind::Io,
-            format!(
-                "checkpoint holds elements {}, but is loaded as {}",
-                manifest.dtype,
-                dtype::<T>()
-            ),
-        ));
-    }
-    if D::NDIM.is_some_and(|n| n != manifest.shape.len()) {
-        return Err(Error::new(
-            ErrorKind::Io,
-            format!(
-                "checkpoint holds a {}-dimensional array, loaded as {}-dimensional",
-                manifest.shape.len(),
-                D::NDIM.unwrap_or(0)
-            ),
-        ));
-    }
-    manifest.layout()?;
-    if manifest.pieces.len() != manifest.ranks {
-        return Err(corrupt("piece count differs from rank count".into()));
-    }
-    Ok((version, bytes))
 }
