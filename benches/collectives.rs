@@ -67,6 +67,23 @@ fn run_all(spmd: &Spmd) -> Vec<Row> {
         ));
     }
     for bytes in SIZES_BYTES {
+        // Max of floats: spmd's NaN-propagating user operation against MPI's MPI_MAX.
+        let n = bytes / 8;
+        let send = vec![me as f64 + 0.5; n];
+        let mut recv = vec![0.0; n];
+        let mut recv2 = vec![0.0; n];
+        rows.push(measure(
+            spmd,
+            "all_reduce_into Max (NaN-aware)",
+            bytes,
+            Box::new(|c: &Comm| {
+                c.raw()
+                    .all_reduce_into(&send[..], &mut recv[..], SystemOperation::max())
+            }),
+            Box::new(|c: &Comm| c.all_reduce_into(&send, &mut recv2, Op::Max).unwrap()),
+        ));
+    }
+    for bytes in SIZES_BYTES {
         let n = bytes / 8;
         let send = vec![me as f64 + 0.5; n];
         let mut recv = vec![0.0; n];

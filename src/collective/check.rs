@@ -1,13 +1,13 @@
 //! The agreement check that runs before a collective moves data.
 //!
 //! Every rank contributes its own argument errors and the values that must agree; one
-//! `MPI_Allreduce(MAX)` over a fixed number of `i64`s tells every rank whether anyone found
-//! bad input and whether the values agree. Besides the operation's own fields (root, lengths,
-//! shapes, …) every check carries three implicit ones: the operation's name, the element type
-//! and the communicator's call number, so ranks that call *different* checked collectives (or
-//! the same one with another element type, or one rank a call behind) meet in the same
-//! reduction and get a `Disagreement` instead of a hang or a wrong answer. The vector has the
-//! same length for every operation for exactly that reason.
+//! `MPI_Allreduce(MAX)` of three `i64`s — the error, a hash of every value and its negation —
+//! tells every rank whether anyone found bad input and whether the values agree. Besides the
+//! operation's own fields (root, lengths, shapes, …) every check carries three implicit ones:
+//! the operation's name, the element type and the communicator's call number, so ranks that
+//! call *different* checked collectives (or the same one with another element type) meet in
+//! the same reduction and get a `Disagreement` instead of a hang or a wrong answer. The
+//! reduction has the same length for every operation for exactly that reason.
 //!
 //! Nothing else is communicated when all is well. On the error path the check spends a few
 //! more collectives so that every rank's message is the same and names the ranks at fault
@@ -26,8 +26,6 @@ use crate::error::{Error, ErrorKind, Result};
 const NONE: i64 = -1;
 /// Fields an operation may ask to agree on, besides the three implicit ones.
 const MAX_FIELDS: usize = 5;
-/// Every field: the operation, the element type, the call number, then the operation's own.
-const SLOTS: usize = 3 + MAX_FIELDS;
 
 /// A value every rank must pass alike: a key compared across ranks (equal keys mean equal
 /// values) and how to show the value in a message.
@@ -73,7 +71,7 @@ impl ElementType {
     }
 
     fn key(self) -> i64 {
-        fingerprint(self.name.bytes().chain(self.size.to_le_bytes()))
+        mix_words(mix_str(SEED, self.name), [self.size as u64])
     }
 }
 
@@ -124,7 +122,7 @@ impl Comm {
         let implicit = [
             Field::keyed(
                 "the operation",
-                fingerprint(preflight.op.bytes()),
+                mix_str(SEED, preflight.op) >> 1,
                 &preflight.op,
             ),
             Field::keyed(
@@ -134,52 +132,72 @@ impl Comm {
             ),
             Field::keyed("the call number on this communicator", as_i64(call), &call),
         ];
-        let fields: Vec<&Field<'_>> = implicit.iter().chain(preflight.agree).collect();
-        // [error, keys..., -keys...]: MAX of -k is -(MIN of k), so one reduction yields both
-        // ends of every field's range. Unused slots are 0 on every rank.
-        let mut mine = [0_i64; 1 + 2 * SLOTS];
-        mine[0] = self.encode_error(preflight.local_error.as_ref());
-        for (i, field) in fields.iter().enumerate() {
-            mine[1 + i] = field.key;
-            mine[1 + SLOTS + i] = field.key.wrapping_neg();
-        }
-        let mut all = [0_i64; 1 + 2 * SLOTS];
+        let fields = || implicit.iter().chain(preflight.agree);
+        // [error, h, -h] with h a hash of every field's key: MAX of -h is -(MIN of h), so one
+        // reduction of 24 bytes says whether anyone found an error and whether every rank
+        // passed the same values. Which field differs is worked out on the error path only.
+        let h = mix_words(SEED, fields().map(|f| f.key as u64)) >> 1;
+        let mine = [self.encode_error(preflight.local_error.as_ref()), h, -h];
+        let mut all = [0_i64; 3];
         self.raw()
             .all_reduce_into(&mine[..], &mut all[..], SystemOperation::max());
-
+        let differing = (all[1] != -all[2]).then(|| {
+            let fields: Vec<&Field<'_>> = fields().collect();
+            self.first_difference(&fields)
+        });
         // A disagreement on the operation or element type comes first: the ranks are in
-        // different calls, so their own arguments cannot be compared.
-        // When the operations differ, each rank's own name would differ too: the message
-        // then starts with a name they share.
-        for (i, field) in fields.iter().enumerate().take(2) {
-            if all[1 + i] != all[1 + SLOTS + i].wrapping_neg() {
-                let op = if i == 0 { "collectives" } else { preflight.op };
-                return Err(self.disagreement(op, field));
+        // different calls, so their own arguments cannot be compared. When the operations
+        // differ, each rank's own name would differ too: the message then starts with a name
+        // they share.
+        if let Some((i, described)) = &differing {
+            if *i < 2 {
+                let op = if *i == 0 { "collectives" } else { preflight.op };
+                return Err(disagreement(op, described));
             }
         }
         if all[0] != NONE {
             return Err(self.error_from_encoded(all[0], preflight.local_error.as_ref()));
         }
-        for (i, field) in fields.iter().enumerate().skip(2) {
-            if all[1 + i] != all[1 + SLOTS + i].wrapping_neg() {
-                return Err(self.disagreement(preflight.op, field));
-            }
+        match differing {
+            Some((_, described)) => Err(disagreement(preflight.op, &described)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// The `Disagreement` error for `field`, naming every rank's value: the same text on every
-    /// rank. Collective (error path only): one all-gather of each rank's shown value.
-    fn disagreement(&self, op: &str, field: &Field<'_>) -> Error {
-        let texts = self.all_gather_texts(&field.shown.to_string());
-        Error::new(
-            ErrorKind::Disagreement,
-            format!(
-                "{op}: ranks disagree on {}: {}; every rank must pass the same",
-                field.name,
-                describe_values(&texts)
-            ),
-        )
+    /// The first of `fields` (in order) whose key is not the same on every rank, and every
+    /// rank's description of it: the same on every rank. Collective (error path only): one
+    /// all-gather of each rank's keys and shown values.
+    fn first_difference(&self, fields: &[&Field<'_>]) -> (usize, Described) {
+        // "name\u{1f}key\u{1f}shown" per field, fields separated by \u{1e}.
+        let mine: Vec<String> = fields
+            .iter()
+            .map(|f| format!("{}\u{1f}{}\u{1f}{}", f.name, f.key, f.shown))
+            .collect();
+        let all: Vec<Vec<Vec<String>>> = self
+            .all_gather_texts(&mine.join("\u{1e}"))
+            .iter()
+            .map(|rank| {
+                rank.split('\u{1e}')
+                    .map(|f| f.split('\u{1f}').map(str::to_owned).collect())
+                    .collect()
+            })
+            .collect();
+        let part = |rank: &Vec<Vec<String>>, i: usize, j: usize| {
+            rank.get(i)
+                .and_then(|f| f.get(j))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let count = all.iter().map(Vec::len).max().unwrap_or(0);
+        let i = (0..count)
+            .find(|&i| {
+                all.iter()
+                    .any(|rank| part(rank, i, 1) != part(&all[0], i, 1))
+            })
+            .unwrap_or(0);
+        let name = part(&all[0], i, 0);
+        let values = all.iter().map(|rank| part(rank, i, 2)).collect();
+        (i, Described { name, values })
     }
 
     /// Every rank's `text`, in rank order. Collective, raw MPI (used on error paths, where
@@ -259,6 +277,24 @@ impl Error {
     }
 }
 
+/// One field as every rank described it.
+struct Described {
+    name: String,
+    values: Vec<String>,
+}
+
+/// The `Disagreement` error for a field every rank described alike.
+fn disagreement(op: &str, field: &Described) -> Error {
+    Error::new(
+        ErrorKind::Disagreement,
+        format!(
+            "{op}: ranks disagree on {}: {}; every rank must pass the same",
+            field.name,
+            describe_values(&field.values)
+        ),
+    )
+}
+
 /// `"rank 0 has [8, 3]; ranks 1-2 have [9, 3]"`: the ranks grouped by value, in order of the
 /// first rank holding each value.
 pub(crate) fn describe_values(texts: &[String]) -> String {
@@ -308,6 +344,27 @@ pub(crate) fn as_field(value: usize) -> i64 {
 
 fn as_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The starting value of [`mix_words`] and [`mix_str`].
+const SEED: i64 = 0x0005_eed0_fa11_5eed;
+
+/// Mixes 64-bit words into `h` (a multiply–rotate hash: cheap enough for the fast path of
+/// every check, which hashes a dozen words).
+fn mix_words(h: i64, words: impl IntoIterator<Item = u64>) -> i64 {
+    words.into_iter().fold(h as u64, |h, w| {
+        (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29)
+    }) as i64
+}
+
+/// Mixes a string into `h`, eight bytes at a time, its length last.
+fn mix_str(h: i64, text: &str) -> i64 {
+    let chunks = text.as_bytes().chunks(8).map(|c| {
+        let mut word = [0_u8; 8];
+        word[..c.len()].copy_from_slice(c);
+        u64::from_le_bytes(word)
+    });
+    mix_words(mix_words(h, chunks), [text.len() as u64])
 }
 
 /// A 63-bit FNV-1a hash, for keys of values that are not numbers.
