@@ -4,7 +4,9 @@
 //! - `exchange_halos` against a hand-written raw rsmpi `MPI_Sendrecv` of the same rows;
 //! - the reproducible `sum_exact`/`dot_exact` against the fast `sum`/`dot` (their cost);
 //! - peak resident memory of a scatter and gather of a 2 GiB array (in a fresh process, since
-//!   the OS reports a high-water mark).
+//!   the OS reports a high-water mark);
+//! - `DistArray::save`/`load` of a 1 GiB array (CRC-32 per piece, manifest, atomic commit)
+//!   against each rank writing and reading its piece as a bare `.npy` file.
 //!
 //! ```text
 //! cargo bench --bench arrays     # relaunches itself under `mpirun -n 2`, once per part
@@ -23,6 +25,8 @@ use spmd::array::{Boundary, DistArray, Split};
 use spmd::{Comm, Spmd};
 use support::{calibrate, median, time_block, Variant};
 
+#[path = "arrays/checkpoint.rs"]
+mod checkpoint;
 mod support;
 
 const PART_ENV: &str = "SPMD_BENCH_ARRAYS_PART";
@@ -32,7 +36,9 @@ fn main() {
         // Two jobs: the memory figures need a process that has done nothing else.
         let parts = match std::env::var(PART_ENV) {
             Ok(one) => vec![one],
-            Err(_) => ["speed", "exact", "memory"].map(String::from).to_vec(),
+            Err(_) => ["speed", "exact", "memory", "checkpoint"]
+                .map(String::from)
+                .to_vec(),
         };
         for part in &parts {
             let status = support::mpirun_self(&[(PART_ENV, part.as_str())]);
@@ -46,6 +52,7 @@ fn main() {
     match std::env::var(PART_ENV).as_deref() {
         Ok("memory") => memory(&spmd),
         Ok("exact") => exact_cost(&spmd),
+        Ok("checkpoint") => checkpoint::cost(&spmd),
         _ => {
             bandwidth(&spmd);
             halos(&spmd, 4096, 4096);

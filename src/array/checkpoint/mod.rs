@@ -6,6 +6,7 @@
 //! data; each rank then verifies the CRC-32 of every piece it reads. Whatever is wrong is the
 //! same `Err` on every rank.
 
+mod direct;
 mod manifest;
 
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -32,11 +33,25 @@ fn io(what: &str, path: &Path, e: impl std::error::Error + Send + Sync + 'static
     Error::io(format!("checkpoint: cannot {what} {}", path.display()), e)
 }
 
+/// The error for a piece file whose CRC-32 is not the one the manifest recorded.
+fn altered(path: &Path, found: u32, expected: u32) -> Error {
+    corrupt(format!(
+        "{} has CRC-32 {found:#010x}, the manifest recorded {expected:#010x}: \
+         the file was altered or damaged after the save",
+        path.display()
+    ))
+}
+
 /// `T`'s NumPy type string as a `.npy` header spells it (`<f8`; ndarray-npy's descriptor
 /// prints as the Python literal `'<f8'`).
 fn dtype<T: WritableElement>() -> String {
     manifest::bare(&T::type_descriptor().to_string()).to_owned()
 }
+
+/// The most bytes a [`CrcWriter`] or [`CrcReader`] moves per call: the checksum then reads
+/// bytes the copy just brought into the cache, instead of a second pass over memory (a whole
+/// piece in one call made `load` 1.3x a bare read; chunked, ~1.1x).
+const CRC_CHUNK: usize = 256 << 10;
 
 /// Writes through to `inner` and keeps the CRC-32 of every byte written.
 struct CrcWriter<W> {
@@ -46,7 +61,7 @@ struct CrcWriter<W> {
 
 impl<W: Write> Write for CrcWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
+        let n = self.inner.write(&buf[..buf.len().min(CRC_CHUNK)])?;
         self.crc.update(&buf[..n]);
         Ok(n)
     }
@@ -64,7 +79,8 @@ struct CrcReader<R> {
 
 impl<R: Read> Read for CrcReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let len = buf.len().min(CRC_CHUNK);
+        let n = self.inner.read(&mut buf[..len])?;
         self.crc.update(&buf[..n]);
         Ok(n)
     }
@@ -116,15 +132,22 @@ where
     /// Writes this rank's piece to `path`; returns the file's CRC-32.
     fn write_piece(&self, path: &Path) -> Result<u32> {
         let file = std::fs::File::create(path).map_err(|e| io("create", path, e))?;
-        let mut out = CrcWriter {
-            inner: BufWriter::with_capacity(1 << 20, file),
-            crc: crc32fast::Hasher::new(),
-        };
+        // The buffer sits above the checksum: a large piece bypasses it (no extra copy) and
+        // reaches the CrcWriter, which writes and checks it in chunks.
+        let mut out = BufWriter::with_capacity(
+            1 << 20,
+            CrcWriter {
+                inner: file,
+                crc: crc32fast::Hasher::new(),
+            },
+        );
         self.local()
             .write_npy(&mut out)
             .map_err(|e| io("write", path, e))?;
-        out.flush().map_err(|e| io("write", path, e))?;
-        Ok(out.crc.finalize())
+        let written = out
+            .into_inner()
+            .map_err(|e| io("write", path, e.into_error()))?;
+        Ok(written.crc.finalize())
     }
 
     /// Root: manifest, then the atomic switch of `CURRENT`, then removal of older versions.
@@ -270,22 +293,34 @@ where
                 continue;
             }
             let path = version_dir.join(file);
+            let expected = manifest.crc32.as_ref().map(|sums| sums[source]);
+            if direct::is_plain_number::<T>() {
+                let dims = saved.piece_shape(&self.shape, source);
+                let piece = direct::SavedPiece {
+                    path: &path,
+                    dims: dims.slice(),
+                    descr: &dtype::<T>(),
+                    crc32: expected,
+                };
+                if direct::read_block(&piece, (&in_saved, &in_mine), self.local_mut())? {
+                    continue;
+                }
+            }
             let opened = std::fs::File::open(&path).map_err(|e| io("read", &path, e))?;
-            let mut input = CrcReader {
-                inner: BufReader::with_capacity(1 << 20, opened),
-                crc: crc32fast::Hasher::new(),
-            };
+            let mut input = BufReader::with_capacity(
+                1 << 20,
+                CrcReader {
+                    inner: opened,
+                    crc: crc32fast::Hasher::new(),
+                },
+            );
             let piece = ArrayD::<T>::read_npy(&mut input).map_err(|e| io("read", &path, e))?;
             // Anything after the data is part of the file, and of its checksum.
             std::io::copy(&mut input, &mut std::io::sink()).map_err(|e| io("read", &path, e))?;
-            if let Some(expected) = manifest.crc32.as_ref().map(|sums| sums[source]) {
-                let found = input.crc.finalize();
+            if let Some(expected) = expected {
+                let found = input.into_inner().crc.finalize();
                 if found != expected {
-                    return Err(corrupt(format!(
-                        "{} has CRC-32 {found:#010x}, the manifest recorded {expected:#010x}: \
-                         the file was altered or damaged after the save",
-                        path.display()
-                    )));
+                    return Err(altered(&path, found, expected));
                 }
             }
             let piece = piece
