@@ -102,7 +102,7 @@ fn run_all(spmd: &Spmd) -> Vec<Row> {
         let mut buf2 = vec![1.0; n];
         rows.push(measure(
             spmd,
-            "broadcast_into",
+            "broadcast (slice)",
             bytes,
             Box::new(|c: &Comm| c.raw().process_at_rank(0).broadcast_into(&mut buf[..])),
             Box::new(|c: &Comm| c.broadcast(0, &mut buf2[..]).unwrap()),
