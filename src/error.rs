@@ -74,6 +74,12 @@ error_kinds! {
     /// [`std::io::Error`] or parse error, where there is one, is the error's
     /// [`source`](std::error::Error::source).
     Io,
+    /// A point-to-point tag above [`MAX_TAG`](crate::comm::MAX_TAG) (the tags above are the
+    /// library's own).
+    InvalidTag,
+    /// A non-blocking operation or plan was used in a way it cannot be (e.g. a plan finished
+    /// without being started, or used with another array).
+    InvalidState,
 }
 
 impl ErrorKind {

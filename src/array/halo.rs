@@ -153,10 +153,7 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
         let comm = self.comm.clone();
         let _timer = comm.timed(OP, self.halo_bytes());
         if !self.halo_agreed {
-            let boundaries = &self.boundaries[..self.layout.split_axes()];
-            let key = fingerprint(boundaries.iter().map(|&b| b as u8));
-            let shown = BoundaryList(boundaries);
-            self.layout_preflight(OP, None, &[Field::keyed("the boundaries", key, &shown)])?;
+            self.agree_on_halos(OP)?;
             self.halo_agreed = comm.agreement_checks();
         }
         if w == 0 {
@@ -188,8 +185,16 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
         Ok(())
     }
 
+    /// The agreement check of a halo exchange: shape, split, ghost width and boundaries.
+    pub(crate) fn agree_on_halos(&self, op: &'static str) -> Result<()> {
+        let boundaries = &self.boundaries[..self.layout.split_axes()];
+        let key = fingerprint(boundaries.iter().map(|&b| b as u8));
+        let shown = BoundaryList(boundaries);
+        self.layout_preflight(op, None, &[Field::keyed("the boundaries", key, &shown)])
+    }
+
     /// Payload bytes of one exchange on this rank (sent plus received).
-    fn halo_bytes(&self) -> usize {
+    pub(crate) fn halo_bytes(&self) -> usize {
         let w = self.ghosts;
         self.layout
             .parts()

@@ -132,6 +132,7 @@
 mod blocks;
 mod checkpoint;
 mod halo;
+mod halo_plan;
 mod npy;
 mod ops;
 mod redistribute;
@@ -149,6 +150,7 @@ use crate::partition::Partition;
 use split::Layout;
 
 pub use halo::Boundary;
+pub use halo_plan::{HaloExchange, HaloPlan};
 pub use split::{Split, SplitAxis, MAX_SPLIT_AXES};
 
 #[doc(hidden)]

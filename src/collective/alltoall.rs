@@ -48,16 +48,7 @@ impl Comm {
             local_error,
             agree: &[],
         })?;
-        let outgoing: Vec<u64> = send_counts.iter().map(|&c| c as u64).collect();
-        let mut incoming = vec![0_u64; p];
-        self.raw().all_to_all_into(&outgoing[..], &mut incoming[..]);
-        let receive_counts: Vec<usize> = incoming.iter().map(|&c| c as usize).collect();
-        self.preflight(Preflight {
-            op: OP,
-            element: Some(ElementType::of::<T>()),
-            local_error: counts_and_displacements(&receive_counts, OP).err(),
-            agree: &[],
-        })?;
+        let receive_counts = self.exchange_all_to_all_counts::<T>(OP, send_counts)?;
         let (send_mpi, send_displs) = counts_and_displacements(send_counts, OP)?;
         let (receive_mpi, receive_displs) = counts_and_displacements(&receive_counts, OP)?;
         let mut receive = vec![T::default(); receive_counts.iter().sum()];
@@ -70,5 +61,25 @@ impl Comm {
         }
         timer.add_bytes(size_of_val(&receive[..]));
         Ok(Varcount::new(receive, receive_counts))
+    }
+
+    /// What every rank sends this one, from every rank's `send_counts` (one `MPI_Alltoall`),
+    /// then a check that carries any error found in the received counts to every rank.
+    pub(crate) fn exchange_all_to_all_counts<T>(
+        &self,
+        op: &'static str,
+        send_counts: &[usize],
+    ) -> Result<Vec<usize>> {
+        let outgoing: Vec<u64> = send_counts.iter().map(|&c| c as u64).collect();
+        let mut incoming = vec![0_u64; self.size()];
+        self.raw().all_to_all_into(&outgoing[..], &mut incoming[..]);
+        let receive_counts: Vec<usize> = incoming.iter().map(|&c| c as usize).collect();
+        self.preflight(Preflight {
+            op,
+            element: Some(ElementType::of::<T>()),
+            local_error: counts_and_displacements(&receive_counts, op).err(),
+            agree: &[],
+        })?;
+        Ok(receive_counts)
     }
 }

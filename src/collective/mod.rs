@@ -79,11 +79,13 @@ mod alltoall;
 mod broadcast;
 mod check;
 mod gather;
+mod immediate;
 mod reduce;
 mod scatter;
 mod varcount;
 
 pub use broadcast::BufferMut;
+pub use immediate::AllReducePlan;
 pub(crate) use check::{
     as_field, fingerprint, shape_key, ElementType, Field, Preflight, ShapeText,
 };

@@ -22,7 +22,13 @@
 //! Every `Comm` made from the [`Spmd`](crate::Spmd) context (the world, its splits and
 //! duplicates) shares the context's [`Profiler`], which times every helper as communication.
 
+pub(crate) mod ffi;
+mod p2p;
+pub mod request;
 pub mod watchdog;
+
+pub use p2p::{Source, Status, TagFilter, MAX_TAG};
+pub use request::{wait_all, Request};
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -113,6 +119,17 @@ impl Comm {
         let region = self.profiler().library_comm(name, bytes, || {
             mpi::collective::CommunicatorCollectives::barrier(&self.shared.raw);
         });
+        CommGuard {
+            region,
+            _watch: watch,
+        }
+    }
+
+    /// Opens the comm region of the wait of a non-blocking operation posted at profiler tick
+    /// `posted_at`, and marks this rank as waiting on it for the watchdog.
+    pub(crate) fn timed_wait(&self, names: request::OpNames, posted_at: u64) -> CommGuard<'_> {
+        let watch = Watch::enter(names.wait, self.size());
+        let region = self.profiler().library_wait(names.op, posted_at);
         CommGuard {
             region,
             _watch: watch,

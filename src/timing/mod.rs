@@ -76,7 +76,7 @@ pub use profiler::{
     RepetitionTimes,
 };
 pub use report::{
-    karp_flatt, RegionReport, Report, Sample, Stat, Warning, WarningKind, IMBALANCE_WARNING,
+    karp_flatt, Overlap, RegionReport, Report, Sample, Stat, Warning, WarningKind, IMBALANCE_WARNING,
     NOISY_RANGE,
 };
 pub use stats::{Spread, CONFIDENCE};

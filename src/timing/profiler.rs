@@ -40,6 +40,15 @@ pub struct RegionTimes {
     pub wait_s: f64,
     /// Payload bytes this rank sent plus received inside the region.
     pub bytes: u64,
+    /// Of `time_s`, seconds spent in [`Request::wait`](crate::comm::Request::wait) (and
+    /// plans' `finish`) of non-blocking operations; the rest of their time is the post.
+    #[serde(default)]
+    pub request_wait_s: f64,
+    /// Seconds non-blocking operations of this region were in flight while the rank did
+    /// something else (from the end of the post to the start of the wait): communication that
+    /// could overlap computation. Not part of `time_s`.
+    #[serde(default)]
+    pub in_flight_s: f64,
 }
 
 /// One measured repetition of a program's timed part on one rank (see
@@ -109,6 +118,8 @@ struct Region {
     time: u64,
     wait: u64,
     bytes: u64,
+    request_wait: u64,
+    in_flight: u64,
 }
 
 /// The totals of one region at the start of the open repetition, or summed over the measured
@@ -119,6 +130,8 @@ struct Totals {
     time: u64,
     wait: u64,
     bytes: u64,
+    request_wait: u64,
+    in_flight: u64,
 }
 
 impl Totals {
@@ -128,6 +141,8 @@ impl Totals {
             time: r.time,
             wait: r.wait,
             bytes: r.bytes,
+            request_wait: r.request_wait,
+            in_flight: r.in_flight,
         }
     }
 }
@@ -311,6 +326,8 @@ impl Profiler {
             sum.time += r.time - before.time;
             sum.wait += r.wait - before.wait;
             sum.bytes += r.bytes - before.bytes;
+            sum.request_wait += r.request_wait - before.request_wait;
+            sum.in_flight += r.in_flight - before.in_flight;
         }
     }
 
@@ -337,7 +354,7 @@ impl Profiler {
         if !self.enabled.get() {
             return RegionGuard::inert();
         }
-        self.open(name, kind, 0, false)
+        self.open(name, kind, 0, false, None)
     }
 
     /// A compute region: `region(name, RegionKind::Compute)`.
@@ -374,7 +391,7 @@ impl Profiler {
         if !self.enabled.get() || self.library_depth.get() > 0 {
             return RegionGuard::inert();
         }
-        let guard = self.open(name, RegionKind::Comm, bytes, true);
+        let guard = self.open(name, RegionKind::Comm, bytes, true, None);
         if self.wait_separation.get() {
             let before = self.clock.raw();
             barrier();
@@ -387,6 +404,18 @@ impl Profiler {
         guard
     }
 
+    /// The comm region of the wait of a non-blocking operation posted (by a library helper
+    /// whose region is `name`) at tick `posted_at`: its time adds to `name`'s time and
+    /// request-wait time without counting another call, and the ticks since the post count
+    /// as in flight.
+    #[inline]
+    pub(crate) fn library_wait(&self, name: &'static str, posted_at: u64) -> RegionGuard<'_> {
+        if !self.enabled.get() || self.library_depth.get() > 0 {
+            return RegionGuard::inert();
+        }
+        self.open(name, RegionKind::Comm, 0, true, Some(posted_at))
+    }
+
     #[inline]
     fn open(
         &self,
@@ -394,6 +423,7 @@ impl Profiler {
         kind: RegionKind,
         bytes: usize,
         library: bool,
+        posted_at: Option<u64>,
     ) -> RegionGuard<'_> {
         let index = self.index_of(name, kind);
         if library {
@@ -413,6 +443,7 @@ impl Profiler {
                 start,
                 kind,
                 library,
+                posted_at,
             }),
             bytes: bytes as u64,
         }
@@ -433,6 +464,8 @@ impl Profiler {
                 time: 0,
                 wait: 0,
                 bytes: 0,
+                request_wait: 0,
+                in_flight: 0,
             });
             regions.len() - 1
         })
@@ -444,9 +477,16 @@ impl Profiler {
         {
             let mut regions = self.regions.borrow_mut();
             let region = &mut regions[open.index];
-            region.calls += 1;
-            region.time += end.saturating_sub(open.start);
+            let spent = end.saturating_sub(open.start);
+            region.time += spent;
             region.bytes += bytes;
+            match open.posted_at {
+                None => region.calls += 1,
+                Some(posted_at) => {
+                    region.request_wait += spent;
+                    region.in_flight += open.start.saturating_sub(posted_at);
+                }
+            }
         }
         if open.kind == RegionKind::Comm {
             let depth = self.comm_depth.get() - 1;
@@ -522,6 +562,8 @@ impl Profiler {
                     time_s: seconds(t.time),
                     wait_s: seconds(t.wait),
                     bytes: t.bytes,
+                    request_wait_s: seconds(t.request_wait),
+                    in_flight_s: seconds(t.in_flight),
                 }
             })
             .filter(|r| !measured || r.calls > 0)
@@ -562,6 +604,8 @@ struct OpenRegion<'p> {
     start: u64,
     kind: RegionKind,
     library: bool,
+    /// For the wait of a non-blocking operation: the tick its post returned.
+    posted_at: Option<u64>,
 }
 
 impl RegionGuard<'_> {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::profiler::{NodeInfo, RankTimes, RegionKind};
+use super::profiler::{NodeInfo, RankTimes, RegionKind, RegionTimes};
 use super::stats::Spread;
 use crate::error::{Error, Result};
 
@@ -67,6 +67,24 @@ pub struct RegionReport {
     /// Mean time spent waiting for other ranks (`None` for compute regions and without wait
     /// separation).
     pub wait_avg_s: Option<f64>,
+    /// For regions of non-blocking operations (`None` otherwise): mean time in their posts,
+    /// in their waits, and in flight between the two while the rank did other work. The
+    /// in-flight time is the communication that *could* hide behind computation; the wait
+    /// is what was not hidden.
+    #[serde(default)]
+    pub overlap: Option<Overlap>,
+}
+
+/// Posted, waited and in-flight time of a region's non-blocking operations (means over ranks).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Overlap {
+    /// Seconds inside the posts.
+    pub posted_avg_s: f64,
+    /// Seconds inside the waits (communication that was not hidden).
+    pub waited_avg_s: f64,
+    /// Seconds between post and wait: the window in which the transfer ran behind the rank's
+    /// other work (hidden communication, at most this much).
+    pub in_flight_avg_s: f64,
 }
 
 /// One measured repetition over all ranks.
@@ -141,7 +159,7 @@ pub const IMBALANCE_WARNING: f64 = 1.2;
 /// | `karp_flatt` | the Karp–Flatt serial fraction of the median speedup (`null` on one core) |
 /// | `samples` | per repetition: `wall_s`, `compute_mean_s`, `compute_min_s`, `compute_max_s`, `transfer_s`, `baseline_s` — what the scaling model resamples |
 /// | `warnings` | `{kind, message}` of every warning the report raised (see [`WarningKind`]) |
-/// | `regions` | per region: `name`, `kind`, `calls`, `min_s`, `avg_s`, `max_s` over ranks, `bytes` summed, `wait_avg_s`; with repetitions, totals over the measured repetitions |
+/// | `regions` | per region: `name`, `kind`, `calls`, `min_s`, `avg_s`, `max_s` over ranks, `bytes` summed, `wait_avg_s`, `overlap` (non-blocking operations: `posted_avg_s`, `waited_avg_s`, `in_flight_avg_s`, else `null`); with repetitions, totals over the measured repetitions |
 /// | `results` | what the program recorded with [`Report::record`] |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -528,6 +546,16 @@ fn merge_regions(ranks: &[RankTimes], wait_separation: bool) -> Vec<RegionReport
                 .collect();
             let time = Stat::of(per_rank.iter().map(|r| r.map_or(0.0, |r| r.time_s)));
             let wait = Stat::of(per_rank.iter().map(|r| r.map_or(0.0, |r| r.wait_s)));
+            let mean = |f: fn(&RegionTimes) -> f64| {
+                per_rank.iter().map(|r| r.map_or(0.0, f)).sum::<f64>() / per_rank.len() as f64
+            };
+            let waited = mean(|r| r.request_wait_s);
+            let in_flight = mean(|r| r.in_flight_s);
+            let overlap = (waited > 0.0 || in_flight > 0.0).then(|| Overlap {
+                posted_avg_s: (time.avg - waited).max(0.0),
+                waited_avg_s: waited,
+                in_flight_avg_s: in_flight,
+            });
             RegionReport {
                 name: name.to_owned(),
                 kind,
@@ -541,6 +569,7 @@ fn merge_regions(ranks: &[RankTimes], wait_separation: bool) -> Vec<RegionReport
                 max_s: time.max,
                 bytes: per_rank.iter().map(|r| r.map_or(0, |r| r.bytes)).sum(),
                 wait_avg_s: (wait_separation && kind == RegionKind::Comm).then_some(wait.avg),
+                overlap,
             }
         })
         .collect();

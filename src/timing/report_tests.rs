@@ -12,6 +12,8 @@ fn region(name: &str, kind: RegionKind, calls: u64, time: f64, bytes: u64) -> Re
         time_s: time,
         wait_s: time / 2.0,
         bytes,
+        request_wait_s: 0.0,
+        in_flight_s: 0.0,
     }
 }
 

@@ -212,6 +212,15 @@ impl fmt::Display for Report {
                     format_seconds(r.max_s),
                     r.bytes
                 )?;
+                if let Some(o) = r.overlap {
+                    writeln!(
+                        f,
+                        "  non-blocking: posted {}, waited {}, in flight behind other work {}",
+                        format_seconds(o.posted_avg_s),
+                        format_seconds(o.waited_avg_s),
+                        format_seconds(o.in_flight_avg_s)
+                    )?;
+                }
             }
         }
         Ok(())

@@ -21,6 +21,7 @@ mod examples;
 mod grid;
 mod harness;
 mod launcher;
+mod nonblocking;
 mod runtime;
 mod support;
 mod timing;
@@ -38,6 +39,7 @@ const MODULES: &[&Module] = &[
     &arrays::MODULE,
     &grid::MODULE,
     &communicators::MODULE,
+    &nonblocking::MODULE,
     &exact::MODULE,
     &runtime::MODULE,
     &timing::MODULE,

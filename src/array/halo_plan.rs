@@ -1,0 +1,427 @@
+//! Split-phase halo exchange: [`HaloPlan`] (persistent requests and staging buffers, checked
+//! once) and [`HaloExchange`] (an exchange in flight, which lends out only the owned part of
+//! the array until it is finished).
+//!
+//! ```no_run
+//! # use spmd::array::{Boundary, DistArray, Split};
+//! # fn f(world: &spmd::Comm) -> spmd::Result<()> {
+//! let mut u = DistArray::<f64, _>::zeros(world, (1024, 1024), Split::block(0))?
+//!     .with_ghosts(1, Boundary::Fixed)?;
+//! let mut plan = u.halo_plan()?; // the agreement check, once
+//! for _sweep in 0..100 {
+//!     let exchange = plan.begin(&mut u)?; // ghost layers start travelling
+//!     let owned = exchange.owned(); // the interior can be computed from this...
+//!     // ... but the ghosts cannot be read: `u` is borrowed until `finish`.
+//!     exchange.finish()?;
+//!     let with_ghosts = u.local_with_ghosts(); // now the edges
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Messages go through staging buffers that the plan owns (a copy of the edge layers out and
+//! of the ghost layers in, small beside a sweep over the piece), which is what lets the
+//! exchange outlive any borrow of the array's data safely. With a process grid the first
+//! split axis is exchanged behind the caller's work and the others in `finish`, in turn, so
+//! that corners come from the diagonal neighbours as in the blocking exchange.
+
+use std::ops::Range;
+use std::os::raw::c_int;
+
+use ndarray::{ArrayView, Axis, Dimension, RemoveAxis, Slice};
+
+use super::halo::Boundary;
+use super::{DistArray, Element};
+use crate::comm::ffi::{self, MPI_Request, MPI_Status};
+use crate::comm::request::{op_names, OpNames};
+use crate::comm::Comm;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Library tags of halo messages: upward and downward along each split axis.
+const HALO_TAG: c_int = 32_700;
+
+const NAMES: OpNames = op_names!("DistArray::halo_exchange");
+
+/// One direction along one axis: the layers sent and received and their staging buffers.
+struct Shift<T> {
+    send_layers: Range<usize>,
+    to: Option<usize>,
+    receive_layers: Range<usize>,
+    from: Option<usize>,
+    outgoing: Vec<T>,
+    incoming: Vec<T>,
+}
+
+/// The exchange along one split axis.
+struct AxisPlan<T> {
+    axis: usize,
+    /// One rank along a periodic axis: the piece wraps onto itself with local copies.
+    wraps_locally: bool,
+    shifts: [Shift<T>; 2],
+    /// Persistent requests over the staging buffers (none when the axis wraps locally).
+    requests: Vec<MPI_Request>,
+    statuses: Vec<MPI_Status>,
+}
+
+/// Persistent halo exchange of one array's layout; see the [module docs](self).
+///
+/// Made by [`DistArray::halo_plan`]; usable with that array and any array of the same
+/// communicator, shape, split, ghost width and boundaries (e.g. the other buffer of a
+/// Jacobi pair).
+pub struct HaloPlan<T: Element> {
+    comm: Comm,
+    /// The padded piece shape the plan was made for.
+    padded_shape: Vec<usize>,
+    axes: Vec<AxisPlan<T>>,
+    /// Whether an exchange is in flight (then the buffers may be in MPI's hands).
+    in_flight: bool,
+}
+
+impl<T: Element> std::fmt::Debug for HaloPlan<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HaloPlan")
+            .field("padded_shape", &self.padded_shape)
+            .field("in_flight", &self.in_flight)
+            .finish()
+    }
+}
+
+impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
+    /// A persistent plan for this array's halo exchange: the agreement check (shape, split,
+    /// ghost width, boundaries) runs here, once, and the plan's requests are made once;
+    /// every [`begin`](HaloPlan::begin) after that costs the exchange alone. Collective.
+    ///
+    /// # Errors
+    /// As [`exchange_halos`](Self::exchange_halos).
+    pub fn halo_plan(&mut self) -> Result<HaloPlan<T>> {
+        self.agree_on_halos("DistArray::halo_plan")?;
+        let comm = self.comm.clone();
+        let rank = comm.rank();
+        let w = self.ghosts;
+        let mut axes = Vec::new();
+        let split: Vec<(usize, Boundary)> = self
+            .layout
+            .parts()
+            .map(|p| p.axis)
+            .zip(self.boundaries)
+            .collect();
+        for (index, (axis, boundary)) in split.into_iter().enumerate() {
+            if w == 0 {
+                break;
+            }
+            let periodic = boundary == Boundary::Periodic;
+            let lower = self.layout.neighbour(rank, axis, false, periodic);
+            let upper = self.layout.neighbour(rank, axis, true, periodic);
+            let count = self.data.len_of(Axis(axis)) - 2 * w;
+            let layer = self.data.len() / self.data.len_of(Axis(axis)).max(1);
+            let shift = |send_layers, to, receive_layers, from| Shift {
+                send_layers,
+                to,
+                receive_layers,
+                from,
+                outgoing: vec![T::default(); w * layer],
+                incoming: vec![T::default(); w * layer],
+            };
+            let mut plan = AxisPlan {
+                axis,
+                wraps_locally: lower == Some(rank) && upper == Some(rank),
+                // Upward: my top owned layers to the upper neighbour's lower ghosts; downward
+                // the reverse.
+                shifts: [
+                    shift(count..w + count, upper, 0..w, lower),
+                    shift(w..2 * w, lower, w + count..2 * w + count, upper),
+                ],
+                requests: Vec::new(),
+                statuses: Vec::new(),
+            };
+            if !plan.wraps_locally {
+                plan.make_requests(&comm, HALO_TAG + 2 * index as c_int);
+            }
+            axes.push(plan);
+        }
+        Ok(HaloPlan {
+            comm,
+            padded_shape: self.data.shape().to_vec(),
+            axes,
+            in_flight: false,
+        })
+    }
+
+    /// Starts this array's halo exchange and returns at once with the exchange in flight:
+    /// compute what needs no ghosts from [`HaloExchange::owned`], then
+    /// [`finish`](HaloExchange::finish) it and compute the edges. A one-off
+    /// [`HaloPlan`]; in a loop, make the plan once with [`halo_plan`](Self::halo_plan).
+    /// Collective. Results are bit-identical to [`exchange_halos`](Self::exchange_halos).
+    ///
+    /// # Errors
+    /// As [`exchange_halos`](Self::exchange_halos).
+    pub fn exchange_halos_begin(&mut self) -> Result<HaloExchange<'_, T, D>> {
+        let plan = self.halo_plan()?;
+        HaloExchange::start(self, PlanSlot::Owned(Box::new(plan)))
+    }
+}
+
+impl<T: Element> AxisPlan<T> {
+    fn make_requests(&mut self, comm: &Comm, tag: c_int) {
+        for (direction, shift) in self.shifts.iter_mut().enumerate() {
+            let tag = tag + direction as c_int;
+            if let Some(from) = shift.from {
+                // SAFETY: the staging buffers live in the plan, which frees the requests
+                // before them (and leaks them if an exchange is still in flight).
+                self.requests.push(unsafe {
+                    ffi::recv_init(
+                        comm,
+                        shift.incoming.as_mut_ptr(),
+                        shift.incoming.len() as c_int,
+                        from as c_int,
+                        tag,
+                    )
+                });
+            }
+            if let Some(to) = shift.to {
+                // SAFETY: as above.
+                self.requests.push(unsafe {
+                    ffi::send_init(
+                        comm,
+                        shift.outgoing.as_ptr(),
+                        shift.outgoing.len() as c_int,
+                        to as c_int,
+                        tag,
+                    )
+                });
+            }
+        }
+        self.statuses = self.requests.iter().map(|_| ffi::empty_status()).collect();
+    }
+
+    /// Packs the outgoing layers of `data` and starts the requests (or, wrapping locally,
+    /// copies the layers straight into the ghosts).
+    fn start<D: Dimension>(&mut self, data: &mut ndarray::Array<T, D>) {
+        if self.wraps_locally {
+            for shift in &self.shifts {
+                let layers = data
+                    .slice_axis(Axis(self.axis), Slice::from(shift.send_layers.clone()))
+                    .to_owned();
+                data.slice_axis_mut(Axis(self.axis), Slice::from(shift.receive_layers.clone()))
+                    .assign(&layers);
+            }
+            return;
+        }
+        for shift in &mut self.shifts {
+            if shift.to.is_some() {
+                let layers = data.slice_axis(Axis(self.axis), Slice::from(shift.send_layers.clone()));
+                match layers.as_slice() {
+                    Some(run) => shift.outgoing.copy_from_slice(run),
+                    None => shift
+                        .outgoing
+                        .iter_mut()
+                        .zip(layers.iter())
+                        .for_each(|(slot, v)| *slot = *v),
+                }
+            }
+        }
+        ffi::start_all(&mut self.requests);
+    }
+
+    fn test(&mut self) -> bool {
+        ffi::test_all(&mut self.requests, &mut self.statuses).0
+    }
+
+    /// Waits for the requests and unpacks the received layers into the ghosts.
+    fn complete<D: Dimension>(&mut self, data: &mut ndarray::Array<T, D>) {
+        if self.wraps_locally {
+            return;
+        }
+        ffi::wait_all(&mut self.requests, &mut self.statuses);
+        for shift in &self.shifts {
+            if shift.from.is_some() {
+                let mut ghosts =
+                    data.slice_axis_mut(Axis(self.axis), Slice::from(shift.receive_layers.clone()));
+                match ghosts.as_slice_mut() {
+                    Some(run) => run.copy_from_slice(&shift.incoming),
+                    None => ghosts
+                        .iter_mut()
+                        .zip(&shift.incoming)
+                        .for_each(|(slot, v)| *slot = *v),
+                }
+            }
+        }
+    }
+}
+
+impl<T: Element> HaloPlan<T> {
+    /// Starts the exchange of `array`'s halos (which must match the plan) and returns with
+    /// it in flight; see [`HaloExchange`]. Costs packing the edge layers and one
+    /// `MPI_Startall`: no check, no allocation. Collective.
+    ///
+    /// # Errors
+    /// `InvalidState` if `array` is on another communicator or its padded piece has another
+    /// shape than the plan's, or if an exchange of this plan is still in flight (one whose
+    /// [`HaloExchange`] was leaked).
+    pub fn begin<'a, D: Dimension + RemoveAxis>(
+        &'a mut self,
+        array: &'a mut DistArray<T, D>,
+    ) -> Result<HaloExchange<'a, T, D>> {
+        if !array.comm.same_as(&self.comm) || array.data.shape() != self.padded_shape.as_slice()
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                format!(
+                    "HaloPlan::begin: the plan was made for a padded piece of shape {:?} on \
+                     another array's communicator or shape (this array's piece: {:?})",
+                    self.padded_shape,
+                    array.data.shape()
+                ),
+            )
+            .on_rank(self.comm.rank()));
+        }
+        HaloExchange::start(array, PlanSlot::Borrowed(self))
+    }
+}
+
+impl<T: Element> Drop for HaloPlan<T> {
+    fn drop(&mut self) {
+        if self.in_flight {
+            // A leaked exchange: MPI may still use the buffers and requests. Leak them too.
+            for axis in std::mem::take(&mut self.axes) {
+                std::mem::forget(axis);
+            }
+            return;
+        }
+        for axis in &mut self.axes {
+            ffi::free_all(&mut axis.requests);
+        }
+    }
+}
+
+enum PlanSlot<'a, T: Element> {
+    Owned(Box<HaloPlan<T>>),
+    Borrowed(&'a mut HaloPlan<T>),
+}
+
+impl<T: Element> PlanSlot<'_, T> {
+    fn plan(&mut self) -> &mut HaloPlan<T> {
+        match self {
+            PlanSlot::Owned(plan) => plan,
+            PlanSlot::Borrowed(plan) => plan,
+        }
+    }
+}
+
+/// A halo exchange in flight: holds the array, so its ghosts cannot be read (nor anything
+/// written) until [`finish`](Self::finish); lends out the owned part for the computation that
+/// needs no ghosts.
+///
+/// Dropping an exchange without `finish` panics (the neighbours' messages would be left
+/// half-received): finish every exchange, also on error paths.
+#[must_use = "an exchange must be finished with finish() (dropping it unfinished panics)"]
+pub struct HaloExchange<'a, T: Element, D: Dimension> {
+    array: &'a mut DistArray<T, D>,
+    plan: PlanSlot<'a, T>,
+    posted_at: u64,
+    finished: bool,
+}
+
+impl<T: Element, D: Dimension> std::fmt::Debug for HaloExchange<'_, T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HaloExchange")
+            .field("finished", &self.finished)
+            .finish()
+    }
+}
+
+impl<'a, T: Element, D: Dimension + RemoveAxis> HaloExchange<'a, T, D> {
+    fn start(array: &'a mut DistArray<T, D>, mut slot: PlanSlot<'a, T>) -> Result<Self> {
+        let plan = slot.plan();
+        if plan.in_flight {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "HaloPlan::begin: an exchange of this plan is still in flight (its \
+                 HaloExchange was leaked); make a new plan",
+            )
+            .on_rank(plan.comm.rank()));
+        }
+        let comm = plan.comm.clone();
+        {
+            let _timer = comm.timed(NAMES.op, array.halo_bytes());
+            if let Some(first) = plan.axes.first_mut() {
+                first.start(&mut array.data);
+            }
+            plan.in_flight = true;
+        }
+        Ok(HaloExchange {
+            posted_at: comm.profiler().now(),
+            array,
+            plan: slot,
+            finished: false,
+        })
+    }
+
+    /// This rank's owned elements (no ghosts), to compute on while the ghosts travel.
+    pub fn owned(&self) -> ArrayView<'_, T, D> {
+        self.array.local()
+    }
+
+    /// Lets MPI move the messages along (`MPI_Testall`) and says whether the first axis's
+    /// messages have all arrived. Call it between chunks of the interior computation: MPI
+    /// progresses large messages only inside MPI calls.
+    pub fn test(&mut self) -> bool {
+        match self.plan.plan().axes.first_mut() {
+            Some(axis) if !axis.wraps_locally => axis.test(),
+            _ => true,
+        }
+    }
+
+    /// Completes the exchange: waits for the messages, unpacks them into the ghosts (and
+    /// exchanges any further split axes in turn). The array is free again afterwards.
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for checks at completion.
+    pub fn finish(mut self) -> Result<()> {
+        self.complete();
+        Ok(())
+    }
+
+    fn complete(&mut self) {
+        let plan = self.plan.plan();
+        let comm = plan.comm.clone();
+        let _timer = comm.timed_wait(NAMES, self.posted_at);
+        let data = &mut self.array.data;
+        for (i, axis) in plan.axes.iter_mut().enumerate() {
+            if i > 0 {
+                axis.start(data);
+            }
+            axis.complete(data);
+        }
+        plan.in_flight = false;
+        self.finished = true;
+    }
+}
+
+impl<T: Element, D: Dimension> Drop for HaloExchange<'_, T, D> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // The plan stays marked in flight, so its buffers and requests are leaked, never
+        // freed under MPI. An owned plan is leaked here for the same reason.
+        if let PlanSlot::Owned(plan) = std::mem::replace(
+            &mut self.plan,
+            PlanSlot::Owned(Box::new(HaloPlan {
+                comm: self.array.comm.clone(),
+                padded_shape: Vec::new(),
+                axes: Vec::new(),
+                in_flight: false,
+            })),
+        ) {
+            std::mem::forget(plan);
+        }
+        if !std::thread::panicking() {
+            panic!(
+                "spmd: a halo exchange on rank {} was dropped before finish(); finish every \
+                 exchange (its buffers are leaked)",
+                self.array.comm.rank()
+            );
+        }
+    }
+}
