@@ -87,15 +87,21 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
         for p in self.layout.parts() {
             padded_shape[p.axis] += 2 * width;
         }
-        let mut padded = Array::from_elem(padded_shape, T::default());
-        {
-            let mut inner = padded.view_mut();
-            for p in self.layout.parts() {
-                let count = self.layout.count(rank, p.axis, self.shape[p.axis]);
-                inner.slice_axis_inplace(Axis(p.axis), Slice::from(width..width + count));
-            }
-            inner.assign(&self.local());
-        }
+        let only_rows = self.layout.parts().all(|p| p.axis == 0);
+        let owned_view = self.local();
+        let padded = if let (true, Some(owned)) = (only_rows, owned_view.to_slice()) {
+            // Split by rows only: the padded piece is ghost rows, the owned rows, ghost rows,
+            // written in one pass.
+            let total: usize = padded_shape.slice().iter().product();
+            let layer = total / padded_shape[0].max(1);
+            let mut flat = Vec::with_capacity(total);
+            flat.resize(width * layer, T::default());
+            flat.extend_from_slice(owned);
+            flat.resize(total, T::default());
+            Array::from_shape_vec(padded_shape, flat).expect("the padded shape holds every row")
+        } else {
+            self.padded_by_assignment(padded_shape, width)
+        };
         let mut kept = [Boundary::Fixed; MAX_SPLIT_AXES];
         kept[..boundaries.len()].copy_from_slice(boundaries);
         Ok(DistArray {
@@ -105,6 +111,22 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
             halo_agreed: false,
             ..self
         })
+    }
+
+    /// The padded piece of `padded_shape`, ghosts `T::default()`, by filling and assigning
+    /// (any split).
+    fn padded_by_assignment(&self, padded_shape: D, width: usize) -> Array<T, D> {
+        let rank = self.comm.rank();
+        let mut padded = Array::from_elem(padded_shape, T::default());
+        {
+            let mut inner = padded.view_mut();
+            for p in self.layout.parts() {
+                let count = self.layout.count(rank, p.axis, self.shape[p.axis]);
+                inner.slice_axis_inplace(Axis(p.axis), Slice::from(width..width + count));
+            }
+            inner.assign(&self.local());
+        }
+        padded
     }
 
     /// What [`exchange_halos`](Self::exchange_halos) does beyond the global edges along

@@ -254,25 +254,44 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
         let mut array = DistArray::from_elem(comm, shape, split, T::default())?;
         let (layout, rank) = (array.layout, comm.rank());
         let piece = array.data.raw_dim();
-        // Element `k` of the (contiguous, standard-layout) piece: unravel `k` into the local
-        // index, map it to global.
-        let fill = |(k, x): (usize, &mut T)| {
-            let mut index = piece.clone();
+        // Local → global index along each axis, computed once: the fill then only looks up
+        // (every axis maps independently of the others).
+        let tables: Vec<Vec<usize>> = (0..piece.ndim())
+            .map(|a| {
+                (0..piece[a])
+                    .map(|l| {
+                        let mut local = D::zeros(piece.ndim());
+                        local[a] = l;
+                        layout.to_global(rank, &local)[a]
+                    })
+                    .collect()
+            })
+            .collect();
+        // Row by row along the last axis: the leading index is unravelled once per row.
+        let last = piece.ndim() - 1;
+        let row_len = piece[last];
+        if row_len == 0 || array.data.is_empty() {
+            return Ok(array);
+        }
+        let fill_row = |(k, row): (usize, &mut [T])| {
+            let mut global = piece.clone();
             let mut rest = k;
-            for a in (0..index.ndim()).rev() {
-                let extent = piece[a];
-                index[a] = rest % extent;
-                rest /= extent;
+            for a in (0..last).rev() {
+                global[a] = tables[a][rest % piece[a]];
+                rest /= piece[a];
             }
-            *x = f(layout.to_global(rank, &index).into_pattern());
+            for (x, &g) in row.iter_mut().zip(&tables[last]) {
+                global[last] = g;
+                *x = f(global.clone().into_pattern());
+            }
         };
         let data = array
             .data
             .as_slice_mut()
             .expect("a new array is contiguous");
         match array.par {
-            Par::Rayon => data.par_iter_mut().enumerate().for_each(fill),
-            Par::Seq => data.iter_mut().enumerate().for_each(fill),
+            Par::Rayon => data.par_chunks_mut(row_len).enumerate().for_each(fill_row),
+            Par::Seq => data.chunks_mut(row_len).enumerate().for_each(fill_row),
         }
         Ok(array)
     }
