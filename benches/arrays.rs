@@ -6,7 +6,9 @@
 //! - peak resident memory of a scatter and gather of a 2 GiB array (in a fresh process, since
 //!   the OS reports a high-water mark);
 //! - `DistArray::save`/`load` of a 1 GiB array (CRC-32 per piece, manifest, atomic commit)
-//!   against each rank writing and reading its piece as a bare `.npy` file.
+//!   against each rank writing and reading its piece as a bare `.npy` file;
+//! - split-phase halos: the share of the blocking exchange hidden behind interior work, with
+//!   and without MPI polls, and the split form's own cost.
 //!
 //! ```text
 //! cargo bench --bench arrays     # relaunches itself under `mpirun -n 2`, once per part
@@ -27,6 +29,8 @@ use support::{calibrate, median, time_block, Variant};
 
 #[path = "arrays/checkpoint.rs"]
 mod checkpoint;
+#[path = "arrays/overlap.rs"]
+mod overlap;
 mod support;
 
 const PART_ENV: &str = "SPMD_BENCH_ARRAYS_PART";
@@ -36,7 +40,7 @@ fn main() {
         // Two jobs: the memory figures need a process that has done nothing else.
         let parts = match std::env::var(PART_ENV) {
             Ok(one) => vec![one],
-            Err(_) => ["speed", "exact", "memory", "checkpoint"]
+            Err(_) => ["speed", "exact", "memory", "checkpoint", "overlap"]
                 .map(String::from)
                 .to_vec(),
         };
@@ -53,6 +57,7 @@ fn main() {
         Ok("memory") => memory(&spmd),
         Ok("exact") => exact_cost(&spmd),
         Ok("checkpoint") => checkpoint::cost(&spmd),
+        Ok("overlap") => overlap::measure(&spmd),
         _ => {
             bandwidth(&spmd);
             halos(&spmd, 4096, 4096);

@@ -49,6 +49,29 @@ fn run_all(spmd: &Spmd) -> Vec<Row> {
     let mut rows = Vec::new();
     let p = spmd.size();
     let me = spmd.rank();
+    // Persistent plans: checked once at creation, then the bare MPI_Allreduce per call.
+    for bytes in [8, 1024] {
+        let n = bytes / 8;
+        let send = vec![me as f64 + 0.5; n];
+        let mut recv = vec![0.0; n];
+        let mut recv2 = vec![0.0; n];
+        let plan = spmd.world().all_reduce_plan::<f64>(n, Op::Sum).unwrap();
+        rows.push(measure(
+            spmd,
+            "all_reduce plan (Sum)",
+            bytes,
+            Box::new(|c: &Comm| {
+                c.raw()
+                    .all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum())
+            }),
+            Box::new(|_: &Comm| plan.all_reduce_into(&send, &mut recv2)),
+        ));
+    }
+    // `SPMD_BENCH_COLLECTIVES=plan`: the plan rows only.
+    if std::env::var("SPMD_BENCH_COLLECTIVES").as_deref() == Ok("plan") {
+        rows.extend(unchecked_rows(spmd));
+        return rows;
+    }
     // Scalar all_reduce: no agreement check exists to switch off.
     {
         let x = me as f64;
@@ -193,6 +216,29 @@ fn run_all(spmd: &Spmd) -> Vec<Row> {
             Box::new(|c: &Comm| {
                 std::hint::black_box(c.scatter_partitioned(0, &whole, &partition).unwrap());
             }),
+        ));
+    }
+    rows
+}
+
+/// `all_reduce_into` at 8 B and 1 KiB: raw against the helper with and without checks.
+fn unchecked_rows(spmd: &Spmd) -> Vec<Row> {
+    let me = spmd.rank();
+    let mut rows = Vec::new();
+    for bytes in [8, 1024] {
+        let n = bytes / 8;
+        let send = vec![me as f64 + 0.5; n];
+        let mut recv = vec![0.0; n];
+        let mut recv2 = vec![0.0; n];
+        rows.push(measure(
+            spmd,
+            "all_reduce_into",
+            bytes,
+            Box::new(|c: &Comm| {
+                c.raw()
+                    .all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum())
+            }),
+            Box::new(|c: &Comm| c.all_reduce_into(&send, &mut recv2, Op::Sum).unwrap()),
         ));
     }
     rows

@@ -217,11 +217,16 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
 
     /// Payload bytes of one exchange on this rank (sent plus received).
     pub(crate) fn halo_bytes(&self) -> usize {
+        self.halo_bytes_of(&self.data)
+    }
+
+    /// [`halo_bytes`](Self::halo_bytes) of this array's padded piece `data`.
+    pub(crate) fn halo_bytes_of(&self, data: &Array<T, D>) -> usize {
         let w = self.ghosts;
         self.layout
             .parts()
             .map(|p| {
-                let layer = self.data.len() / self.data.len_of(Axis(p.axis)).max(1);
+                let layer = data.len() / data.len_of(Axis(p.axis)).max(1);
                 4 * w * layer * size_of::<T>()
             })
             .sum()

@@ -57,8 +57,16 @@ struct AxisPlan<T> {
     axis: usize,
     /// One rank along a periodic axis: the piece wraps onto itself with local copies.
     wraps_locally: bool,
+    /// Layers along axis 0 are contiguous runs of the piece: messages go straight from and
+    /// into the array (no staging), with requests posted at every start.
+    direct: bool,
     shifts: [Shift<T>; 2],
-    /// Persistent requests over the staging buffers (none when the axis wraps locally).
+    /// Elements per layer across the axis.
+    layer: usize,
+    /// Tag of the upward messages; downward ones use the next.
+    tag: c_int,
+    /// Persistent requests over the staging buffers, or the direct requests of the exchange
+    /// in flight (none when the axis wraps locally).
     requests: Vec<MPI_Request>,
     statuses: Vec<MPI_Status>,
 }
@@ -114,17 +122,22 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
             let upper = self.layout.neighbour(rank, axis, true, periodic);
             let count = self.data.len_of(Axis(axis)) - 2 * w;
             let layer = self.data.len() / self.data.len_of(Axis(axis)).max(1);
+            let direct = axis == 0;
+            let staging = if direct { 0 } else { w * layer };
             let shift = |send_layers, to, receive_layers, from| Shift {
                 send_layers,
                 to,
                 receive_layers,
                 from,
-                outgoing: vec![T::default(); w * layer],
-                incoming: vec![T::default(); w * layer],
+                outgoing: vec![T::default(); staging],
+                incoming: vec![T::default(); staging],
             };
             let mut plan = AxisPlan {
                 axis,
                 wraps_locally: lower == Some(rank) && upper == Some(rank),
+                direct,
+                layer,
+                tag: HALO_TAG + 2 * index as c_int,
                 // Upward: my top owned layers to the upper neighbour's lower ghosts; downward
                 // the reverse.
                 shifts: [
@@ -134,8 +147,8 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
                 requests: Vec::new(),
                 statuses: Vec::new(),
             };
-            if !plan.wraps_locally {
-                plan.make_requests(&comm, HALO_TAG + 2 * index as c_int);
+            if !plan.wraps_locally && !plan.direct {
+                plan.make_requests(&comm);
             }
             axes.push(plan);
         }
@@ -162,9 +175,9 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
 }
 
 impl<T: Element> AxisPlan<T> {
-    fn make_requests(&mut self, comm: &Comm, tag: c_int) {
+    fn make_requests(&mut self, comm: &Comm) {
         for (direction, shift) in self.shifts.iter_mut().enumerate() {
-            let tag = tag + direction as c_int;
+            let tag = self.tag + direction as c_int;
             if let Some(from) = shift.from {
                 // SAFETY: the staging buffers live in the plan, which frees the requests
                 // before them (and leaks them if an exchange is still in flight).
@@ -195,8 +208,9 @@ impl<T: Element> AxisPlan<T> {
     }
 
     /// Packs the outgoing layers of `data` and starts the requests (or, wrapping locally,
-    /// copies the layers straight into the ghosts).
-    fn start<D: Dimension>(&mut self, data: &mut ndarray::Array<T, D>) {
+    /// copies the layers straight into the ghosts; or, along axis 0, posts requests on the
+    /// layers in place).
+    fn start<D: Dimension>(&mut self, comm: &Comm, data: &mut ndarray::Array<T, D>) {
         if self.wraps_locally {
             for shift in &self.shifts {
                 let layers = data
@@ -207,9 +221,43 @@ impl<T: Element> AxisPlan<T> {
             }
             return;
         }
+        if self.direct {
+            let base = data.as_mut_ptr();
+            self.requests.clear();
+            for (direction, shift) in self.shifts.iter().enumerate() {
+                let tag = self.tag + direction as c_int;
+                let layers = |r: &Range<usize>| (r.start * self.layer, r.len() * self.layer);
+                if let Some(from) = shift.from {
+                    let (at, count) = layers(&shift.receive_layers);
+                    // SAFETY: ghost layers inside the piece, which the exchange holds (and
+                    // leaks if it is leaked) until the request completes; nothing else reads
+                    // or writes them meanwhile (the exchange lends out only the owned part).
+                    self.requests.push(unsafe {
+                        ffi::irecv(comm, base.add(at), count as c_int, from as c_int, tag)
+                    });
+                }
+                if let Some(to) = shift.to {
+                    let (at, count) = layers(&shift.send_layers);
+                    // SAFETY: owned layers inside the piece, alive as above; only read
+                    // (by MPI and through the exchange's shared view) until completion.
+                    self.requests.push(unsafe {
+                        ffi::isend(
+                            comm,
+                            base.add(at).cast_const(),
+                            count as c_int,
+                            to as c_int,
+                            tag,
+                        )
+                    });
+                }
+            }
+            self.statuses = self.requests.iter().map(|_| ffi::empty_status()).collect();
+            return;
+        }
         for shift in &mut self.shifts {
             if shift.to.is_some() {
-                let layers = data.slice_axis(Axis(self.axis), Slice::from(shift.send_layers.clone()));
+                let layers =
+                    data.slice_axis(Axis(self.axis), Slice::from(shift.send_layers.clone()));
                 match layers.as_slice() {
                     Some(run) => shift.outgoing.copy_from_slice(run),
                     None => shift
@@ -233,6 +281,9 @@ impl<T: Element> AxisPlan<T> {
             return;
         }
         ffi::wait_all(&mut self.requests, &mut self.statuses);
+        if self.direct {
+            return;
+        }
         for shift in &self.shifts {
             if shift.from.is_some() {
                 let mut ghosts =
@@ -262,8 +313,7 @@ impl<T: Element> HaloPlan<T> {
         &'a mut self,
         array: &'a mut DistArray<T, D>,
     ) -> Result<HaloExchange<'a, T, D>> {
-        if !array.comm.same_as(&self.comm) || array.data.shape() != self.padded_shape.as_slice()
-        {
+        if !array.comm.same_as(&self.comm) || array.data.shape() != self.padded_shape.as_slice() {
             return Err(Error::new(
                 ErrorKind::InvalidState,
                 format!(
@@ -288,7 +338,7 @@ impl<T: Element> Drop for HaloPlan<T> {
             }
             return;
         }
-        for axis in &mut self.axes {
+        for axis in self.axes.iter_mut().filter(|a| !a.direct) {
             ffi::free_all(&mut axis.requests);
         }
     }
@@ -312,20 +362,24 @@ impl<T: Element> PlanSlot<'_, T> {
 /// written) until [`finish`](Self::finish); lends out the owned part for the computation that
 /// needs no ghosts.
 ///
-/// Dropping an exchange without `finish` panics (the neighbours' messages would be left
-/// half-received): finish every exchange, also on error paths.
+/// While the exchange is in flight it owns the array's piece (MPI reads and writes it in
+/// place along axis 0). Dropping an exchange without `finish` panics (the neighbours'
+/// messages would be left half-received): finish every exchange, also on error paths. An
+/// exchange leaked with `std::mem::forget` leaks the piece with it (MPI may still write into
+/// it); the array is then left empty.
 #[must_use = "an exchange must be finished with finish() (dropping it unfinished panics)"]
 pub struct HaloExchange<'a, T: Element, D: Dimension> {
     array: &'a mut DistArray<T, D>,
+    /// The array's piece while MPI works on it.
+    data: Option<ndarray::Array<T, D>>,
     plan: PlanSlot<'a, T>,
     posted_at: u64,
-    finished: bool,
 }
 
 impl<T: Element, D: Dimension> std::fmt::Debug for HaloExchange<'_, T, D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HaloExchange")
-            .field("finished", &self.finished)
+            .field("finished", &self.data.is_none())
             .finish()
     }
 }
@@ -342,24 +396,35 @@ impl<'a, T: Element, D: Dimension + RemoveAxis> HaloExchange<'a, T, D> {
             .on_rank(plan.comm.rank()));
         }
         let comm = plan.comm.clone();
+        let mut data = std::mem::take(&mut array.data);
         {
-            let _timer = comm.timed(NAMES.op, array.halo_bytes());
+            let _timer = comm.timed(NAMES.op, array.halo_bytes_of(&data));
             if let Some(first) = plan.axes.first_mut() {
-                first.start(&mut array.data);
+                first.start(&comm, &mut data);
             }
             plan.in_flight = true;
         }
         Ok(HaloExchange {
             posted_at: comm.profiler().now(),
             array,
+            data: Some(data),
             plan: slot,
-            finished: false,
         })
     }
 
     /// This rank's owned elements (no ghosts), to compute on while the ghosts travel.
     pub fn owned(&self) -> ArrayView<'_, T, D> {
-        self.array.local()
+        let data = self
+            .data
+            .as_ref()
+            .expect("an exchange in flight holds the piece");
+        let w = self.array.ghosts;
+        let mut view = data.view();
+        for p in self.array.layout.parts() {
+            let count = data.len_of(Axis(p.axis)) - 2 * w;
+            view.slice_axis_inplace(Axis(p.axis), Slice::from(w..w + count));
+        }
+        view
     }
 
     /// Lets MPI move the messages along (`MPI_Testall`) and says whether the first axis's
@@ -378,33 +443,32 @@ impl<'a, T: Element, D: Dimension + RemoveAxis> HaloExchange<'a, T, D> {
     /// # Errors
     /// None today; the `Result` leaves room for checks at completion.
     pub fn finish(mut self) -> Result<()> {
-        self.complete();
-        Ok(())
-    }
-
-    fn complete(&mut self) {
         let plan = self.plan.plan();
         let comm = plan.comm.clone();
-        let _timer = comm.timed_wait(NAMES, self.posted_at);
-        let data = &mut self.array.data;
-        for (i, axis) in plan.axes.iter_mut().enumerate() {
-            if i > 0 {
-                axis.start(data);
+        let mut data = self.data.take().expect("an exchange is finished once");
+        {
+            let _timer = comm.timed_wait(NAMES, self.posted_at);
+            for (i, axis) in plan.axes.iter_mut().enumerate() {
+                if i > 0 {
+                    axis.start(&comm, &mut data);
+                }
+                axis.complete(&mut data);
             }
-            axis.complete(data);
+            plan.in_flight = false;
         }
-        plan.in_flight = false;
-        self.finished = true;
+        self.array.data = data;
+        Ok(())
     }
 }
 
 impl<T: Element, D: Dimension> Drop for HaloExchange<'_, T, D> {
     fn drop(&mut self) {
-        if self.finished {
+        let Some(data) = self.data.take() else {
             return;
-        }
-        // The plan stays marked in flight, so its buffers and requests are leaked, never
-        // freed under MPI. An owned plan is leaked here for the same reason.
+        };
+        // MPI may still read or write the piece and the plan's buffers: leak them (the plan
+        // stays marked in flight, so it leaks its own at its drop; an owned plan leaks here).
+        std::mem::forget(data);
         if let PlanSlot::Owned(plan) = std::mem::replace(
             &mut self.plan,
             PlanSlot::Owned(Box::new(HaloPlan {

@@ -31,8 +31,8 @@ use std::os::raw::c_int;
 use mpi::datatype::Equivalence;
 
 use super::check::{ElementType, Field, Preflight};
-use super::{buffer_size_error, check_root, counts_and_displacements, mpi_count, Number, Op};
 use super::Varcount;
+use super::{buffer_size_error, check_root, counts_and_displacements, mpi_count, Number, Op};
 use crate::comm::ffi::{self, RawOp};
 use crate::comm::request::{op_names, OpNames, Request};
 use crate::comm::Comm;
@@ -150,12 +150,7 @@ impl Comm {
         // SAFETY: `data` moves into the finish closure; see `immediate_all_reduce`.
         let raw = vec![unsafe { ffi::ibcast(self, data.as_mut_ptr(), count?, root as c_int) }];
         drop(_timer);
-        Ok(Request::new(
-            self,
-            NAMES,
-            raw,
-            Box::new(move |_| Ok(data)),
-        ))
+        Ok(Request::new(self, NAMES, raw, Box::new(move |_| Ok(data))))
     }
 
     /// Starts an [`all_gather`](Self::all_gather): every rank's `send` (equal lengths),
@@ -293,7 +288,12 @@ impl Comm {
         let p = self.size();
         let timer = self.timed(NAMES.op, size_of_val(send));
         let local_error = if send_counts.len() != p {
-            Some(buffer_size_error(NAMES.op, "send_counts", p, send_counts.len()))
+            Some(buffer_size_error(
+                NAMES.op,
+                "send_counts",
+                p,
+                send_counts.len(),
+            ))
         } else if send_counts.iter().sum::<usize>() != send.len() {
             Some(buffer_size_error(
                 NAMES.op,

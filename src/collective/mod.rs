@@ -85,10 +85,10 @@ mod scatter;
 mod varcount;
 
 pub use broadcast::BufferMut;
-pub use immediate::AllReducePlan;
 pub(crate) use check::{
     as_field, fingerprint, shape_key, ElementType, Field, Preflight, ShapeText,
 };
+pub use immediate::AllReducePlan;
 pub use varcount::Varcount;
 
 use mpi::collective::SystemOperation;

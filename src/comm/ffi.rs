@@ -89,6 +89,32 @@ pub(crate) unsafe fn isend<T: Equivalence>(
     request
 }
 
+/// `MPI_Irecv` of up to `count` `T`s into `data` (for messages whose length the caller
+/// knows, such as halo layers).
+///
+/// # Safety
+/// `data` must point to room for `count` `T`s that stays alive, and is neither read nor
+/// written by anyone else, until the request completes.
+pub(crate) unsafe fn irecv<T: Equivalence>(
+    comm: &Comm,
+    data: *mut T,
+    count: c_int,
+    from: c_int,
+    tag: c_int,
+) -> MPI_Request {
+    let mut request = null_request();
+    ffi::MPI_Irecv(
+        data.cast::<c_void>(),
+        count,
+        datatype::<T>(),
+        from,
+        tag,
+        comm_handle(comm),
+        &mut request,
+    );
+    request
+}
+
 /// `MPI_Send_init`: a persistent send, started with [`start_all`].
 ///
 /// # Safety

@@ -150,7 +150,10 @@ impl Comm {
     /// `InvalidRoot` if `to >= size()`; `InvalidTag` if `tag > MAX_TAG`.
     pub fn send<T: Equivalence>(&self, to: usize, tag: u32, data: &[T]) -> Result<()> {
         const OP: &str = "send";
-        let (to, tag) = (self.check_rank(OP, "the destination", to)?, self.check_tag(OP, tag)?);
+        let (to, tag) = (
+            self.check_rank(OP, "the destination", to)?,
+            self.check_tag(OP, tag)?,
+        );
         let _timer = self.timed(OP, std::mem::size_of_val(data));
         let process = self.raw().process_at_rank(to);
         for chunk in chunks(data.len()) {
@@ -330,7 +333,8 @@ impl Comm {
             // Drain the message so that its sender, maybe blocked in the same call, completes.
             let _ = self.receive::<T>(Source::Any, TagFilter::Any);
         }
-        let mut statuses: Vec<ffi::MPI_Status> = sends.iter().map(|_| ffi::empty_status()).collect();
+        let mut statuses: Vec<ffi::MPI_Status> =
+            sends.iter().map(|_| ffi::empty_status()).collect();
         ffi::wait_all(&mut sends, &mut statuses);
         let status = received?;
         timer.add_bytes(status.count * size_of::<T>());
@@ -426,12 +430,7 @@ impl Comm {
                 })
                 .collect()
         };
-        Ok(Request::new(
-            self,
-            NAMES,
-            raw,
-            Box::new(move |_| Ok(data)),
-        ))
+        Ok(Request::new(self, NAMES, raw, Box::new(move |_| Ok(data))))
     }
 
     /// Starts receiving a message from `from` with a matching tag into `buffer` (at least as

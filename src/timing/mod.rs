@@ -76,8 +76,8 @@ pub use profiler::{
     RepetitionTimes,
 };
 pub use report::{
-    karp_flatt, Overlap, RegionReport, Report, Sample, Stat, Warning, WarningKind, IMBALANCE_WARNING,
-    NOISY_RANGE,
+    karp_flatt, Overlap, RegionReport, Report, Sample, Stat, Warning, WarningKind,
+    IMBALANCE_WARNING, NOISY_RANGE,
 };
 pub use stats::{Spread, CONFIDENCE};
 pub use table::format_seconds;

@@ -107,6 +107,23 @@ fn heat2d() -> Result<(), String> {
         }
         iterations.push(result(&report, "iterations")?.clone());
     }
+    // Residual every 5 sweeps (non-blocking, behind the next sweep) and blocking halos:
+    // still bit-identical to the serial solve with the same check interval.
+    for (ranks, halos) in [(3, "split"), (2, "blocking")] {
+        let args = [
+            "--n",
+            "37",
+            "--m",
+            "23",
+            "--tol",
+            "1e-2",
+            "--check-every",
+            "5",
+            "--halos",
+            halos,
+        ];
+        verified("heat2d", ranks, &args)?;
+    }
     if iterations.iter().all(|i| i == &iterations[0]) {
         Ok(())
     } else {

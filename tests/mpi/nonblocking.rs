@@ -7,9 +7,7 @@ use spmd::array::{Boundary, DistArray, Split};
 use spmd::comm::{Source, TagFilter};
 use spmd::{Comm, ErrorKind, Op};
 
-use crate::harness::{
-    at_ranks, expect_aborted_in_time, launch, succeeds, trial, Module, Scenario,
-};
+use crate::harness::{at_ranks, expect_aborted_in_time, launch, succeeds, trial, Module, Scenario};
 use crate::support::{expect_same_error, init, report_ok};
 
 pub static POINT_TO_POINT: Scenario = Scenario {
@@ -64,7 +62,10 @@ fn trials() -> Vec<libtest_mimic::Trial> {
         {
             Ok(())
         } else {
-            Err(format!("no message naming the dropped request: {}", out.describe()))
+            Err(format!(
+                "no message naming the dropped request: {}",
+                out.describe()
+            ))
         }
     }));
     trials.push(trial("watchdog_names_stuck_wait_np2", || {
@@ -73,7 +74,10 @@ fn trials() -> Vec<libtest_mimic::Trial> {
         if text.contains("spmd watchdog: rank 1 of 2 has been in wait on receive_immediate") {
             Ok(())
         } else {
-            Err(format!("no watchdog line naming the wait: {}", out.describe()))
+            Err(format!(
+                "no watchdog line naming the wait: {}",
+                out.describe()
+            ))
         }
     }));
     trials
@@ -101,7 +105,10 @@ fn point_to_point() {
         } else if r % 2 == 0 {
             world.send(right, 3, &message(r, len)).unwrap();
             let (got, status) = world.receive::<u64>(left, 3).unwrap();
-            assert_eq!((got, status.source, status.count), (message(left, len), left, len));
+            assert_eq!(
+                (got, status.source, status.count),
+                (message(left, len), left, len)
+            );
         } else {
             let mut buffer = vec![0_u64; len + 5];
             let status = world.receive_into(left, 3, &mut buffer).unwrap();
@@ -131,7 +138,10 @@ fn point_to_point() {
             seen[status.source] = true;
         }
         assert!(seen[1..].iter().all(|&s| s));
-        assert_eq!(world.try_probe::<u64>(Source::Any, TagFilter::Any).unwrap(), None);
+        assert_eq!(
+            world.try_probe::<u64>(Source::Any, TagFilter::Any).unwrap(),
+            None
+        );
     } else {
         world.send(0, 100 + r as u32, &message(r, r * 10)).unwrap();
     }
@@ -155,8 +165,13 @@ fn point_to_point() {
     // Bad input is an error on the calling rank.
     let e = world.send(p, 1, &[1_u8]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidRoot, "{e}");
-    assert!(e.to_string().contains(&format!("rank {p} is outside")), "{e}");
-    let e = world.send(right, spmd::comm::MAX_TAG + 1, &[1_u8]).unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("rank {p} is outside")),
+        "{e}"
+    );
+    let e = world
+        .send(right, spmd::comm::MAX_TAG + 1, &[1_u8])
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidTag, "{e}");
     let e = world.receive::<u8>(p + 3, 1).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidRoot, "{e}");
@@ -213,7 +228,12 @@ fn immediate_collectives() {
     let plan = if r == 0 { 2 } else { 3 };
     let made = world.all_reduce_plan::<f64>(plan, Op::Sum);
     if world.size() > 1 {
-        expect_same_error(world, "all_reduce_plan lengths", made, ErrorKind::Disagreement);
+        expect_same_error(
+            world,
+            "all_reduce_plan lengths",
+            made,
+            ErrorKind::Disagreement,
+        );
     }
     report_ok("immediate_collectives", &spmd);
 }
@@ -228,11 +248,19 @@ fn immediate_on(world: &Comm) {
         nan_values[2] = f64::NAN;
     }
     let sums = world.immediate_all_reduce_slice(&values, Op::Sum).unwrap();
-    let maxima = world.immediate_all_reduce_slice(&nan_values, Op::Max).unwrap();
+    let maxima = world
+        .immediate_all_reduce_slice(&nan_values, Op::Max)
+        .unwrap();
     let root = p - 1;
-    let broadcast_data = if r == root { vec![7_i32, 8, 9] } else { vec![0; 3] };
+    let broadcast_data = if r == root {
+        vec![7_i32, 8, 9]
+    } else {
+        vec![0; 3]
+    };
     let broadcast = world.immediate_broadcast(root, broadcast_data).unwrap();
-    let gathered = world.immediate_all_gather(&[r as u16, 2 * r as u16]).unwrap();
+    let gathered = world
+        .immediate_all_gather(&[r as u16, 2 * r as u16])
+        .unwrap();
     let uneven: Vec<u32> = (0..r as u32).collect();
     let gathered_varcount = world.immediate_all_gather_varcount(&uneven).unwrap();
     let to_all: Vec<u64> = (0..2 * p).map(|i| (100 * r + i) as u64).collect();
@@ -269,7 +297,10 @@ fn immediate_on(world: &Comm) {
     assert!(maxima[2].is_nan(), "Max propagates NaN: {maxima:?}");
     let blocking = world.all_reduce_slice(&values, Op::Max).unwrap();
     assert_eq!(maxima[..2], blocking[..2]);
-    assert_eq!(sums.wait().unwrap(), world.all_reduce_slice(&values, Op::Sum).unwrap());
+    assert_eq!(
+        sums.wait().unwrap(),
+        world.all_reduce_slice(&values, Op::Sum).unwrap()
+    );
     assert_eq!(scalar.wait().unwrap(), (p * (p + 1) / 2) as u64);
 
     // A plan gives what the blocking reduction gives, step after step.
@@ -278,7 +309,10 @@ fn immediate_on(world: &Comm) {
     for step in 0..5_i64 {
         let send = [step * r as i64, -(r as i64), step];
         plan.all_reduce_into(&send, &mut out);
-        assert_eq!(out.to_vec(), world.all_reduce_slice(&send, Op::Max).unwrap());
+        assert_eq!(
+            out.to_vec(),
+            world.all_reduce_slice(&send, Op::Max).unwrap()
+        );
     }
 }
 
@@ -296,7 +330,7 @@ fn split_phase_halos() {
             for width in [1, 2] {
                 let label = format!("{split:?} {boundary} width {width}");
                 let make = |seed: usize| {
-                    DistArray::from_fn(world, (9, 8), split.clone(), |(i, j)| {
+                    DistArray::from_fn(world, (9, 8), split, |(i, j)| {
                         (seed * 1000 + i * 8 + j) as f64
                     })
                     .unwrap()
@@ -309,19 +343,31 @@ fn split_phase_halos() {
                 let exchange = split_phase.exchange_halos_begin().unwrap();
                 assert_eq!(exchange.owned(), blocking.local(), "{label}");
                 exchange.finish().unwrap();
-                assert_eq!(split_phase.local_with_ghosts(), blocking.local_with_ghosts(), "{label}");
+                assert_eq!(
+                    split_phase.local_with_ghosts(),
+                    blocking.local_with_ghosts(),
+                    "{label}"
+                );
                 // A plan reused over changing data and over a second array of the pair.
                 let (mut a, mut b) = (make(2), make(3));
                 let mut plan = a.halo_plan().unwrap();
                 for step in 0..3 {
-                    let (x, other) = if step % 2 == 0 { (&mut a, &mut b) } else { (&mut b, &mut a) };
+                    let (x, other) = if step % 2 == 0 {
+                        (&mut a, &mut b)
+                    } else {
+                        (&mut b, &mut a)
+                    };
                     x.local_mut().mapv_inplace(|v| v + 1.0);
                     let mut expected = x.clone();
                     expected.exchange_halos().unwrap();
                     let mut exchange = plan.begin(x).unwrap();
                     let _ = exchange.test();
                     exchange.finish().unwrap();
-                    assert_eq!(x.local_with_ghosts(), expected.local_with_ghosts(), "{label} step {step}");
+                    assert_eq!(
+                        x.local_with_ghosts(),
+                        expected.local_with_ghosts(),
+                        "{label} step {step}"
+                    );
                     let _ = other;
                 }
             }
