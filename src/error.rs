@@ -238,6 +238,6 @@ mod tests {
         assert_eq!(ErrorKind::from_code(0), None);
         assert_eq!(ErrorKind::from_code(-1), None);
         assert_eq!(ErrorKind::from_code(n + 1), None);
-        assert_eq!(ErrorKind::from_code(n), Some(ErrorKind::Io));
+        assert_eq!(ErrorKind::from_code(n), Some(ErrorKind::InvalidState));
     }
 }

@@ -8,8 +8,8 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`runtime`] | [`Spmd`]: MPI init with a thread level, rank/size/root, rayon pool sized to the rank's cores, panic → abort of the whole job, sequential baselines and the cross-rank report |
-//! | [`comm`] | [`Comm`]: a cheap handle on a communicator (world, split, duplicate) with agreement checks and a default [`Par`]; the [watchdog](comm::watchdog) |
-//! | [`collective`] | typed reduce/all_reduce/broadcast/gather/scatter/all_to_all on [`Comm`], equal and uneven counts ([`Varcount`]), checked on every rank |
+//! | [`comm`] | [`Comm`]: a cheap handle on a communicator (world, split, duplicate) with agreement checks and a default [`Par`]; typed point-to-point messages and the [`Request`](comm::Request)s of non-blocking operations; the [watchdog](comm::watchdog) |
+//! | [`collective`] | typed reduce/all_reduce/broadcast/gather/scatter/all_to_all on [`Comm`], equal and uneven counts ([`Varcount`]), checked on every rank; immediate (non-blocking) forms and persistent [`AllReducePlan`](collective::AllReducePlan)s |
 //! | [`array`](mod@array) | [`DistArray`](array::DistArray): N-d arrays split over ranks along one axis or a process grid, halos, scatter/gather, redistribution, reductions, checkpoints |
 //! | [`partition`] | [`Partition`]: `Block`, `Cyclic`, `BlockCyclic` index math, no MPI |
 //! | [`par`] | [`Par`]: run a kernel on the rank's rayon threads or serially |

@@ -254,6 +254,9 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
         let mut array = DistArray::from_elem(comm, shape, split, T::default())?;
         let (layout, rank) = (array.layout, comm.rank());
         let piece = array.data.raw_dim();
+        if array.data.is_empty() {
+            return Ok(array);
+        }
         // Local → global index along each axis, computed once: the fill then only looks up
         // (every axis maps independently of the others).
         let tables: Vec<Vec<usize>> = (0..piece.ndim())
@@ -270,7 +273,7 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
         // Row by row along the last axis: the leading index is unravelled once per row.
         let last = piece.ndim() - 1;
         let row_len = piece[last];
-        if row_len == 0 || array.data.is_empty() {
+        if row_len == 0 {
             return Ok(array);
         }
         let fill_row = |(k, row): (usize, &mut [T])| {

@@ -21,6 +21,35 @@
 //!
 //! Every `Comm` made from the [`Spmd`](crate::Spmd) context (the world, its splits and
 //! duplicates) shares the context's [`Profiler`], which times every helper as communication.
+//!
+//! # Point-to-point and non-blocking operations
+//! [`send`](Comm::send), [`receive`](Comm::receive), [`receive_into`](Comm::receive_into),
+//! [`send_receive`](Comm::send_receive) and [`probe`](Comm::probe) move typed messages between
+//! two ranks (ranks as `usize`, tags up to [`MAX_TAG`], any [`Source`] or [`TagFilter`]);
+//! [`send_immediate`](Comm::send_immediate) and [`receive_immediate`](Comm::receive_immediate)
+//! start them and return a [`Request`], as the `immediate_*` collectives do. A request owns
+//! the buffers MPI works on and gives them back at [`Request::wait`]; dropping one unfinished
+//! panics (see [`request`]). Overlap, step by step:
+//!
+//! ```no_run
+//! # fn f(world: &spmd::Comm, local_norm: f64) -> spmd::Result<()> {
+//! let norm = world.immediate_all_reduce(local_norm, spmd::Op::Sum); // starts, returns
+//! let mut work_left = 8;
+//! let mut norm = norm;
+//! while work_left > 0 {
+//!     work_left -= 1; // ... a chunk of work that does not need the norm ...
+//!     norm.test(); // lets MPI progress the reduction between chunks
+//! }
+//! let total = norm.wait()?; // usually complete by now
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! MPI moves non-blocking messages only inside MPI calls: neither Open MPI nor MPICH runs a
+//! progress thread by default. Calling `test` between chunks of the work is the strategy this
+//! library takes (the split-phase halo exchange does it for its users through
+//! [`HaloExchange::test`](crate::array::HaloExchange::test)); the performance docs measure
+//! what it buys on each MPI.
 
 pub(crate) mod ffi;
 mod p2p;

@@ -342,12 +342,17 @@ impl Comm {
     }
 
     /// Blocks until a message from `from` with a matching tag can be received, and returns
-    /// its [`Status`] without receiving it (e.g. to size the buffer).
+    /// its [`Status`] without receiving it (e.g. to size the buffer); `count` is in elements
+    /// of `T`.
     ///
     /// # Errors
     /// `InvalidRoot`/`InvalidTag` for a bad source or tag.
-    pub fn probe(&self, from: impl Into<Source>, tag: impl Into<TagFilter>) -> Result<Status> {
-        self.probe_with::<u8>("probe", from.into(), tag.into(), true)
+    pub fn probe<T: Equivalence>(
+        &self,
+        from: impl Into<Source>,
+        tag: impl Into<TagFilter>,
+    ) -> Result<Status> {
+        self.probe_with::<T>("probe", from.into(), tag.into(), true)
             .map(|s| s.expect("a blocking probe returns a status"))
     }
 
