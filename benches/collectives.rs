@@ -69,7 +69,7 @@ fn run_all(spmd: &Spmd) -> Vec<Row> {
     }
     // `SPMD_BENCH_COLLECTIVES=plan`: the plan rows only.
     if std::env::var("SPMD_BENCH_COLLECTIVES").as_deref() == Ok("plan") {
-        rows.extend(unchecked_rows(spmd));
+        rows.extend(all_reduce_rows(spmd, &[8, 1024]));
         return rows;
     }
     // Scalar all_reduce: no agreement check exists to switch off.
@@ -106,21 +106,10 @@ fn run_all(spmd: &Spmd) -> Vec<Row> {
             Box::new(|c: &Comm| c.all_reduce_into(&send, &mut recv2, Op::Max).unwrap()),
         ));
     }
+    rows.extend(all_reduce_rows(spmd, &SIZES_BYTES));
     for bytes in SIZES_BYTES {
         let n = bytes / 8;
         let send = vec![me as f64 + 0.5; n];
-        let mut recv = vec![0.0; n];
-        let mut recv2 = vec![0.0; n];
-        rows.push(measure(
-            spmd,
-            "all_reduce_into",
-            bytes,
-            Box::new(|c: &Comm| {
-                c.raw()
-                    .all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum())
-            }),
-            Box::new(|c: &Comm| c.all_reduce_into(&send, &mut recv2, Op::Sum).unwrap()),
-        ));
         let mut buf = vec![1.0; n];
         let mut buf2 = vec![1.0; n];
         rows.push(measure(
@@ -221,11 +210,11 @@ fn run_all(spmd: &Spmd) -> Vec<Row> {
     rows
 }
 
-/// `all_reduce_into` at 8 B and 1 KiB: raw against the helper with and without checks.
-fn unchecked_rows(spmd: &Spmd) -> Vec<Row> {
+/// `all_reduce_into` (Sum) at each size: raw against the helper with and without checks.
+fn all_reduce_rows(spmd: &Spmd, sizes: &[usize]) -> Vec<Row> {
     let me = spmd.rank();
     let mut rows = Vec::new();
-    for bytes in [8, 1024] {
+    for &bytes in sizes {
         let n = bytes / 8;
         let send = vec![me as f64 + 0.5; n];
         let mut recv = vec![0.0; n];

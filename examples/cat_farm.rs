@@ -18,12 +18,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use mpi::point_to_point::{Destination, Source};
-use mpi::topology::Communicator;
 use ndarray::{s, Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
+use spmd::comm::Source;
 use spmd::Spmd;
 
 #[derive(Parser, Debug)]
@@ -60,9 +59,9 @@ struct Args {
 /// The manager's outcome: every image's matches, and how many tiles each rank searched.
 type Found = (Vec<Vec<(usize, usize)>>, Vec<usize>);
 
-const TAG_TASK: i32 = 1;
-const TAG_PIXELS: i32 = 2;
-const TAG_RESULT: i32 = 3;
+const TAG_TASK: u32 = 1;
+const TAG_PIXELS: u32 = 2;
+const TAG_RESULT: u32 = 3;
 const STOP: u64 = u64::MAX;
 
 /// A 16 x 16 cat face: head, ears, dark eyes and nose on a light face.
@@ -220,9 +219,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // matches and the tiles per rank.
     let farm = || -> spmd::Result<Option<Found>> {
         match loaded {
-            Some(images) => Ok(Some(manage(&spmd, images, &template, &args, slow))),
+            Some(images) => Ok(Some(manage(&spmd, images, &template, &args, slow)?)),
             None => {
-                work(&spmd, &template, args.threshold, slow);
+                work(&spmd, &template, args.threshold, slow)?;
                 Ok(None)
             }
         }
@@ -357,7 +356,7 @@ fn manage(
     template: &Array2<f32>,
     args: &Args,
     slow: Option<Duration>,
-) -> (Vec<Vec<(usize, usize)>>, Vec<usize>) {
+) -> spmd::Result<(Vec<Vec<(usize, usize)>>, Vec<usize>)> {
     let world = spmd.world();
     let profiler = spmd.profiler();
     let all = tasks(images, args.tile, template.dim());
@@ -385,17 +384,13 @@ fn manage(
             per_rank[0] += 1;
         }
     } else {
-        let raw = world.raw();
         let progress = indicatif::ProgressBar::new(all.len() as u64);
         let mut assigned: Vec<Option<Task>> = vec![None; world.size()];
         let mut active = world.size() - 1;
         while active > 0 {
             // A worker reports: [task finished (or STOP for the first call), n, y1, x1, ...].
-            let (message, status) = {
-                let _wait = profiler.comm("farm: receive results", 0);
-                raw.any_process().receive_vec_with_tag::<u64>(TAG_RESULT)
-            };
-            let worker = status.source_rank() as usize;
+            let (message, status) = world.receive::<u64>(Source::Any, TAG_RESULT)?;
+            let worker = status.source;
             if let Some(task) = assigned[worker].take() {
                 let hits: Vec<(usize, usize, f32)> = message[2..]
                     .chunks(2)
@@ -405,21 +400,22 @@ fn manage(
                 per_rank[worker] += 1;
                 progress.inc(1);
             }
-            let process = raw.process_at_rank(worker as i32);
             match all.get(next) {
                 Some(task) => {
                     let tile = images[task.image]
                         .slice(s![task.y..task.y + task.h, task.x..task.x + task.w]);
                     let pixels: Vec<f32> = tile.iter().copied().collect();
-                    let _send = profiler.comm("farm: send tile", pixels.len() * 4 + 48);
-                    process
-                        .send_with_tag(&[next as u64, task.h as u64, task.w as u64][..], TAG_TASK);
-                    process.send_with_tag(&pixels[..], TAG_PIXELS);
+                    world.send(
+                        worker,
+                        TAG_TASK,
+                        &[next as u64, task.h as u64, task.w as u64],
+                    )?;
+                    world.send(worker, TAG_PIXELS, &pixels)?;
                     assigned[worker] = Some(*task);
                     next += 1;
                 }
                 None => {
-                    process.send_with_tag(&[STOP, 0, 0][..], TAG_TASK);
+                    world.send(worker, TAG_TASK, &[STOP, 0, 0])?;
                     active -= 1;
                 }
             }
@@ -430,29 +426,27 @@ fn manage(
         cats.sort_unstable();
         cats.dedup();
     }
-    (found, per_rank)
+    Ok((found, per_rank))
 }
 
 /// A worker: asks for a tile, searches it, sends back the matches, until told to stop.
-fn work(spmd: &Spmd, template: &Array2<f32>, threshold: f32, slow: Option<Duration>) {
-    let raw = spmd.world().raw();
+fn work(
+    spmd: &Spmd,
+    template: &Array2<f32>,
+    threshold: f32,
+    slow: Option<Duration>,
+) -> spmd::Result<()> {
+    let world = spmd.world();
     let profiler = spmd.profiler();
-    let manager = raw.process_at_rank(0);
     let mut result = vec![STOP, 0];
     loop {
-        let header = {
-            let _talk = profiler.comm("farm: report and wait", result.len() * 8);
-            manager.send_with_tag(&result[..], TAG_RESULT);
-            manager.receive_vec_with_tag::<u64>(TAG_TASK).0
-        };
+        world.send(0, TAG_RESULT, &result)?;
+        let (header, _) = world.receive::<u64>(0, TAG_TASK)?;
         if header[0] == STOP {
-            return;
+            return Ok(());
         }
         let (h, w) = (header[1] as usize, header[2] as usize);
-        let pixels = {
-            let _receive = profiler.comm("farm: receive tile", h * w * 4);
-            manager.receive_vec_with_tag::<f32>(TAG_PIXELS).0
-        };
+        let (pixels, _) = world.receive::<f32>(0, TAG_PIXELS)?;
         let tile = ArrayView2::from_shape((h, w), &pixels).expect("the manager sends h x w pixels");
         let hits = {
             let _r = profiler.compute("search tile");

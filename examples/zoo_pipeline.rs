@@ -21,11 +21,9 @@
 mod common;
 
 use clap::Parser;
-use mpi::point_to_point::{Destination, Source};
-use mpi::request::{scope, WaitGuard};
-use mpi::topology::Communicator;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
+use spmd::comm::Source;
 use spmd::{Comm, Spmd};
 
 #[derive(Parser, Debug)]
@@ -49,8 +47,8 @@ type Outcome = (Vec<[f64; 6]>, Vec<[f64; 3]>);
 
 const SIDE: usize = 32;
 const FENCE: f64 = 28.0;
-const TAG_FRAME: i32 = 10;
-const TAG_SUMMARY: i32 = 11;
+const TAG_FRAME: u32 = 10;
+const TAG_SUMMARY: u32 = 11;
 const END: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +182,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Ok(serial(&args));
         }
         if my_roles.contains(&Role::Camera) {
-            film(&spmd, &args, &camera_ranks, &analysis_ranks, analysis_of);
+            film(&spmd, &args, &camera_ranks, &analysis_ranks, analysis_of)?;
         }
         if my_roles.contains(&Role::Analysis) {
             let cameras_feeding = camera_ranks.len();
@@ -196,10 +194,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 archive_of,
                 is_archive,
                 &mut stats,
-            );
+            )?;
         }
         if is_archive && !my_roles.contains(&Role::Analysis) {
-            archive_stream(&spmd, analysis_ranks.len(), &mut stats);
+            archive_stream(&spmd, analysis_ranks.len(), &mut stats)?;
         }
         if is_archive {
             let mine: Vec<f64> = stats.iter().flatten().copied().collect();
@@ -278,7 +276,7 @@ fn film(
     camera_ranks: &[usize],
     analysis_ranks: &[usize],
     analysis_of: impl Fn(usize) -> usize,
-) {
+) -> spmd::Result<()> {
     let world = spmd.world();
     let me = camera_ranks
         .iter()
@@ -295,27 +293,18 @@ fn film(
             let _film = spmd.region("film");
             batch.iter().map(|&(c, t)| frame(c, t)).collect()
         };
-        let _send = spmd
-            .profiler()
-            .comm("stream frames", frames.iter().map(|f| f.len() * 4).sum());
-        // At most `in_flight` sends in flight; the scope waits for all before the next batch.
-        scope(|s| {
-            let _guards: Vec<WaitGuard<'_, _, _>> = batch
-                .iter()
-                .zip(&frames)
-                .map(|(&(c, _), f)| {
-                    let to = world.raw().process_at_rank(analysis_of(c) as i32);
-                    WaitGuard::from(to.immediate_send_with_tag(s, &f[..], TAG_FRAME))
-                })
-                .collect();
-        });
+        // At most `in_flight` sends in flight; all complete before the next batch.
+        let sends = batch
+            .iter()
+            .zip(frames)
+            .map(|(&(c, _), f)| world.send_immediate(analysis_of(c), TAG_FRAME, f))
+            .collect::<spmd::Result<Vec<_>>>()?;
+        spmd::comm::wait_all(sends)?;
     }
     for &a in analysis_ranks {
-        world
-            .raw()
-            .process_at_rank(a as i32)
-            .send_with_tag(&[END, 0][..], TAG_FRAME);
+        world.send(a, TAG_FRAME, &[END, 0])?;
     }
+    Ok(())
 }
 
 /// Analysis ranks: take frames from any camera until every camera rank has said it is done,
@@ -329,21 +318,13 @@ fn analyse_stream(
     archive_of: impl Fn(usize) -> usize,
     also_archive: bool,
     stats: &mut [[f64; 3]],
-) -> Vec<[f64; 6]> {
+) -> spmd::Result<Vec<[f64; 6]>> {
     let world = spmd.world();
     let mut previous = vec![None; args.cameras];
     let mut done = 0;
     let mut summaries = Vec::new();
     while done < camera_ranks {
-        let (message, _) = {
-            let _wait = spmd
-                .profiler()
-                .comm("receive frames", (SIDE * SIDE + 2) * 4);
-            world
-                .raw()
-                .any_process()
-                .receive_vec_with_tag::<u32>(TAG_FRAME)
-        };
+        let (message, _) = world.receive::<u32>(Source::Any, TAG_FRAME)?;
         if message[0] == END {
             done += 1;
             continue;
@@ -364,37 +345,24 @@ fn analyse_stream(
         if also_archive {
             archive(stats, &summary);
         } else {
-            let _send = spmd.profiler().comm("forward summaries", 48);
-            world
-                .raw()
-                .process_at_rank(archive_of(summary[0] as usize) as i32)
-                .send_with_tag(&summary[..], TAG_SUMMARY);
+            world.send(archive_of(summary[0] as usize), TAG_SUMMARY, &summary)?;
         }
         summaries.push(summary);
     }
     if !also_archive {
         for &a in archive_ranks {
-            world
-                .raw()
-                .process_at_rank(a as i32)
-                .send_with_tag(&[f64::NAN; 6][..], TAG_SUMMARY);
+            world.send(a, TAG_SUMMARY, &[f64::NAN; 6])?;
         }
     }
-    summaries
+    Ok(summaries)
 }
 
 /// Archive ranks: fold summaries into statistics until every analysis rank is done.
-fn archive_stream(spmd: &Spmd, analysis_ranks: usize, stats: &mut [[f64; 3]]) {
+fn archive_stream(spmd: &Spmd, analysis_ranks: usize, stats: &mut [[f64; 3]]) -> spmd::Result<()> {
     let world: &Comm = spmd.world();
     let mut done = 0;
     while done < analysis_ranks {
-        let (summary, _) = {
-            let _wait = spmd.profiler().comm("receive summaries", 48);
-            world
-                .raw()
-                .any_process()
-                .receive_vec_with_tag::<f64>(TAG_SUMMARY)
-        };
+        let (summary, _) = world.receive::<f64>(Source::Any, TAG_SUMMARY)?;
         if summary[0].is_nan() {
             done += 1;
             continue;
@@ -402,4 +370,5 @@ fn archive_stream(spmd: &Spmd, analysis_ranks: usize, stats: &mut [[f64; 3]]) {
         let _archive = spmd.region("archive");
         archive(stats, &summary);
     }
+    Ok(())
 }

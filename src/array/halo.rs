@@ -65,7 +65,7 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
     /// block split has) or if `width` exceeds any rank's piece along a split axis (that rank
     /// could not fill its neighbour's ghosts).
     pub fn with_ghosts_per_axis(
-        self,
+        mut self,
         width: usize,
         boundaries: &[Boundary],
     ) -> Result<DistArray<T, D>> {
@@ -88,16 +88,18 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
             padded_shape[p.axis] += 2 * width;
         }
         let only_rows = self.layout.parts().all(|p| p.axis == 0);
-        let owned_view = self.local();
-        let padded = if let (true, Some(owned)) = (only_rows, owned_view.to_slice()) {
-            // Split by rows only: the padded piece is ghost rows, the owned rows, ghost rows,
-            // written in one pass.
-            let total: usize = padded_shape.slice().iter().product();
-            let layer = total / padded_shape[0].max(1);
-            let mut flat = Vec::with_capacity(total);
-            flat.resize(width * layer, T::default());
-            flat.extend_from_slice(owned);
+        let total: usize = padded_shape.slice().iter().product();
+        let layer = total / padded_shape[0].max(1);
+        let padded = if only_rows && self.ghosts == 0 && self.data.is_standard_layout() {
+            // Split by rows only, no ghosts yet: grow the piece's own allocation (which usually
+            // moves no pages) and shift the rows up, instead of writing a new padded piece.
+            let owned_len = self.data.len();
+            let (mut flat, offset) = std::mem::take(&mut self.data).into_raw_vec_and_offset();
+            flat.drain(..offset.unwrap_or(0));
+            flat.truncate(owned_len);
             flat.resize(total, T::default());
+            flat.copy_within(0..owned_len, width * layer);
+            flat[..width * layer].fill(T::default());
             Array::from_shape_vec(padded_shape, flat).expect("the padded shape holds every row")
         } else {
             self.padded_by_assignment(padded_shape, width)

@@ -38,7 +38,7 @@ use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Library tags of halo messages: upward and downward along each split axis.
-const HALO_TAG: c_int = 32_700;
+const HALO_TAG: c_int = crate::comm::HALO_TAGS;
 
 const NAMES: OpNames = op_names!("DistArray::halo_exchange");
 
@@ -71,7 +71,8 @@ struct AxisPlan<T> {
     statuses: Vec<MPI_Status>,
 }
 
-/// Persistent halo exchange of one array's layout; see the [module docs](self).
+/// Persistent halo exchange of one array's layout, with the split-phase exchanges it starts
+/// ([`HaloExchange`]).
 ///
 /// Made by [`DistArray::halo_plan`]; usable with that array and any array of the same
 /// communicator, shape, split, ghost width and boundaries (e.g. the other buffer of a

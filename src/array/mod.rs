@@ -150,6 +150,7 @@ use crate::partition::Partition;
 use split::Layout;
 
 pub use halo::Boundary;
+
 pub use halo_plan::{HaloExchange, HaloPlan};
 pub use split::{Split, SplitAxis, MAX_SPLIT_AXES};
 
@@ -251,11 +252,15 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
         Sh: IntoDimension<Dim = D>,
         F: Fn(D::Pattern) -> T + Sync + Send,
     {
-        let mut array = DistArray::from_elem(comm, shape, split, T::default())?;
-        let (layout, rank) = (array.layout, comm.rank());
-        let piece = array.data.raw_dim();
-        if array.data.is_empty() {
-            return Ok(array);
+        let shape = shape.into_dimension();
+        let layout = Layout::new(split, shape.slice(), comm.size())?;
+        let rank = comm.rank();
+        let piece = layout.piece_shape(&shape, rank);
+        let last = piece.ndim() - 1;
+        let (total, row_len) = (piece.size(), piece[last]);
+        if total == 0 {
+            let empty = Array::from_elem(piece, T::default());
+            return Ok(DistArray::assemble(comm, shape, layout, empty));
         }
         // Local → global index along each axis, computed once: the fill then only looks up
         // (every axis maps independently of the others).
@@ -270,13 +275,9 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
                     .collect()
             })
             .collect();
-        // Row by row along the last axis: the leading index is unravelled once per row.
-        let last = piece.ndim() - 1;
-        let row_len = piece[last];
-        if row_len == 0 {
-            return Ok(array);
-        }
-        let fill_row = |(k, row): (usize, &mut [T])| {
+        // Row by row along the last axis (the leading index is unravelled once per row),
+        // straight into the new piece's memory: no zero-fill pass before the real one.
+        let fill_row = |(k, row): (usize, &mut [std::mem::MaybeUninit<T>])| {
             let mut global = piece.clone();
             let mut rest = k;
             for a in (0..last).rev() {
@@ -285,18 +286,21 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
             }
             for (x, &g) in row.iter_mut().zip(&tables[last]) {
                 global[last] = g;
-                *x = f(global.clone().into_pattern());
+                x.write(f(global.clone().into_pattern()));
             }
         };
-        let data = array
-            .data
-            .as_slice_mut()
-            .expect("a new array is contiguous");
-        match array.par {
-            Par::Rayon => data.par_chunks_mut(row_len).enumerate().for_each(fill_row),
-            Par::Seq => data.chunks_mut(row_len).enumerate().for_each(fill_row),
+        let mut values: Vec<T> = Vec::with_capacity(total);
+        let slots = &mut values.spare_capacity_mut()[..total];
+        match comm.par() {
+            Par::Rayon => slots.par_chunks_mut(row_len).enumerate().for_each(fill_row),
+            Par::Seq => slots.chunks_mut(row_len).enumerate().for_each(fill_row),
         }
-        Ok(array)
+        // SAFETY: the rows of `row_len` slots cover all `total` slots, and `fill_row` wrote
+        // every slot of its row (a panic in `f` unwinds before this line, leaving the vector
+        // empty; `T: Copy` has nothing to drop).
+        unsafe { values.set_len(total) };
+        let data = Array::from_shape_vec(piece, values).expect("the piece holds `total` values");
+        Ok(DistArray::assemble(comm, shape, layout, data))
     }
 
     /// Wraps this rank's piece, which must have the piece shape `split` gives this rank of

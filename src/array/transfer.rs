@@ -22,8 +22,9 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// The most elements in one message.
 pub(crate) const CHUNK: usize = 1 << 30;
-/// The tag of array messages (distinct from rsmpi's default tag 0 that user code tends to use).
-pub(crate) const TAG: i32 = 0x5350;
+/// The tag of array messages: in the library's range above
+/// [`MAX_TAG`](crate::comm::MAX_TAG), so no program message can match one.
+pub(crate) const TAG: i32 = crate::comm::LIBRARY_TAGS.start;
 
 impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
     /// Splits the root's `source` over the ranks of `comm` by `split`. Only the root's

@@ -31,9 +31,10 @@ use std::os::raw::c_int;
 use mpi::datatype::Equivalence;
 
 use super::check::{ElementType, Field, Preflight};
+use super::raw_op::RawOp;
 use super::Varcount;
 use super::{buffer_size_error, check_root, counts_and_displacements, mpi_count, Number, Op};
-use crate::comm::ffi::{self, RawOp};
+use crate::comm::ffi;
 use crate::comm::request::{op_names, OpNames, Request};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};

@@ -80,6 +80,7 @@ mod broadcast;
 mod check;
 mod gather;
 mod immediate;
+mod raw_op;
 mod reduce;
 mod scatter;
 mod varcount;

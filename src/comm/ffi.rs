@@ -64,6 +64,78 @@ pub(crate) fn status_parts<T: Equivalence>(status: &MPI_Status) -> (usize, i32, 
     )
 }
 
+/// The shape of `MPI_Isend` and `MPI_Send_init`.
+type PostSend = unsafe extern "C" fn(
+    *const c_void,
+    c_int,
+    MPI_Datatype,
+    c_int,
+    c_int,
+    MPI_Comm,
+    *mut MPI_Request,
+) -> c_int;
+
+/// The shape of `MPI_Irecv` and `MPI_Recv_init`.
+type PostReceive = unsafe extern "C" fn(
+    *mut c_void,
+    c_int,
+    MPI_Datatype,
+    c_int,
+    c_int,
+    MPI_Comm,
+    *mut MPI_Request,
+) -> c_int;
+
+/// Calls `post` for `count` `T`s at `data` to or from `peer`, returning the request.
+///
+/// # Safety
+/// As the public wrappers below.
+unsafe fn post_send<T: Equivalence>(
+    post: PostSend,
+    comm: &Comm,
+    data: *const T,
+    count: c_int,
+    peer: c_int,
+    tag: c_int,
+) -> MPI_Request {
+    let mut request = null_request();
+    post(
+        data.cast::<c_void>(),
+        count,
+        datatype::<T>(),
+        peer,
+        tag,
+        comm_handle(comm),
+        &mut request,
+    );
+    request
+}
+
+/// As [`post_send`], for receives.
+///
+/// # Safety
+/// As the public wrappers below.
+unsafe fn post_receive<T: Equivalence>(
+    post: PostReceive,
+    comm: &Comm,
+    data: *mut T,
+    count: c_int,
+    peer: c_int,
+    tag: c_int,
+) -> MPI_Request {
+    let mut request = null_request();
+    post(
+        data.cast::<c_void>(),
+        count,
+        datatype::<T>(),
+        peer,
+        tag,
+        comm_handle(comm),
+        &mut request,
+    );
+    request
+}
+
 /// `MPI_Isend` of `count` `T`s at `data`.
 ///
 /// # Safety
@@ -76,17 +148,7 @@ pub(crate) unsafe fn isend<T: Equivalence>(
     to: c_int,
     tag: c_int,
 ) -> MPI_Request {
-    let mut request = null_request();
-    ffi::MPI_Isend(
-        data.cast::<c_void>(),
-        count,
-        datatype::<T>(),
-        to,
-        tag,
-        comm_handle(comm),
-        &mut request,
-    );
-    request
+    post_send(ffi::MPI_Isend, comm, data, count, to, tag)
 }
 
 /// `MPI_Irecv` of up to `count` `T`s into `data` (for messages whose length the caller
@@ -102,17 +164,7 @@ pub(crate) unsafe fn irecv<T: Equivalence>(
     from: c_int,
     tag: c_int,
 ) -> MPI_Request {
-    let mut request = null_request();
-    ffi::MPI_Irecv(
-        data.cast::<c_void>(),
-        count,
-        datatype::<T>(),
-        from,
-        tag,
-        comm_handle(comm),
-        &mut request,
-    );
-    request
+    post_receive(ffi::MPI_Irecv, comm, data, count, from, tag)
 }
 
 /// `MPI_Send_init`: a persistent send, started with [`start_all`].
@@ -126,17 +178,7 @@ pub(crate) unsafe fn send_init<T: Equivalence>(
     to: c_int,
     tag: c_int,
 ) -> MPI_Request {
-    let mut request = null_request();
-    ffi::MPI_Send_init(
-        data.cast::<c_void>(),
-        count,
-        datatype::<T>(),
-        to,
-        tag,
-        comm_handle(comm),
-        &mut request,
-    );
-    request
+    post_send(ffi::MPI_Send_init, comm, data, count, to, tag)
 }
 
 /// `MPI_Recv_init`: a persistent receive, started with [`start_all`].
@@ -150,17 +192,7 @@ pub(crate) unsafe fn recv_init<T: Equivalence>(
     from: c_int,
     tag: c_int,
 ) -> MPI_Request {
-    let mut request = null_request();
-    ffi::MPI_Recv_init(
-        data.cast::<c_void>(),
-        count,
-        datatype::<T>(),
-        from,
-        tag,
-        comm_handle(comm),
-        &mut request,
-    );
-    request
+    post_receive(ffi::MPI_Recv_init, comm, data, count, from, tag)
 }
 
 /// `MPI_Startall` on inactive persistent requests.
@@ -283,78 +315,6 @@ pub(crate) unsafe fn mrecv<T: Equivalence>(
         &mut message,
         &mut status,
     );
-}
-
-/// A predefined or NaN-propagating reduction as a raw `MPI_Op`, freed on drop (MPI lets a
-/// freed operation finish the reductions already posted with it).
-pub(crate) struct RawOp {
-    op: MPI_Op,
-    owned: bool,
-}
-
-impl RawOp {
-    pub(crate) fn new<T: crate::collective::Number>(op: crate::collective::Op) -> RawOp {
-        use crate::collective::Op;
-        if !op.propagates_nan::<T>() {
-            return RawOp {
-                op: op.system().as_raw(),
-                owned: false,
-            };
-        }
-        let function: ffi::MPI_User_function = Some(match op {
-            Op::Min => nan_aware::<T, 0>,
-            _ => nan_aware::<T, 1>,
-        });
-        // SAFETY: MPI handles are plain C values; `MPI_Op_create` writes one.
-        let mut handle: MPI_Op = unsafe { MaybeUninit::zeroed().assume_init() };
-        // SAFETY: `function` is a commutative element-wise reduction of `T`s, valid for the
-        // whole program.
-        unsafe { ffi::MPI_Op_create(function, 1, &mut handle) };
-        RawOp {
-            op: handle,
-            owned: true,
-        }
-    }
-
-    pub(crate) fn handle(&self) -> MPI_Op {
-        self.op
-    }
-}
-
-impl Drop for RawOp {
-    fn drop(&mut self) {
-        if self.owned {
-            // SAFETY: an operation made by `MPI_Op_create`; pending reductions keep using it.
-            unsafe { ffi::MPI_Op_free(&mut self.op) };
-        }
-    }
-}
-
-/// The NaN-propagating `Min` (`MAX == 0`) or `Max` of `T`s, as an MPI user function:
-/// `inout[i] = in[i] op inout[i]`.
-unsafe extern "C" fn nan_aware<T: crate::collective::Number, const MAX: u8>(
-    input: *mut c_void,
-    inout: *mut c_void,
-    len: *mut c_int,
-    _datatype: *mut MPI_Datatype,
-) {
-    let op = if MAX == 0 {
-        crate::collective::Op::Min
-    } else {
-        crate::collective::Op::Max
-    };
-    let n = usize::try_from(*len).unwrap_or(0);
-    // SAFETY: MPI passes two distinct buffers of `len` elements of the datatype the reduction
-    // was posted with, which is `T`'s.
-    let (input, inout) = unsafe {
-        (
-            std::slice::from_raw_parts(input as *const T, n),
-            std::slice::from_raw_parts_mut(inout as *mut T, n),
-        )
-    };
-    for (a, b) in input.iter().zip(inout.iter_mut()) {
-        *b = op.apply(*a, *b);
-    }
 }
 
 /// `MPI_Iallreduce` of `count` `T`s.

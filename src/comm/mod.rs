@@ -57,6 +57,7 @@ pub mod request;
 pub mod watchdog;
 
 pub use p2p::{Source, Status, TagFilter, MAX_TAG};
+pub(crate) use p2p::{HALO_TAGS, LIBRARY_TAGS};
 pub use request::{wait_all, Request};
 
 use std::cell::Cell;

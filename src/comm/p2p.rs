@@ -38,8 +38,16 @@ use super::Comm;
 use crate::error::{Error, ErrorKind, Result};
 
 /// The largest tag a program may use; tags above it (up to MPI's guaranteed 32767) are the
-/// library's own.
+/// library's own (array transfers, halo exchanges).
 pub const MAX_TAG: u32 = 32_000;
+
+/// The tags the library's own messages use (array transfers from the start, then two per
+/// split axis for halo exchanges from [`HALO_TAGS`]): above every program tag, within MPI's
+/// guaranteed 32 767.
+pub(crate) const LIBRARY_TAGS: std::ops::Range<i32> = 32_600..32_767;
+/// The first tag of halo exchanges (upward and downward along each split axis).
+pub(crate) const HALO_TAGS: i32 = 32_700;
+const _: () = assert!((MAX_TAG as i32) < LIBRARY_TAGS.start && HALO_TAGS + 8 <= LIBRARY_TAGS.end);
 
 /// Where a receive or probe takes its message from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

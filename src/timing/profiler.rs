@@ -691,6 +691,38 @@ mod tests {
     }
 
     #[test]
+    fn non_blocking_posts_and_waits_are_one_call_with_the_time_in_flight() {
+        let (p, clock) = mocked();
+        for _ in 0..2 {
+            let posted_at = {
+                let _post = p.library_comm("immediate_all_reduce", 16, || {});
+                clock.increment(ms(2));
+                drop(_post);
+                p.now()
+            };
+            {
+                let _work = p.compute("interior");
+                clock.increment(ms(5));
+            }
+            let _wait = p.library_wait("immediate_all_reduce", posted_at);
+            clock.increment(ms(1));
+        }
+        let t = p.rank_times();
+        let r = t
+            .regions
+            .iter()
+            .find(|r| r.name == "immediate_all_reduce")
+            .unwrap();
+        // Two requests: two calls, post + wait as comm, the compute between as in flight.
+        assert_eq!((r.calls, r.bytes), (2, 32));
+        assert_eq!(
+            (r.time_s, r.request_wait_s, r.in_flight_s),
+            (0.006, 0.002, 0.010)
+        );
+        assert_eq!((t.comm_s, t.wall_s), (0.006, 0.016));
+    }
+
+    #[test]
     fn library_helpers_inside_helpers_are_recorded_once() {
         let (p, _clock) = mocked();
         {
