@@ -356,7 +356,7 @@ fn manage(
     template: &Array2<f32>,
     args: &Args,
     slow: Option<Duration>,
-) -> spmd::Result<(Vec<Vec<(usize, usize)>>, Vec<usize>)> {
+) -> spmd::Result<Found> {
     let world = spmd.world();
     let profiler = spmd.profiler();
     let all = tasks(images, args.tile, template.dim());
