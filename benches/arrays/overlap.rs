@@ -74,7 +74,6 @@ fn one(spmd: &Spmd, world: &Comm, n: usize, cols: usize, factor: f64) {
     let mut plan: HaloPlan<f64> = u.halo_plan().unwrap();
     let owned_rows = u.local().nrows();
     let mut out = vec![0.0_f64; owned_rows * cols];
-    let _ = factor;
     let calls = 50;
     // The work's size: `factor` times the blocking exchange, in whole rows of the owned part
     // (rank 0 decides, every rank runs the same).

@@ -86,6 +86,8 @@ impl Comm {
         op: Op,
     ) -> Result<Request<Vec<T>>> {
         const NAMES: OpNames = op_names!("immediate_all_reduce_slice");
+        // The request's own copies: local work, made before the comm region opens.
+        let (owned, mut receive) = (send.to_vec(), send.to_vec());
         let _timer = self.timed(NAMES.op, 2 * size_of_val(send));
         let count = mpi_count(send.len(), NAMES.op, "the buffer");
         self.preflight(Preflight {
@@ -97,8 +99,7 @@ impl Comm {
                 Field::keyed("the reduction", op.code(), &op),
             ],
         })?;
-        let send = send.to_vec();
-        let mut receive = send.clone();
+        let send = owned;
         let raw_op = RawOp::new::<T>(op);
         // SAFETY: both vectors move into the finish closure; see `immediate_all_reduce`.
         let raw = vec![unsafe {
@@ -166,6 +167,7 @@ impl Comm {
     ) -> Result<Request<Vec<T>>> {
         const NAMES: OpNames = op_names!("immediate_all_gather");
         let total = send.len().saturating_mul(self.size());
+        let owned = send.to_vec(); // local work, before the comm region
         let _timer = self.timed(NAMES.op, size_of_val(send) * (self.size() + 1));
         let count = mpi_count(total, NAMES.op, "the gathered total")
             .and_then(|_| mpi_count(send.len(), NAMES.op, "the buffer"));
@@ -175,7 +177,7 @@ impl Comm {
             local_error: count.as_ref().err().cloned(),
             agree: &[Field::number("the length", &send.len())],
         })?;
-        let send = send.to_vec();
+        let send = owned;
         let mut receive = vec![T::default(); total];
         // SAFETY: both vectors move into the finish closure; see `immediate_all_reduce`.
         let raw = vec![unsafe {
@@ -269,7 +271,6 @@ impl Comm {
         })?;
         let part = send.len() / p;
         let counts = vec![part; p];
-        drop(_timer);
         self.post_all_to_all(NAMES, send, &counts, counts.clone())
             .map(|r| r.map_result(Varcount::into_vec))
     }
@@ -312,10 +313,13 @@ impl Comm {
             agree: &[],
         })?;
         let receive_counts = self.exchange_all_to_all_counts::<T>(NAMES.op, send_counts)?;
+        let request = self.post_all_to_all(NAMES, send, send_counts, receive_counts);
         drop(timer);
-        self.post_all_to_all(NAMES, send, send_counts, receive_counts)
+        request
     }
 
+    /// Posts the `MPI_Ialltoallv` of an immediate all-to-all, inside the caller's comm region
+    /// (so that the request counts one call).
     fn post_all_to_all<T: Equivalence + Copy + Default + 'static>(
         &self,
         names: OpNames,
@@ -323,7 +327,6 @@ impl Comm {
         send_counts: &[usize],
         receive_counts: Vec<usize>,
     ) -> Result<Request<Varcount<T>>> {
-        let _timer = self.timed(names.op, 0);
         let (send_mpi, send_displs) = counts_and_displacements(send_counts, names.op)?;
         let (receive_mpi, receive_displs) = counts_and_displacements(&receive_counts, names.op)?;
         let send = send.to_vec();
