@@ -80,6 +80,10 @@ error_kinds! {
     /// A non-blocking operation or plan was used in a way it cannot be (e.g. a plan finished
     /// without being started, or used with another array).
     InvalidState,
+    /// A task of a [farm](crate::farm) or an item in a [pipeline](crate::pipeline) stage
+    /// failed (returned an error or panicked); the message names the task or item, the rank
+    /// and the failure.
+    TaskFailed,
 }
 
 impl ErrorKind {
@@ -201,6 +205,26 @@ impl std::error::Error for Error {
     }
 }
 
+thread_local! {
+    static CATCHING_TASK_PANICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (a farm task or pipeline stage on this thread), catching a panic as that task's
+/// failure: while it runs, the runtime's panic policy (end every rank) stands aside for this
+/// thread and prints one line instead. A panic on another thread (inside a rayon job the task
+/// started) still ends the job.
+pub(crate) fn catch_task_panic<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    let outer = CATCHING_TASK_PANICS.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING_TASK_PANICS.with(|c| c.set(outer));
+    result
+}
+
+/// Whether this thread is inside [`catch_task_panic`].
+pub(crate) fn catching_task_panics() -> bool {
+    CATCHING_TASK_PANICS.with(|c| c.get())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +262,6 @@ mod tests {
         assert_eq!(ErrorKind::from_code(0), None);
         assert_eq!(ErrorKind::from_code(-1), None);
         assert_eq!(ErrorKind::from_code(n + 1), None);
-        assert_eq!(ErrorKind::from_code(n), Some(ErrorKind::InvalidState));
+        assert_eq!(ErrorKind::from_code(n), Some(ErrorKind::TaskFailed));
     }
 }

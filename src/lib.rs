@@ -64,6 +64,7 @@ pub mod collective;
 pub mod comm;
 pub mod error;
 pub mod exact;
+pub mod farm;
 pub mod par;
 pub mod partition;
 pub mod runtime;

@@ -52,6 +52,8 @@
 //! what it buys on each MPI.
 
 pub(crate) mod ffi;
+pub mod idle;
+pub(crate) mod wire;
 mod p2p;
 pub mod request;
 pub mod watchdog;

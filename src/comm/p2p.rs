@@ -384,16 +384,32 @@ impl Comm {
         tag: TagFilter,
         blocking: bool,
     ) -> Result<Option<Status>> {
-        let (from, tag) = (self.source_arg(op, from)?, self.tag_arg(op, tag)?);
+        let (from_arg, tag_arg) = (self.source_arg(op, from)?, self.tag_arg(op, tag)?);
         let _timer = self.timed(op, 0);
-        Ok(ffi::probe(self, from, tag, blocking).map(|status| {
+        Ok(self.probe_raw::<T>(from_arg, tag_arg, blocking))
+    }
+
+    /// A non-blocking probe outside any profiler region (for waits that poll many times
+    /// inside one region of their own).
+    pub(crate) fn try_probe_quiet<T: Equivalence>(
+        &self,
+        from: Source,
+        tag: TagFilter,
+    ) -> Result<Option<Status>> {
+        const OP: &str = "wait_for_message";
+        let (from, tag) = (self.source_arg(OP, from)?, self.tag_arg(OP, tag)?);
+        Ok(self.probe_raw::<T>(from, tag, false))
+    }
+
+    fn probe_raw<T: Equivalence>(&self, from: c_int, tag: c_int, blocking: bool) -> Option<Status> {
+        ffi::probe(self, from, tag, blocking).map(|status| {
             let (source, tag, count) = ffi::status_parts::<T>(&status);
             Status {
                 source,
                 tag: tag as u32,
                 count,
             }
-        }))
+        })
     }
 
     /// Starts sending `data` to `to` and returns at once; [`Request::wait`] gives the vector

@@ -446,6 +446,15 @@ fn install_panic_policy(rank: usize, size: usize) {
     PANIC_HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            if crate::error::catching_task_panics() {
+                let rank = PANIC_RANK.load(Ordering::Relaxed);
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                eprintln!("spmd: rank {rank}: a task panicked{at}; reported as its failure");
+                return;
+            }
             previous(info);
             let size = PANIC_SIZE.load(Ordering::Relaxed);
             let mpi_running =

@@ -18,6 +18,7 @@ mod collectives;
 mod communicators;
 mod exact;
 mod examples;
+mod farm;
 mod grid;
 mod harness;
 mod launcher;
@@ -40,6 +41,7 @@ const MODULES: &[&Module] = &[
     &grid::MODULE,
     &communicators::MODULE,
     &nonblocking::MODULE,
+    &farm::MODULE,
     &exact::MODULE,
     &runtime::MODULE,
     &timing::MODULE,
