@@ -1,8 +1,9 @@
-//! Manager/worker task farm: rank 0 cuts a batch of images into tiles and hands them out on
-//! demand; workers find "cats" in each tile by normalised cross-correlation with a template
-//! (rayon threads over the tile's rows) and send back their positions. A worker asks for the
-//! next tile only when it has finished the last one, so a slow worker simply gets fewer tiles:
-//! dynamic load balancing. With one rank the manager does the work itself.
+//! Manager/worker task farm on [`spmd::farm`]: rank 0 cuts a batch of images into tiles and
+//! the farm hands them out on demand; every rank (the manager too, on a second thread) finds
+//! "cats" in its tiles by normalised cross-correlation with a template (rayon threads over the
+//! tile's rows) and the matches come back in tile order. A worker holds two tiles at once and
+//! gets the next when it returns one, so a slow worker simply gets fewer tiles: dynamic load
+//! balancing.
 //!
 //! ```text
 //! mpirun -n 3 target/release/examples/cat_farm --images 32 --size 512 --slow-worker 1 --report farm.json
@@ -15,14 +16,14 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Parser;
 use ndarray::{s, Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
-use spmd::comm::Source;
+use serde::{Deserialize, Serialize};
+use spmd::farm::Farm;
 use spmd::Spmd;
 
 #[derive(Parser, Debug)]
@@ -46,6 +47,10 @@ struct Args {
     /// How long the slow worker sleeps per tile, in milliseconds.
     #[arg(long, default_value_t = 20)]
     slow_ms: u64,
+    /// Skewed tile costs: one tile in eight is searched eight times over (same matches), as
+    /// when some images are larger or harder than others.
+    #[arg(long)]
+    skew: bool,
     /// Search the PNG/JPEG files in this directory instead of synthetic images.
     #[arg(long, requires = "template")]
     images_dir: Option<PathBuf>,
@@ -56,13 +61,12 @@ struct Args {
     measure: common::Measure,
 }
 
-/// The manager's outcome: every image's matches, and how many tiles each rank searched.
-type Found = (Vec<Vec<(usize, usize)>>, Vec<usize>);
-
-const TAG_TASK: u32 = 1;
-const TAG_PIXELS: u32 = 2;
-const TAG_RESULT: u32 = 3;
-const STOP: u64 = u64::MAX;
+/// A tile as the farm sends it: where it lies and its pixels.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Tile {
+    task: Task,
+    pixels: Vec<f32>,
+}
 
 /// A 16 x 16 cat face: head, ears, dark eyes and nose on a light face.
 fn cat_template() -> Array2<f32> {
@@ -165,9 +169,25 @@ fn find(
     found
 }
 
+/// [`find`] on a tile, repeated eight times for one tile in eight under `--skew` (a cost
+/// that varies by tile, the same for the farm and the baseline).
+fn search(
+    task: &Task,
+    tile: ArrayView2<'_, f32>,
+    template: &Array2<f32>,
+    threshold: f32,
+    skew: bool,
+) -> Vec<(usize, usize, f32)> {
+    let heavy = skew && (task.image * 31 + task.y / 7 + task.x / 5) % 8 == 0;
+    for _ in 1..if heavy { 8 } else { 1 } {
+        std::hint::black_box(find(tile, template, threshold));
+    }
+    find(tile, template, threshold)
+}
+
 /// A unit of work: a tile of image `image` at `(y, x)`, overlapping its right and bottom
 /// neighbours by the template size so that no cat falls between tiles.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Task {
     image: usize,
     y: usize,
@@ -200,8 +220,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let spmd = Spmd::init()?;
     let world = spmd.world();
-    let slow =
-        (args.slow_worker == Some(world.rank())).then(|| Duration::from_millis(args.slow_ms));
     let template = match &args.template {
         Some(path) => grey(path)?,
         None => cat_template(),
@@ -215,31 +233,51 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None
     };
     let loaded = images.as_ref().map(|(i, _)| i);
+    let farm = Farm::new(world)?;
+    let (threshold, nap, skew) = (args.threshold, args.slow_ms, args.skew);
+    let slow = args.slow_worker == Some(world.rank());
     // One run of the farm: what each repetition measures. The manager (root) gets the
-    // matches and the tiles per rank.
-    let farm = || -> spmd::Result<Option<Found>> {
-        match loaded {
-            Some(images) => Ok(Some(manage(&spmd, images, &template, &args, slow)?)),
-            None => {
-                work(&spmd, &template, args.threshold, slow)?;
-                Ok(None)
+    // matches of every tile, in tile order.
+    let run = || -> spmd::Result<Option<Vec<Vec<(usize, usize)>>>> {
+        let tiles: Vec<Task> =
+            loaded.map_or_else(Vec::new, |images| tasks(images, args.tile, template.dim()));
+        let sends = tiles.iter().map(|&task| Tile {
+            task,
+            pixels: loaded.expect("only the manager has tiles")[task.image]
+                .slice(s![task.y..task.y + task.h, task.x..task.x + task.w])
+                .iter()
+                .copied()
+                .collect(),
+        });
+        let hits = farm.map(sends, |tile: Tile| {
+            if slow {
+                std::thread::sleep(std::time::Duration::from_millis(nap));
             }
-        }
+            let view = ArrayView2::from_shape((tile.task.h, tile.task.w), &tile.pixels)
+                .expect("a tile holds h x w pixels");
+            search(&tile.task, view, &template, threshold, skew)
+                .into_iter()
+                .map(|(y, x, _)| (tile.task.y + y, tile.task.x + x))
+                .collect::<Vec<_>>()
+        })?;
+        Ok(hits.map(|hits| merge(loaded.expect("the manager").len(), &tiles, hits)))
     };
-    let (threshold, tile) = (args.threshold, args.tile);
+    let tile = args.tile;
     let sequential = || {
         let images = loaded.expect("the baseline runs on the root");
-        search_all(images, &template, tile, threshold)
+        search_all(images, &template, tile, threshold, skew)
     };
     let repeat = args.measure.repeat(&spmd);
     let (outcome, sequential) = if args.measure.baseline {
-        let measured = repeat.baseline(sequential).run(farm)?;
+        let measured = repeat.baseline(sequential).run(run)?;
         (measured.result, measured.baseline)
     } else {
-        (repeat.run(farm)?.result, None)
+        (repeat.run(run)?.result, None)
     };
+    let stats = farm.stats().expect("the farm ran");
 
-    if let Some((found, per_rank)) = outcome {
+    if let Some(found) = outcome {
+        let per_rank: Vec<u64> = stats.ranks.iter().map(|r| r.tasks).collect();
         let (images, truth) = images.expect("the root loaded the images");
         if sequential.as_ref().is_some_and(|s| s != &found) {
             return Err("the sequential search found other matches than the farm".into());
@@ -248,12 +286,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "cat_farm: {} images, {} tiles on {} ranks x {} threads; tiles per rank (rank 0 = manager): {per_rank:?}",
             images.len(),
-            per_rank.iter().sum::<usize>(),
+            stats.tasks(),
             spmd.size(),
             spmd.threads()
         );
         println!("{report}");
+        print!("{stats}");
         report.record("tiles_per_rank", &per_rank);
+        report.record("farm", &stats);
         report.record("matches", &found);
         report.record(
             "verified",
@@ -291,11 +331,12 @@ fn search_all(
     template: &Array2<f32>,
     tile: usize,
     threshold: f32,
+    skew: bool,
 ) -> Vec<Vec<(usize, usize)>> {
     let mut found: Vec<Vec<(usize, usize)>> = vec![Vec::new(); images.len()];
     for task in tasks(images, tile, template.dim()) {
         let pixels = images[task.image].slice(s![task.y..task.y + task.h, task.x..task.x + task.w]);
-        for (y, x, _) in find(pixels, template, threshold) {
+        for (y, x, _) in search(&task, pixels, template, threshold, skew) {
             found[task.image].push((task.y + y, task.x + x));
         }
     }
@@ -348,114 +389,20 @@ fn grey(path: &PathBuf) -> Result<Array2<f32>, Box<dyn std::error::Error>> {
     )?)
 }
 
-/// The manager: hands out tiles on demand, collects matches (in image coordinates, duplicates
-/// from overlapping tiles merged). Returns the sorted matches per image and tiles per rank.
-fn manage(
-    spmd: &Spmd,
-    images: &[Array2<f32>],
-    template: &Array2<f32>,
-    args: &Args,
-    slow: Option<Duration>,
-) -> spmd::Result<Found> {
-    let world = spmd.world();
-    let profiler = spmd.profiler();
-    let all = tasks(images, args.tile, template.dim());
-    let mut found: Vec<Vec<(usize, usize)>> = vec![Vec::new(); images.len()];
-    let mut per_rank = vec![0; world.size()];
-    let record =
-        |task: &Task, hits: &[(usize, usize, f32)], found: &mut Vec<Vec<(usize, usize)>>| {
-            for &(y, x, _) in hits {
-                found[task.image].push((task.y + y, task.x + x));
-            }
-        };
-    let mut next = 0;
-    if world.size() == 1 {
-        for task in &all {
-            let tile =
-                images[task.image].slice(s![task.y..task.y + task.h, task.x..task.x + task.w]);
-            let hits = {
-                let _r = profiler.compute("search tile");
-                if let Some(nap) = slow {
-                    std::thread::sleep(nap);
-                }
-                find(tile, template, args.threshold)
-            };
-            record(task, &hits, &mut found);
-            per_rank[0] += 1;
-        }
-    } else {
-        let progress = indicatif::ProgressBar::new(all.len() as u64);
-        let mut assigned: Vec<Option<Task>> = vec![None; world.size()];
-        let mut active = world.size() - 1;
-        while active > 0 {
-            // A worker reports: [task finished (or STOP for the first call), n, y1, x1, ...].
-            let (message, status) = world.receive::<u64>(Source::Any, TAG_RESULT)?;
-            let worker = status.source;
-            if let Some(task) = assigned[worker].take() {
-                let hits: Vec<(usize, usize, f32)> = message[2..]
-                    .chunks(2)
-                    .map(|p| (p[0] as usize, p[1] as usize, 1.0))
-                    .collect();
-                record(&task, &hits, &mut found);
-                per_rank[worker] += 1;
-                progress.inc(1);
-            }
-            match all.get(next) {
-                Some(task) => {
-                    let tile = images[task.image]
-                        .slice(s![task.y..task.y + task.h, task.x..task.x + task.w]);
-                    let pixels: Vec<f32> = tile.iter().copied().collect();
-                    world.send(
-                        worker,
-                        TAG_TASK,
-                        &[next as u64, task.h as u64, task.w as u64],
-                    )?;
-                    world.send(worker, TAG_PIXELS, &pixels)?;
-                    assigned[worker] = Some(*task);
-                    next += 1;
-                }
-                None => {
-                    world.send(worker, TAG_TASK, &[STOP, 0, 0])?;
-                    active -= 1;
-                }
-            }
-        }
-        progress.finish_and_clear();
+/// The farm's matches (per tile, in tile order, in image coordinates) as sorted matches per
+/// image, duplicates from overlapping tiles merged.
+fn merge(
+    images: usize,
+    tiles: &[Task],
+    hits: Vec<Vec<(usize, usize)>>,
+) -> Vec<Vec<(usize, usize)>> {
+    let mut found: Vec<Vec<(usize, usize)>> = vec![Vec::new(); images];
+    for (task, hits) in tiles.iter().zip(hits) {
+        found[task.image].extend(hits);
     }
     for cats in &mut found {
         cats.sort_unstable();
         cats.dedup();
     }
-    Ok((found, per_rank))
-}
-
-/// A worker: asks for a tile, searches it, sends back the matches, until told to stop.
-fn work(
-    spmd: &Spmd,
-    template: &Array2<f32>,
-    threshold: f32,
-    slow: Option<Duration>,
-) -> spmd::Result<()> {
-    let world = spmd.world();
-    let profiler = spmd.profiler();
-    let mut result = vec![STOP, 0];
-    loop {
-        world.send(0, TAG_RESULT, &result)?;
-        let (header, _) = world.receive::<u64>(0, TAG_TASK)?;
-        if header[0] == STOP {
-            return Ok(());
-        }
-        let (h, w) = (header[1] as usize, header[2] as usize);
-        let (pixels, _) = world.receive::<f32>(0, TAG_PIXELS)?;
-        let tile = ArrayView2::from_shape((h, w), &pixels).expect("the manager sends h x w pixels");
-        let hits = {
-            let _r = profiler.compute("search tile");
-            if let Some(nap) = slow {
-                std::thread::sleep(nap);
-            }
-            find(tile, template, threshold)
-        };
-        result = vec![header[0], hits.len() as u64];
-        result.extend(hits.iter().flat_map(|&(y, x, _)| [y as u64, x as u64]));
-    }
+    found
 }

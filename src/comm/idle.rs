@@ -34,9 +34,8 @@ pub(crate) fn thread_cpu_time() -> Duration {
     if unsafe { libc::getrusage(who, &mut usage) } != 0 {
         return Duration::ZERO;
     }
-    let time = |t: libc::timeval| {
-        Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000)
-    };
+    let time =
+        |t: libc::timeval| Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000);
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 

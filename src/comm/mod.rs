@@ -53,10 +53,10 @@
 
 pub(crate) mod ffi;
 pub mod idle;
-pub(crate) mod wire;
 mod p2p;
 pub mod request;
 pub mod watchdog;
+pub(crate) mod wire;
 
 pub use p2p::{Source, Status, TagFilter, MAX_TAG};
 pub(crate) use p2p::{HALO_TAGS, LIBRARY_TAGS};

@@ -11,10 +11,14 @@ use super::{
     frame, run_task, unframe, OnFailure, Outcome, RankWork, TaskError, TAG_RESULTS, TAG_STOP,
     TAG_TASKS,
 };
-use crate::comm::idle::{thread_cpu_time, MAX_NAP};
+use crate::comm::idle::thread_cpu_time;
 use crate::comm::wire::{decode, encode};
 use crate::comm::{wait_all, Comm, Request, Source, TagFilter};
 use crate::error::Result;
+
+/// The manager's shortest and longest sleep between two looks at its queues.
+const MIN_NAP: Duration = Duration::from_micros(50);
+const MAX_NAP: Duration = Duration::from_millis(5);
 
 pub(super) struct Manager<'c> {
     pub comm: &'c Comm,
@@ -81,10 +85,6 @@ impl Manager<'_> {
             tasks: tasks.into_iter().enumerate(),
             exhausted: false,
         };
-        let mut workers = vec![WorkerState::default(); comm.size()];
-        workers[me].stopped = true;
-        let mut sends: Vec<Request<Vec<u8>>> = Vec::new();
-        let mut stopping = false;
         let mut outcome_of = |index: usize, outcome: Outcome<R>, rank: usize| {
             let outcome = match outcome {
                 Outcome::Done(result) => Ok(result),
@@ -99,6 +99,28 @@ impl Manager<'_> {
             failed
         };
 
+        if comm.size() == 1 {
+            // Nobody to hand work to: run the tasks here, in order.
+            for (index, task) in queue.tasks.by_ref() {
+                let started = Instant::now();
+                let outcome = run_task(f, task);
+                work.busy_s += started.elapsed().as_secs_f64();
+                work.tasks += 1;
+                let failed = outcome_of(index, outcome, me);
+                if failed && self.on_failure == OnFailure::Abort {
+                    break;
+                }
+            }
+            // The tasks ran on this thread: managing cost what they did not.
+            let cpu = (thread_cpu_time() - cpu_at_start).as_secs_f64();
+            work.mpi_thread_cpu_s = (cpu - work.busy_s).max(0.0);
+            return Ok(work);
+        }
+        let mut workers = vec![WorkerState::default(); comm.size()];
+        workers[me].stopped = true;
+        let mut sends: Vec<Request<Vec<u8>>> = Vec::new();
+        let mut stopping = false;
+
         std::thread::scope(|scope| -> Result<()> {
             // The manager's own tasks run here, so that this thread stays free to answer.
             let (to_local, local_tasks) = mpsc::channel::<(usize, T)>();
@@ -107,13 +129,17 @@ impl Manager<'_> {
                 for (index, task) in local_tasks {
                     let started = Instant::now();
                     let outcome = run_task(f, task);
-                    if local_done.send((index, outcome, started.elapsed())).is_err() {
+                    if local_done
+                        .send((index, outcome, started.elapsed()))
+                        .is_err()
+                    {
                         return;
                     }
                 }
             });
             let mut local_in_flight = 0;
-            let mut nap = Duration::from_micros(2);
+            // How long the manager's own tasks take (smoothed), to size its naps.
+            let mut task_time: Option<f64> = None;
             let mut idle_since: Option<Instant> = None;
             let mut idle_region = None;
 
@@ -131,9 +157,7 @@ impl Manager<'_> {
                     let (bytes, _) = comm.receive::<u8>(worker, TAG_RESULTS)?;
                     let (first, count, body) = unframe(&bytes)?;
                     let outcomes: Vec<Outcome<R>> = decode(body).unwrap_or_else(|e| {
-                        (0..count)
-                            .map(|_| Outcome::Failed(e.to_string()))
-                            .collect()
+                        (0..count).map(|_| Outcome::Failed(e.to_string())).collect()
                     });
                     for (k, outcome) in outcomes.into_iter().enumerate() {
                         let failed = outcome_of(first + k, outcome, worker);
@@ -148,6 +172,8 @@ impl Manager<'_> {
                     local_in_flight -= 1;
                     work.tasks += 1;
                     work.busy_s += busy.as_secs_f64();
+                    let busy = busy.as_secs_f64();
+                    task_time = Some(task_time.map_or(busy, |t| 0.8 * t + 0.2 * busy));
                     let failed = outcome_of(index, outcome, me);
                     stopping |= failed && self.on_failure == OnFailure::Abort;
                 }
@@ -183,11 +209,8 @@ impl Manager<'_> {
                     work.idle_s += since.elapsed().as_secs_f64();
                     idle_region = None;
                 }
-                if progressed {
-                    nap = Duration::from_micros(2);
-                } else {
-                    std::thread::sleep(nap);
-                    nap = (nap * 2).min(MAX_NAP);
+                if !progressed {
+                    std::thread::sleep(self.nap(task_time));
                 }
             }
             if let Some(since) = idle_since {
@@ -200,6 +223,20 @@ impl Manager<'_> {
         wait_all(sends)?;
         work.mpi_thread_cpu_s = (thread_cpu_time() - cpu_at_start).as_secs_f64();
         Ok(work)
+    }
+
+    /// How long to sleep when nothing happened. A sleep costs tens of microseconds of CPU on
+    /// some virtual machines whatever its length, so the manager sleeps as long as it safely
+    /// can: half a chunk's time (a worker that returns a chunk still holds `prefetch - 1`
+    /// more, so it does not starve meanwhile), between [`MIN_NAP`] and [`MAX_NAP`]; short
+    /// naps with a prefetch of 1, where every late answer idles a worker.
+    fn nap(&self, task_time: Option<f64>) -> Duration {
+        match task_time {
+            Some(t) if self.prefetch > 1 => {
+                Duration::from_secs_f64(t * self.chunk as f64 / 2.0).clamp(MIN_NAP, MAX_NAP)
+            }
+            _ => MIN_NAP,
+        }
     }
 
     /// Tops `worker` up to `prefetch` chunks in flight, or tells it to stop when there is

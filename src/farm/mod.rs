@@ -323,7 +323,11 @@ impl Farm {
         };
         // A rank that failed outside its tasks (an MPI error) makes every rank fail.
         let mut any_failed = [0_u64];
-        comm.all_reduce_into(&[u64::from(outcome.is_err())], &mut any_failed, crate::Op::Max)?;
+        comm.all_reduce_into(
+            &[u64::from(outcome.is_err())],
+            &mut any_failed,
+            crate::Op::Max,
+        )?;
         if any_failed[0] != 0 {
             outcome?;
             return Err(Error::new(

@@ -176,7 +176,9 @@ fn farm() {
     });
     let error = expect_same_error(world, "farm task panic", result, ErrorKind::TaskFailed);
     assert!(
-        error.to_string().contains("task 42 failed: panicked: no answer here"),
+        error
+            .to_string()
+            .contains("task 42 failed: panicked: no answer here"),
         "{error}"
     );
     let again = farm
