@@ -61,6 +61,9 @@ struct Args {
     measure: common::Measure,
 }
 
+/// Matches per image: the top-left corners of the cats found.
+type Matches = Vec<Vec<(usize, usize)>>;
+
 /// A tile as the farm sends it: where it lies and its pixels.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Tile {
@@ -238,7 +241,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let slow = args.slow_worker == Some(world.rank());
     // One run of the farm: what each repetition measures. The manager (root) gets the
     // matches of every tile, in tile order.
-    let run = || -> spmd::Result<Option<Vec<Vec<(usize, usize)>>>> {
+    let run = || -> spmd::Result<Option<Matches>> {
         let tiles: Vec<Task> =
             loaded.map_or_else(Vec::new, |images| tasks(images, args.tile, template.dim()));
         let sends = tiles.iter().map(|&task| Tile {

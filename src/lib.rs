@@ -67,6 +67,7 @@ pub mod exact;
 pub mod farm;
 pub mod par;
 pub mod partition;
+pub mod pipeline;
 pub mod runtime;
 pub mod timing;
 

@@ -63,12 +63,13 @@ impl<T: Element, D: Dimension + RemoveAxis> DistArray<T, D> {
         let (send_mpi, send_displs) = counts_and_displacements(&send_counts, OP)?;
         let (receive_mpi, receive_displs) = counts_and_displacements(&receive_counts, OP)?;
 
-        let mut send = Vec::with_capacity(send_counts.iter().sum());
+        // Real allocations even when empty (see `collective::mpi_buffer`).
+        let mut send = Vec::with_capacity(send_counts.iter().sum::<usize>().max(1));
         let local = self.local();
         for (in_mine, _, _) in &outgoing_blocks {
             send.extend(extract(local.view(), in_mine).iter().copied());
         }
-        let mut receive = vec![T::default(); receive_counts.iter().sum()];
+        let mut receive = crate::collective::mpi_buffer(receive_counts.iter().sum());
         timer.add_bytes((send.len() + receive.len()) * size_of::<T>());
         {
             let outgoing = MpiPartition::new(&send[..], &send_mpi[..], &send_displs[..]);

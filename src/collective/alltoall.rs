@@ -51,7 +51,9 @@ impl Comm {
         let receive_counts = self.exchange_all_to_all_counts::<T>(OP, send_counts)?;
         let (send_mpi, send_displs) = counts_and_displacements(send_counts, OP)?;
         let (receive_mpi, receive_displs) = counts_and_displacements(&receive_counts, OP)?;
-        let mut receive = vec![T::default(); receive_counts.iter().sum()];
+        let mut receive = super::mpi_buffer(receive_counts.iter().sum());
+        let spare = [T::default()];
+        let send = if send.is_empty() { &spare[..0] } else { send };
         {
             let outgoing = MpiPartition::new(send, &send_mpi[..], &send_displs[..]);
             let mut incoming =

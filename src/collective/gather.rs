@@ -282,6 +282,11 @@ impl Comm {
         T: Equivalence + Copy + Default,
     {
         let (mpi_counts, displacements) = counts_and_displacements(counts, op)?;
+        if counts.iter().all(|&c| c == 0) {
+            // Nothing to move (every rank knows it from the same counts): Open MPI refuses an
+            // `MPI_Gatherv` from an empty `Vec<u8>` (its pointer is 1) with MPI_ERR_ARG.
+            return Ok((self.rank() == root).then(Vec::new));
+        }
         let root_process = self.raw().process_at_rank(root as i32);
         if self.rank() != root {
             root_process.gather_varcount_into(send);
@@ -307,6 +312,11 @@ impl Comm {
     {
         let (mpi_counts, displacements) = counts_and_displacements(counts, op)?;
         recv.resize(counts.iter().sum(), T::default());
+        if recv.is_empty() {
+            // Nothing to move (every rank knows it from the same counts): Open MPI refuses an
+            // `MPI_Allgatherv` on an empty `Vec<u8>` (its pointer is 1) with MPI_ERR_ARG.
+            return Ok(());
+        }
         let mut parts = PartitionMut::new(&mut recv[..], mpi_counts, displacements);
         self.raw().all_gather_varcount_into(send, &mut parts);
         Ok(())

@@ -85,6 +85,15 @@ mod reduce;
 mod scatter;
 mod varcount;
 
+/// `len` default values in a buffer that is a real allocation even when empty: an empty
+/// `Vec` of bytes points at address 1, Open MPI's `MPI_IN_PLACE` (see
+/// `comm::ffi::buffer_address`, the same guard for the library's own MPI calls).
+pub(crate) fn mpi_buffer<T: Clone + Default>(len: usize) -> Vec<T> {
+    let mut buffer = Vec::with_capacity(len.max(1));
+    buffer.resize(len, T::default());
+    buffer
+}
+
 pub use broadcast::BufferMut;
 pub(crate) use check::{
     as_field, fingerprint, shape_key, ElementType, Field, Preflight, ShapeText,

@@ -127,21 +127,27 @@ impl Comm {
         } else {
             counts_and_displacements(counts, OP).err()
         };
-        // Each rank receives [its count, the root's error].
+        // Each rank receives [its count, the root's error, the total count].
         let encoded = self.encode_error(root_error.as_ref());
+        let total = as_field(send.len());
         let header: Vec<i64> = if is_root {
             (0..self.size())
-                .flat_map(|r| [counts.get(r).map_or(0, |&c| as_field(c)), encoded])
+                .flat_map(|r| [counts.get(r).map_or(0, |&c| as_field(c)), encoded, total])
                 .collect()
         } else {
             Vec::new()
         };
-        let mut mine = [0_i64; 2];
+        let mut mine = [0_i64; 3];
         self.scatter_raw(root, &header, &mut mine);
         if mine[1] >= 0 {
             return Err(self.error_from_encoded(mine[1], root_error.as_ref()));
         }
         let mut recv = vec![T::default(); mine[0] as usize];
+        if mine[2] == 0 {
+            // Nothing to move: Open MPI refuses an `MPI_Scatterv` from an empty `Vec<u8>` (its
+            // pointer is 1) with MPI_ERR_ARG.
+            return Ok(recv);
+        }
         let root_process = self.raw().process_at_rank(root as i32);
         if is_root {
             let (mpi_counts, displacements) = counts_and_displacements(counts, OP)?;
@@ -195,6 +201,10 @@ impl Comm {
         })?;
         let (mpi_counts, displacements) = counts_and_displacements(&partition.counts(), OP)?;
         let mut recv = vec![T::default(); part_len];
+        if partition.is_empty() {
+            // Nothing to move (see `scatter_varcount`).
+            return Ok(recv);
+        }
         let root_process = self.raw().process_at_rank(root as i32);
         if self.rank() == root {
             let parts = MpiPartition::new(send, mpi_counts, displacements);

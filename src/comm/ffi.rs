@@ -317,6 +317,19 @@ pub(crate) unsafe fn mrecv<T: Equivalence>(
     );
 }
 
+/// A buffer address MPI may be given: an empty Rust slice points at `align_of::<T>()` (for
+/// bytes, address 1, which is Open MPI's `MPI_IN_PLACE`, so an empty byte buffer would turn a
+/// collective into an in-place one and fail with MPI_ERR_ARG); such a pointer becomes the
+/// address of a static that MPI never reads or writes (the count is 0).
+pub(crate) fn buffer_address<T>(pointer: *const T) -> *mut c_void {
+    static SPARE: u64 = 0;
+    if pointer as usize == std::mem::align_of::<T>() {
+        std::ptr::addr_of!(SPARE).cast_mut().cast::<c_void>()
+    } else {
+        pointer.cast_mut().cast::<c_void>()
+    }
+}
+
 /// `MPI_Iallreduce` of `count` `T`s.
 ///
 /// # Safety
@@ -331,8 +344,8 @@ pub(crate) unsafe fn iallreduce<T: Equivalence>(
 ) -> MPI_Request {
     let mut request = null_request();
     ffi::MPI_Iallreduce(
-        send.cast::<c_void>(),
-        receive.cast::<c_void>(),
+        buffer_address(send),
+        buffer_address(receive),
         count,
         datatype::<T>(),
         op,
@@ -354,8 +367,8 @@ pub(crate) unsafe fn allreduce<T: Equivalence>(
     op: MPI_Op,
 ) {
     ffi::MPI_Allreduce(
-        send.cast::<c_void>(),
-        receive.cast::<c_void>(),
+        buffer_address(send),
+        buffer_address(receive),
         count,
         datatype::<T>(),
         op,
@@ -375,7 +388,7 @@ pub(crate) unsafe fn ibcast<T: Equivalence>(
 ) -> MPI_Request {
     let mut request = null_request();
     ffi::MPI_Ibcast(
-        buffer.cast::<c_void>(),
+        buffer_address(buffer),
         count,
         datatype::<T>(),
         root,
@@ -401,20 +414,20 @@ pub(crate) unsafe fn iallgatherv<T: Equivalence>(
     let mut request = null_request();
     match counts_displacements {
         None => ffi::MPI_Iallgather(
-            send.cast::<c_void>(),
+            buffer_address(send),
             count,
             datatype::<T>(),
-            receive.cast::<c_void>(),
+            buffer_address(receive),
             count,
             datatype::<T>(),
             comm_handle(comm),
             &mut request,
         ),
         Some((counts, displacements)) => ffi::MPI_Iallgatherv(
-            send.cast::<c_void>(),
+            buffer_address(send),
             count,
             datatype::<T>(),
-            receive.cast::<c_void>(),
+            buffer_address(receive),
             counts,
             displacements,
             datatype::<T>(),
@@ -440,11 +453,11 @@ pub(crate) unsafe fn ialltoallv<T: Equivalence>(
 ) -> MPI_Request {
     let mut request = null_request();
     ffi::MPI_Ialltoallv(
-        send.cast::<c_void>(),
+        buffer_address(send),
         send_counts,
         send_displacements,
         datatype::<T>(),
-        receive.cast::<c_void>(),
+        buffer_address(receive),
         receive_counts,
         receive_displacements,
         datatype::<T>(),

@@ -370,11 +370,12 @@ fn run_task<T, R>(
     match crate::error::catch_task_panic(|| f(task)) {
         Ok(Ok(result)) => Outcome::Done(result),
         Ok(Err(message)) => Outcome::Failed(message),
-        Err(panic) => Outcome::Failed(panic_message(panic.as_ref())),
+        Err(panic) => Outcome::Failed(panic_text(panic.as_ref())),
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+/// A caught panic's message, for a failure report.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         format!("panicked: {s}")
     } else if let Some(s) = panic.downcast_ref::<String>() {

@@ -300,6 +300,22 @@ fn equal_count_gathers_and_scatters(world: &Comm) {
 
 fn varcount(world: &Comm) {
     let (me, p) = (world.rank(), world.size());
+    // Nothing anywhere, in bytes (an empty `Vec<u8>` points at address 1, which Open MPI
+    // refused in MPI_Allgatherv before the library skipped empty exchanges).
+    let nothing: Vec<u8> = Vec::new();
+    assert!(world.all_gather_varcount(&nothing).unwrap().is_empty());
+    for root in 0..p {
+        let got = world.gather_varcount(root, &nothing).unwrap();
+        assert_eq!(
+            got.map(|g| g.into_parts()),
+            (me == root).then(|| (vec![], vec![0; p]))
+        );
+        let zeros = if me == root { vec![0; p] } else { Vec::new() };
+        assert!(world
+            .scatter_varcount(root, &nothing, &zeros)
+            .unwrap()
+            .is_empty());
+    }
     // Rank r holds r elements (rank 0 none), then every rank holds none.
     for len_of in [
         |r: usize| r,
@@ -343,6 +359,10 @@ fn varcount(world: &Comm) {
 /// Rank r sends (r + d) % 3 elements to rank d, valued by sender, receiver and position.
 fn all_to_all(world: &Comm) {
     let (p, me) = (world.size(), world.rank());
+    // Nothing anywhere, in bytes (see `varcount`).
+    let nothing: Vec<u8> = Vec::new();
+    let got = world.all_to_all_varcount(&nothing, &vec![0; p]).unwrap();
+    assert!(got.is_empty());
     let count = |from: usize, to: usize| (from + to) % 3;
     let code = |from: usize, to: usize, k: usize| (from * 100 + to * 10 + k) as i64;
     let send_counts: Vec<usize> = (0..p).map(|d| count(me, d)).collect();

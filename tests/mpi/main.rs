@@ -23,6 +23,7 @@ mod grid;
 mod harness;
 mod launcher;
 mod nonblocking;
+mod pipeline;
 mod runtime;
 mod support;
 mod timing;
@@ -42,6 +43,7 @@ const MODULES: &[&Module] = &[
     &communicators::MODULE,
     &nonblocking::MODULE,
     &farm::MODULE,
+    &pipeline::MODULE,
     &exact::MODULE,
     &runtime::MODULE,
     &timing::MODULE,
