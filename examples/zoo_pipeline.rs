@@ -1,374 +1,419 @@
-//! Distributing *functions* rather than data: the world is split into three role groups that
-//! form a pipeline. **Cameras** film the enclosures and stream frames; the **analysis** group
-//! tracks each animal, measures its motion and raises an urgent alert when one escapes the
-//! fence; the **archive** group keeps long-term statistics. Frames travel with non-blocking
-//! sends, at most `--in-flight` per camera at a time (back-pressure: a camera waits for its
-//! frames to be taken instead of filling memory).
+//! Distributing *functions* rather than data, on [`spmd::pipeline`]: **cameras** film the
+//! enclosures at a fixed rate (640 x 480 grey frames), **detection** finds what moves in each
+//! frame (blur, difference with the camera's previous frame, threshold, erosion, centroid) and
+//! raises an alert when an animal is beyond the fence, **archive** keeps per-camera
+//! statistics. Every frame of one camera goes to the same detection rank, in order (keyed
+//! routing), since motion is measured between consecutive frames.
 //!
 //! ```text
-//! mpirun -n 6 target/release/examples/zoo_pipeline --cameras-frames 2000 --report zoo.json
+//! mpirun -n 3 target/release/examples/zoo_pipeline --fps 100 --report zoo.json
 //! ```
 //!
-//! Roles: with P ≥ 3 ranks, the first third (at least one) are cameras, the next third (at
-//! least one) analysis, the rest archive. With 2 ranks, rank 0 films and rank 1 analyses and
-//! archives; with 1 rank, one process runs the whole pipeline in turn. Every camera's frames go
-//! to one analysis rank (in order, as MPI keeps messages between a pair ordered, so motion is
-//! measured between consecutive frames), and every analysed frame to one archive rank.
-//!
-//! Verified on rank 0: every frame is analysed exactly once and archived exactly once, and
-//! the alerts and statistics equal those of a serial run over the same frames.
+//! Stages: one camera rank; from 4 ranks on, P - 2 detection ranks and one archive rank;
+//! with 2 or 3 ranks, P - 1 ranks that detect and archive (archiving is cheap; a rank of its
+//! own would leave a core idle); with 1 rank every stage runs in turn on each frame. The program reports the frame rate it sustained against the rate asked
+//! (`--fps` per camera; `--fps 0`: as fast as the pipeline goes) and the stage that limits
+//! it. Verified on rank 0: every frame detected and archived exactly once, with the
+//! detections and statistics of a serial run.
 
 mod common;
 
+use std::fmt;
+use std::time::{Duration, Instant};
+
 use clap::Parser;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_pcg::Pcg64Mcg;
-use spmd::comm::Source;
-use spmd::{Comm, Spmd};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use spmd::pipeline::{Pipeline, PipelineStats};
+use spmd::Spmd;
 
 #[derive(Parser, Debug)]
-#[command(about = "A camera -> analysis -> archive pipeline over three groups of MPI ranks")]
+#[command(about = "Cameras -> motion detection -> archive: a pipeline over groups of MPI ranks")]
 struct Args {
     /// Cameras (spread over the camera ranks).
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 4)]
     cameras: usize,
     /// Frames each camera films.
     #[arg(long, default_value_t = 200)]
-    cameras_frames: usize,
-    /// Most frames a camera rank has in flight at once.
+    frames: usize,
+    /// Frames per second each camera films (0: as fast as the pipeline takes them).
+    #[arg(long, default_value_t = 100.0)]
+    fps: f64,
+    /// Frame width in pixels.
+    #[arg(long, default_value_t = 640)]
+    width: usize,
+    /// Frame height in pixels.
+    #[arg(long, default_value_t = 480)]
+    height: usize,
+    /// Frames a stage may have waiting at each rank of the next one.
     #[arg(long, default_value_t = 4)]
-    in_flight: usize,
+    window: usize,
     #[command(flatten)]
     measure: common::Measure,
 }
 
-/// What a rank ends the pipeline with: its frame summaries and its per-camera statistics.
-type Outcome = (Vec<[f64; 6]>, Vec<[f64; 3]>);
+/// Pixels that travel as one byte string (postcard copies them at memory speed; a plain
+/// `Vec<u8>` would be encoded byte by byte).
+#[derive(Clone, PartialEq)]
+struct Pixels(Vec<u8>);
 
-const SIDE: usize = 32;
-const FENCE: f64 = 28.0;
-const TAG_FRAME: u32 = 10;
-const TAG_SUMMARY: u32 = 11;
-const END: u32 = u32::MAX;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
-    Camera,
-    Analysis,
-    Archive,
-}
-
-/// The ranks of each role for `p` ranks.
-fn roles(p: usize) -> [Vec<usize>; 3] {
-    match p {
-        1 => [vec![0], vec![0], vec![0]],
-        2 => [vec![0], vec![1], vec![1]],
-        _ => {
-            let cameras = (p / 3).max(1);
-            let analysis = (p / 3).max(1);
-            [
-                (0..cameras).collect(),
-                (cameras..cameras + analysis).collect(),
-                (cameras + analysis..p).collect(),
-            ]
-        }
+impl Serialize for Pixels {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
     }
 }
 
-/// Frame `t` of camera `c`: noise with a bright 3 x 3 animal that wanders right and, for some
-/// cameras, over the fence. Layout: `[camera, t, pixels...]`.
-fn frame(c: usize, t: usize) -> Vec<u32> {
-    let mut rng = Pcg64Mcg::seed_from_u64(((c as u64) << 32) ^ t as u64 ^ 0x200);
-    let speed = 0.05 + 0.03 * (c % 4) as f64;
-    let x =
-        ((4.0 + speed * t as f64 + 2.0 * (t as f64 * 0.3 + c as f64).sin()) as usize).min(SIDE - 3);
-    let y = 8 + (c * 5) % 16;
-    let mut out = vec![c as u32, t as u32];
-    out.extend((0..SIDE * SIDE).map(|k| {
-        let (py, px) = (k / SIDE, k % SIDE);
-        if (y..y + 3).contains(&py) && (x..x + 3).contains(&px) {
-            200 + rng.random_range(0..40)
-        } else {
-            rng.random_range(0..60)
+impl<'de> Deserialize<'de> for Pixels {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Pixels, D::Error> {
+        struct Bytes;
+        impl serde::de::Visitor<'_> for Bytes {
+            type Value = Pixels;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("frame pixels as bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Pixels, E> {
+                Ok(Pixels(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Pixels, E> {
+                Ok(Pixels(v))
+            }
         }
-    }));
+        deserializer.deserialize_byte_buf(Bytes)
+    }
+}
+
+/// One camera frame.
+#[derive(Clone, Serialize, Deserialize)]
+struct Frame {
+    camera: u32,
+    t: u32,
+    width: u32,
+    pixels: Pixels,
+}
+
+/// What detection learns from a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+struct Detection {
+    camera: u32,
+    t: u32,
+    /// Pixels that moved since the camera's previous frame (after erosion).
+    moving: u32,
+    /// Centre of the motion, or NaN with none.
+    cx: f32,
+    cy: f32,
+    /// The motion is beyond the fence.
+    escaped: bool,
+}
+
+/// Archive statistics per camera: frames, moving pixels, frames with an escape.
+type Stats = Vec<[u64; 3]>;
+
+/// Side of the animal in pixels, and the fence's place (a fraction of the width).
+const ANIMAL: usize = 24;
+const FENCE: f32 = 0.8;
+
+/// Frame `t` of camera `c`: noise with a bright animal that wanders right and, for some
+/// cameras, over the fence.
+fn film(c: usize, t: usize, width: usize, height: usize) -> Frame {
+    let mut rng = Pcg64Mcg::seed_from_u64(((c as u64) << 32) ^ t as u64 ^ 0x200);
+    let mut pixels = vec![0_u8; width * height];
+    rng.fill_bytes(&mut pixels);
+    for p in &mut pixels {
+        *p >>= 2; // background noise in 0..64
+    }
+    let speed = 2.0 + (c % 4) as f64;
+    let span = (width - ANIMAL) as f64;
+    let x = ((20.0 + speed * t as f64 + 15.0 * (t as f64 * 0.3 + c as f64).sin()) % span) as usize;
+    let y = (40 + c * 53) % (height - ANIMAL);
+    for row in y..y + ANIMAL {
+        for p in &mut pixels[row * width + x..row * width + x + ANIMAL] {
+            *p = 200 + rng.random_range(0..40);
+        }
+    }
+    Frame {
+        camera: c as u32,
+        t: t as u32,
+        width: width as u32,
+        pixels: Pixels(pixels),
+    }
+}
+
+/// A 5 x 5 box blur (two passes of 5 taps), in whole grey levels.
+fn blur(pixels: &[u8], width: usize) -> Vec<u8> {
+    let height = pixels.len() / width;
+    let mut rows = vec![0_u16; pixels.len()];
+    for (out, row) in rows.chunks_mut(width).zip(pixels.chunks(width)) {
+        for x in 0..width {
+            let (lo, hi) = (x.saturating_sub(2), (x + 3).min(width));
+            out[x] = row[lo..hi].iter().map(|&v| u16::from(v)).sum::<u16>() * 5 / (hi - lo) as u16;
+        }
+    }
+    let mut out = vec![0_u8; pixels.len()];
+    for y in 0..height {
+        let (lo, hi) = (y.saturating_sub(2), (y + 3).min(height));
+        for x in 0..width {
+            let sum: u32 = (lo..hi).map(|r| u32::from(rows[r * width + x])).sum();
+            out[y * width + x] = (sum / (5 * (hi - lo) as u32)) as u8;
+        }
+    }
     out
 }
 
-/// What analysis learns from a frame: the animal's centre (mean of bright pixels).
-fn centre(pixels: &[u32]) -> (f64, f64) {
-    let (mut sx, mut sy, mut n) = (0.0, 0.0, 0.0);
-    for (k, &v) in pixels.iter().enumerate() {
-        if v >= 128 {
-            sx += (k % SIDE) as f64;
-            sy += (k / SIDE) as f64;
-            n += 1.0;
+/// Per-camera detection state: the previous blurred frame.
+struct Detector {
+    previous: Vec<Option<Vec<u8>>>,
+}
+
+impl Detector {
+    fn new(cameras: usize) -> Detector {
+        Detector {
+            previous: vec![None; cameras],
         }
     }
-    if n > 0.0 {
-        (sx / n, sy / n)
-    } else {
-        (f64::NAN, f64::NAN)
-    }
-}
 
-/// Analysis state per camera: the previous centre. Returns `[camera, t, cx, cy, motion, escaped]`.
-fn analyse(message: &[u32], previous: &mut [Option<(f64, f64)>]) -> [f64; 6] {
-    let (c, t) = (message[0] as usize, message[1] as f64);
-    let (cx, cy) = centre(&message[2..]);
-    let motion = previous[c].map_or(0.0, |(px, py)| {
-        ((cx - px).powi(2) + (cy - py).powi(2)).sqrt()
-    });
-    previous[c] = Some((cx, cy));
-    [c as f64, t, cx, cy, motion, f64::from(u8::from(cx > FENCE))]
-}
-
-/// Archive statistics per camera: frames, total motion, frames beyond the fence.
-fn archive(stats: &mut [[f64; 3]], summary: &[f64]) {
-    let s = &mut stats[summary[0] as usize];
-    s[0] += 1.0;
-    s[1] += summary[4];
-    s[2] += summary[5];
-}
-
-/// Everything a serial run computes: summaries in order and the statistics.
-fn serial(args: &Args) -> (Vec<[f64; 6]>, Vec<[f64; 3]>) {
-    let mut previous = vec![None; args.cameras];
-    let mut stats = vec![[0.0; 3]; args.cameras];
-    let mut summaries = Vec::new();
-    for c in 0..args.cameras {
-        for t in 0..args.cameras_frames {
-            let s = analyse(&frame(c, t), &mut previous);
-            archive(&mut stats, &s);
-            summaries.push(s);
+    /// Motion in `frame` against the camera's previous frame: pixels whose blurred grey level
+    /// changed by more than 40, kept only where their 3 x 3 neighbourhood all changed.
+    fn detect(&mut self, frame: &Frame) -> Detection {
+        let width = frame.width as usize;
+        let blurred = blur(&frame.pixels.0, width);
+        let height = blurred.len() / width;
+        let (mut moving, mut sx, mut sy) = (0_u32, 0.0_f64, 0.0_f64);
+        if let Some(previous) = &self.previous[frame.camera as usize] {
+            let changed: Vec<bool> = blurred
+                .iter()
+                .zip(previous)
+                .map(|(&a, &b)| a.abs_diff(b) > 40)
+                .collect();
+            for y in 1..height - 1 {
+                for x in 1..width - 1 {
+                    let all = (y - 1..=y + 1).all(|r| {
+                        changed[r * width + x - 1..=r * width + x + 1]
+                            .iter()
+                            .all(|&c| c)
+                    });
+                    if all {
+                        moving += 1;
+                        sx += x as f64;
+                        sy += y as f64;
+                    }
+                }
+            }
+        }
+        self.previous[frame.camera as usize] = Some(blurred);
+        let (cx, cy) = if moving > 0 {
+            (
+                (sx / f64::from(moving)) as f32,
+                (sy / f64::from(moving)) as f32,
+            )
+        } else {
+            (f32::NAN, f32::NAN)
+        };
+        Detection {
+            camera: frame.camera,
+            t: frame.t,
+            moving,
+            cx,
+            cy,
+            escaped: cx > FENCE * width as f32,
         }
     }
-    (summaries, stats)
+}
+
+/// Folds a detection into the statistics; says so on stderr the first time a camera's
+/// animal is beyond the fence.
+fn archive(stats: &mut Stats, d: &Detection) {
+    let s = &mut stats[d.camera as usize];
+    if d.escaped && s[2] == 0 {
+        eprintln!(
+            "ALERT: camera {} frame {}: animal beyond the fence",
+            d.camera, d.t
+        );
+    }
+    s[0] += 1;
+    s[1] += u64::from(d.moving);
+    s[2] += u64::from(d.escaped);
+}
+
+/// The serial solution: every camera's frames in order, detected and archived.
+fn serial(args: &Args) -> (Vec<Detection>, Stats) {
+    let mut detector = Detector::new(args.cameras);
+    let mut stats = vec![[0; 3]; args.cameras];
+    let mut detections = Vec::new();
+    for t in 0..args.frames {
+        for c in 0..args.cameras {
+            let d = detector.detect(&film(c, t, args.width, args.height));
+            archive(&mut stats, &d);
+            detections.push(d);
+        }
+    }
+    (detections, stats)
+}
+
+/// The stages' rank counts for `p` ranks: cameras, detection, archive (0: archived by the
+/// detection rank, which is then the sink).
+fn layout(p: usize) -> (usize, usize, usize) {
+    match p {
+        1 => (1, 1, 1),
+        2 | 3 => (1, p - 1, 0),
+        _ => (1, p - 2, 1),
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    if args.cameras == 0 || args.in_flight == 0 {
-        return Err("--cameras and --in-flight must be positive".into());
+    if args.cameras == 0 || args.frames == 0 || args.fps < 0.0 {
+        return Err("--cameras and --frames must be positive, --fps not negative".into());
+    }
+    if args.width <= ANIMAL + 2 || args.height <= ANIMAL + 2 {
+        return Err(format!("frames must be larger than the {ANIMAL}-pixel animal").into());
     }
     let spmd = Spmd::init()?;
     let world = spmd.world();
-    let (p, me) = (world.size(), world.rank());
-    let [camera_ranks, analysis_ranks, archive_ranks] = roles(p);
-    let my_roles: Vec<Role> = [
-        (Role::Camera, &camera_ranks),
-        (Role::Analysis, &analysis_ranks),
-        (Role::Archive, &archive_ranks),
-    ]
-    .into_iter()
-    .filter(|(_, ranks)| ranks.contains(&me))
-    .map(|(role, _)| role)
-    .collect();
-    // The archive ranks as a communicator of their own (a split of the world): they combine
-    // their statistics among themselves, without involving the other groups.
-    let is_archive = my_roles.contains(&Role::Archive);
-    let archive_group = world
-        .split(Some(u32::from(is_archive)), me as i32)
-        .expect("every rank has a colour");
-    let analysis_of = |c: usize| analysis_ranks[c % analysis_ranks.len()];
-    let archive_of = |c: usize| archive_ranks[c % archive_ranks.len()];
+    let (cameras, detectors, archivers) = layout(world.size());
 
-    // One run of the pipeline: what each repetition measures. Returns this rank's frame
-    // summaries and statistics.
-    let pipeline = || -> spmd::Result<Outcome> {
-        let mut summaries: Vec<[f64; 6]> = Vec::new();
-        let mut stats = vec![[0.0; 3]; args.cameras];
-        if p == 1 {
-            return Ok(serial(&args));
-        }
-        if my_roles.contains(&Role::Camera) {
-            film(&spmd, &args, &camera_ranks, &analysis_ranks, analysis_of)?;
-        }
-        if my_roles.contains(&Role::Analysis) {
-            let cameras_feeding = camera_ranks.len();
-            summaries = analyse_stream(
-                &spmd,
-                &args,
-                cameras_feeding,
-                &archive_ranks,
-                archive_of,
-                is_archive,
-                &mut stats,
-            )?;
-        }
-        if is_archive && !my_roles.contains(&Role::Analysis) {
-            archive_stream(&spmd, analysis_ranks.len(), &mut stats)?;
-        }
-        if is_archive {
-            let mine: Vec<f64> = stats.iter().flatten().copied().collect();
-            let combined = archive_group.all_reduce_slice(&mine, spmd::Op::Sum)?;
-            // The group's first rank speaks for it below; the others contribute nothing.
-            for (slot, v) in stats.iter_mut().flatten().zip(combined) {
-                *slot = if archive_group.rank() == 0 { v } else { 0.0 };
+    // One run of the pipeline: what each repetition measures. Returns this rank's
+    // detections, statistics and the pipeline's statistics.
+    let run = || -> spmd::Result<(Vec<Detection>, Stats, PipelineStats)> {
+        let mut detector = Detector::new(args.cameras);
+        let mut detections = Vec::new();
+        let mut stats: Stats = vec![[0; 3]; args.cameras];
+        let source = Pipeline::source(world, "cameras", cameras, |out| {
+            // This rank's cameras, each frame `t` due at t / fps.
+            let mine: Vec<usize> = (0..args.cameras)
+                .filter(|c| c % out.stage_ranks() == out.stage_rank())
+                .collect();
+            let start = Instant::now();
+            for t in 0..args.frames {
+                if args.fps > 0.0 {
+                    let due = Duration::from_secs_f64(t as f64 / args.fps);
+                    if let Some(early) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(early);
+                    }
+                }
+                for &c in &mine {
+                    if !out.emit_to(c as u64, film(c, t, args.width, args.height)) {
+                        return;
+                    }
+                }
             }
-        }
-        Ok((summaries, stats))
+        })
+        .window(args.window);
+        let pipeline_stats = if archivers == 0 {
+            source
+                .sink("detect+archive", detectors, |frame: Frame| {
+                    let d = detector.detect(&frame);
+                    archive(&mut stats, &d);
+                    detections.push(d);
+                })
+                .run()?
+        } else {
+            source
+                .stage_with("detect", detectors, |frame: Frame, out| {
+                    let d = detector.detect(&frame);
+                    out.emit_to(u64::from(d.camera), d);
+                })
+                .sink("archive", archivers, |d: Detection| {
+                    archive(&mut stats, &d);
+                    detections.push(d);
+                })
+                .run()?
+        };
+        Ok((detections, stats, pipeline_stats))
     };
     let repeat = args.measure.repeat(&spmd);
-    let ((summaries, stats), sequential) = if args.measure.baseline {
-        let measured = repeat.baseline(|| serial(&args)).run(pipeline)?;
+    let ((detections, stats, pipeline), sequential) = if args.measure.baseline {
+        let measured = repeat.baseline(|| serial(&args)).run(run)?;
         (measured.result, measured.baseline)
     } else {
-        (repeat.run(pipeline)?.result, None)
+        (repeat.run(run)?.result, None)
     };
 
-    // Rank 0 collects what happened: every summary analysed, every rank's statistics.
-    let flat: Vec<f64> = summaries.iter().flatten().copied().collect();
-    let gathered = world.gather_varcount(0, &flat)?;
-    let stat_flat: Vec<f64> = stats.iter().flatten().copied().collect();
-    let mut totals = vec![0.0; stat_flat.len()];
-    world.all_reduce_into(&stat_flat, &mut totals, spmd::Op::Sum)?;
-    let report = spmd.report("zoo_pipeline")?;
-    if let (Some(all), Some(report)) = (gathered.map(|g| g.into_vec()), report) {
-        let (expected, expected_stats) = sequential.unwrap_or_else(|| serial(&args));
-        let mut got: Vec<[f64; 6]> = all
-            .chunks(6)
-            .map(|c| c.try_into().expect("6 values"))
-            .collect();
-        got.sort_by(|a, b| {
-            (a[0], a[1])
-                .partial_cmp(&(b[0], b[1]))
-                .expect("no NaN keys")
-        });
-        let same = |a: &[f64], b: &[f64]| {
-            a.iter()
-                .zip(b)
-                .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
-        };
-        let frames_ok =
-            got.len() == expected.len() && got.iter().zip(&expected).all(|(a, b)| same(a, b));
-        let stats_ok = same(
-            &totals,
-            &expected_stats.iter().flatten().copied().collect::<Vec<_>>(),
-        );
-        let archived: f64 = totals.chunks(3).map(|s| s[0]).sum();
-        let escapes: f64 = totals.chunks(3).map(|s| s[2]).sum();
-        println!(
-            "zoo_pipeline on {p} ranks (cameras {camera_ranks:?}, analysis {analysis_ranks:?}, archive {archive_ranks:?}): \
-             {} frames analysed, {archived} archived, {escapes} escape alerts",
-            got.len()
-        );
-        println!("{report}");
-        let verified = frames_ok && stats_ok && archived as usize == expected.len();
-        let mut report = report;
-        report.record("verified", verified);
-        report.record("frames", got.len());
-        report.record("escape_alerts", escapes);
-        args.measure.write(&report)?;
-        if !verified {
-            return Err(format!("pipeline result differs from the serial run: frames {frames_ok}, statistics {stats_ok}").into());
-        }
-        println!("verified: every frame analysed and archived exactly once; alerts and statistics equal the serial run");
-    }
-    Ok(())
-}
-
-/// Camera ranks: film their cameras' frames, send each to its analysis rank with at most
-/// `in_flight` non-blocking sends outstanding, then tell every analysis rank they are done.
-fn film(
-    spmd: &Spmd,
-    args: &Args,
-    camera_ranks: &[usize],
-    analysis_ranks: &[usize],
-    analysis_of: impl Fn(usize) -> usize,
-) -> spmd::Result<()> {
-    let world = spmd.world();
-    let me = camera_ranks
+    // Rank 0 checks every detection and the statistics against a serial run.
+    let rows: Vec<f64> = detections
         .iter()
-        .position(|&r| r == world.rank())
-        .expect("a camera rank");
-    let mine: Vec<usize> = (0..args.cameras)
-        .filter(|c| c % camera_ranks.len() == me)
+        .flat_map(|d| {
+            [
+                f64::from(d.camera),
+                f64::from(d.t),
+                f64::from(d.moving),
+                f64::from(d.cx),
+                f64::from(d.cy),
+                f64::from(u8::from(d.escaped)),
+            ]
+        })
         .collect();
-    let jobs: Vec<(usize, usize)> = (0..args.cameras_frames)
-        .flat_map(|t| mine.iter().map(move |&c| (c, t)))
+    let gathered = world.gather_varcount(0, &rows)?;
+    let mine: Vec<u64> = stats.iter().flatten().copied().collect();
+    let totals = world.all_reduce_slice(&mine, spmd::Op::Sum)?;
+    let report = spmd.report("zoo_pipeline")?;
+    let (Some(all), Some(mut report)) = (gathered, report) else {
+        return Ok(());
+    };
+    let (expected, expected_stats) = sequential.unwrap_or_else(|| serial(&args));
+    let mut got: Vec<Detection> = all
+        .as_slice()
+        .chunks(6)
+        .map(|r| Detection {
+            camera: r[0] as u32,
+            t: r[1] as u32,
+            moving: r[2] as u32,
+            cx: r[3] as f32,
+            cy: r[4] as f32,
+            escaped: r[5] != 0.0,
+        })
         .collect();
-    for batch in jobs.chunks(args.in_flight) {
-        let frames: Vec<Vec<u32>> = {
-            let _film = spmd.region("film");
-            batch.iter().map(|&(c, t)| frame(c, t)).collect()
-        };
-        // At most `in_flight` sends in flight; all complete before the next batch.
-        let sends = batch
-            .iter()
-            .zip(frames)
-            .map(|(&(c, _), f)| world.send_immediate(analysis_of(c), TAG_FRAME, f))
-            .collect::<spmd::Result<Vec<_>>>()?;
-        spmd::comm::wait_all(sends)?;
+    got.sort_by_key(|d| (d.t, d.camera));
+    let same = |a: &Detection, b: &Detection| {
+        (a.camera, a.t, a.moving, a.escaped) == (b.camera, b.t, b.moving, b.escaped)
+            && (a.cx == b.cx || (a.cx.is_nan() && b.cx.is_nan()))
+            && (a.cy == b.cy || (a.cy.is_nan() && b.cy.is_nan()))
+    };
+    let frames_ok =
+        got.len() == expected.len() && got.iter().zip(&expected).all(|(a, b)| same(a, b));
+    let expected_totals: Vec<u64> = expected_stats.iter().flatten().copied().collect();
+    let stats_ok = totals == expected_totals;
+    let asked = args.fps * args.cameras as f64;
+    let sustained = pipeline.source_rate();
+    let limit = pipeline.limiting_stage();
+    let escapes: u64 = totals.chunks(3).map(|s| s[2]).sum();
+    println!(
+        "zoo_pipeline on {} ranks (cameras {cameras}, detection {detectors}, archive {archivers}): \
+         {} frames of {}x{}, {escapes} frames with an escape",
+        world.size(),
+        got.len(),
+        args.width,
+        args.height
+    );
+    if asked > 0.0 {
+        println!(
+            "frames per second: sustained {sustained:.1} of {asked:.1} asked ({:.0}%); limited by '{}'",
+            100.0 * sustained / asked,
+            limit.name
+        );
+    } else {
+        println!(
+            "frames per second: {sustained:.1} (as fast as it goes); limited by '{}'",
+            limit.name
+        );
     }
-    for &a in analysis_ranks {
-        world.send(a, TAG_FRAME, &[END, 0])?;
+    println!("{report}");
+    print!("{pipeline}");
+    let verified = frames_ok && stats_ok;
+    report.record("verified", verified);
+    report.record("frames", got.len());
+    report.record("escape_frames", escapes);
+    report.record("fps_asked", asked);
+    report.record("fps_sustained", sustained);
+    report.record("limiting_stage", &limit.name);
+    report.record("pipeline", &pipeline);
+    args.measure.write(&report)?;
+    if !verified {
+        return Err(format!(
+            "the pipeline's results differ from the serial run: detections {frames_ok}, statistics {stats_ok}"
+        )
+        .into());
     }
-    Ok(())
-}
-
-/// Analysis ranks: take frames from any camera until every camera rank has said it is done,
-/// alert on escapes, forward each frame's summary to its archive rank (or archive it here
-/// when this rank also archives), then tell the archive ranks they are done.
-fn analyse_stream(
-    spmd: &Spmd,
-    args: &Args,
-    camera_ranks: usize,
-    archive_ranks: &[usize],
-    archive_of: impl Fn(usize) -> usize,
-    also_archive: bool,
-    stats: &mut [[f64; 3]],
-) -> spmd::Result<Vec<[f64; 6]>> {
-    let world = spmd.world();
-    let mut previous = vec![None; args.cameras];
-    let mut done = 0;
-    let mut summaries = Vec::new();
-    while done < camera_ranks {
-        let (message, _) = world.receive::<u32>(Source::Any, TAG_FRAME)?;
-        if message[0] == END {
-            done += 1;
-            continue;
-        }
-        let summary = {
-            let _analyse = spmd.region("analyse");
-            analyse(&message, &mut previous)
-        };
-        if summary[5] == 1.0 && (previous.len() < 4 || summary[1] as usize % 50 == 0) {
-            // Urgent: said at once, not at the end (thinned out to keep the output readable).
-            eprintln!(
-                "ALERT rank {}: camera {} frame {}: animal beyond the fence",
-                world.rank(),
-                summary[0],
-                summary[1]
-            );
-        }
-        if also_archive {
-            archive(stats, &summary);
-        } else {
-            world.send(archive_of(summary[0] as usize), TAG_SUMMARY, &summary)?;
-        }
-        summaries.push(summary);
-    }
-    if !also_archive {
-        for &a in archive_ranks {
-            world.send(a, TAG_SUMMARY, &[f64::NAN; 6])?;
-        }
-    }
-    Ok(summaries)
-}
-
-/// Archive ranks: fold summaries into statistics until every analysis rank is done.
-fn archive_stream(spmd: &Spmd, analysis_ranks: usize, stats: &mut [[f64; 3]]) -> spmd::Result<()> {
-    let world: &Comm = spmd.world();
-    let mut done = 0;
-    while done < analysis_ranks {
-        let (summary, _) = world.receive::<f64>(Source::Any, TAG_SUMMARY)?;
-        if summary[0].is_nan() {
-            done += 1;
-            continue;
-        }
-        let _archive = spmd.region("archive");
-        archive(stats, &summary);
-    }
+    println!("verified: every frame detected and archived exactly once, as in the serial run");
     Ok(())
 }

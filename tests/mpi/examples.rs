@@ -227,23 +227,36 @@ fn cat_farm_files() -> Result<(), String> {
     Ok(())
 }
 
-/// The pipeline at 1..4 ranks (roles folded together below 3 ranks, two archive ranks at
-/// 4): every frame analysed and archived once, results equal to a serial run.
+/// The pipeline at 1..4 ranks (fused on one rank, detection and archive together at 2 and 3,
+/// three stages at 4): every frame detected and archived once, results equal to a serial
+/// run, the limiting stage named.
 fn zoo_pipeline() -> Result<(), String> {
     for ranks in 1..=4 {
         let args = [
             "--cameras",
             "5",
-            "--cameras-frames",
-            "60",
-            "--in-flight",
+            "--frames",
+            "12",
+            "--fps",
+            "0",
+            "--width",
+            "160",
+            "--height",
+            "120",
+            "--window",
             "3",
         ];
         let (report, _) = verified("zoo_pipeline", ranks, &args)?;
-        if result(&report, "frames")? != &json!(300) {
+        if result(&report, "frames")? != &json!(60) {
             return Err(format!(
                 "zoo_pipeline at {ranks} ranks: {:?}",
                 report.results
+            ));
+        }
+        let limit = result(&report, "limiting_stage")?;
+        if !limit.as_str().is_some_and(|s| s.contains("detect")) {
+            return Err(format!(
+                "zoo_pipeline at {ranks} ranks: limited by {limit}, not detection"
             ));
         }
     }
