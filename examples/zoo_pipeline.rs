@@ -144,9 +144,9 @@ fn blur(pixels: &[u8], width: usize) -> Vec<u8> {
     let height = pixels.len() / width;
     let mut rows = vec![0_u16; pixels.len()];
     for (out, row) in rows.chunks_mut(width).zip(pixels.chunks(width)) {
-        for x in 0..width {
+        for (x, value) in out.iter_mut().enumerate() {
             let (lo, hi) = (x.saturating_sub(2), (x + 3).min(width));
-            out[x] = row[lo..hi].iter().map(|&v| u16::from(v)).sum::<u16>() * 5 / (hi - lo) as u16;
+            *value = row[lo..hi].iter().map(|&v| u16::from(v)).sum::<u16>() * 5 / (hi - lo) as u16;
         }
     }
     let mut out = vec![0_u8; pixels.len()];
