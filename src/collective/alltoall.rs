@@ -27,8 +27,44 @@ impl Comm {
     where
         T: Equivalence + Copy + Default,
     {
+        let mut receive = Vec::new();
+        let counts =
+            self.all_to_all_varcount_named("all_to_all_varcount", send, send_counts, &mut receive)?;
+        Ok(Varcount::new(receive, counts))
+    }
+
+    /// [`all_to_all_varcount`](Self::all_to_all_varcount) into `receive`, resized to what
+    /// arrives (in rank order); returns the count from each rank. Its capacity is reused, so
+    /// a loop that exchanges every step allocates (and page-faults) once: at hundreds of
+    /// megabytes the first touch of a fresh buffer can cost more than the exchange (see the
+    /// performance docs).
+    ///
+    /// # Errors
+    /// As [`all_to_all_varcount`](Self::all_to_all_varcount).
+    pub fn all_to_all_varcount_into<T>(
+        &self,
+        send: &[T],
+        send_counts: &[usize],
+        receive: &mut Vec<T>,
+    ) -> Result<Vec<usize>>
+    where
+        T: Equivalence + Copy + Default,
+    {
+        self.all_to_all_varcount_named("all_to_all_varcount_into", send, send_counts, receive)
+    }
+
+    fn all_to_all_varcount_named<T>(
+        &self,
+        name: &'static str,
+        send: &[T],
+        send_counts: &[usize],
+        receive: &mut Vec<T>,
+    ) -> Result<Vec<usize>>
+    where
+        T: Equivalence + Copy + Default,
+    {
         const OP: &str = "all_to_all_varcount";
-        let mut timer = self.timed(OP, size_of_val(send));
+        let mut timer = self.timed(name, size_of_val(send));
         let p = self.size();
         let local_error = if send_counts.len() != p {
             Some(buffer_size_error(OP, "send_counts", p, send_counts.len()))
@@ -51,7 +87,11 @@ impl Comm {
         let receive_counts = self.exchange_all_to_all_counts::<T>(OP, send_counts)?;
         let (send_mpi, send_displs) = counts_and_displacements(send_counts, OP)?;
         let (receive_mpi, receive_displs) = counts_and_displacements(&receive_counts, OP)?;
-        let mut receive = super::mpi_buffer(receive_counts.iter().sum());
+        let total: usize = receive_counts.iter().sum();
+        receive.clear();
+        // A real allocation even when empty (see `mpi_buffer`).
+        receive.reserve(total.max(1));
+        receive.resize(total, T::default());
         let spare = [T::default()];
         let send = if send.is_empty() { &spare[..0] } else { send };
         {
@@ -62,7 +102,7 @@ impl Comm {
                 .all_to_all_varcount_into(&outgoing, &mut incoming);
         }
         timer.add_bytes(size_of_val(&receive[..]));
-        Ok(Varcount::new(receive, receive_counts))
+        Ok(receive_counts)
     }
 
     /// What every rank sends this one, from every rank's `send_counts` (one `MPI_Alltoall`),

@@ -379,6 +379,15 @@ fn all_to_all(world: &Comm) {
         .collect();
     assert_eq!(counts, expected_counts);
     assert_eq!(received, expected);
+    // Into a reused buffer with stale, longer contents: exactly what arrived, and the
+    // buffer's allocation kept.
+    let mut reused = vec![-7_i64; expected.len() + 9];
+    let before = reused.as_ptr();
+    let into_counts = world
+        .all_to_all_varcount_into(&send, &send_counts, &mut reused)
+        .unwrap();
+    assert_eq!((&reused, &into_counts), (&expected, &expected_counts));
+    assert_eq!(reused.as_ptr(), before, "the buffer was reallocated");
     // Nothing at all to send is fine too.
     let (none, zeros) = world
         .all_to_all_varcount::<i64>(&[], &vec![0; p])
