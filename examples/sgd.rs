@@ -12,14 +12,37 @@
 //! data set and checks the distributed weights agree to 1e-9 (relative): the only difference
 //! is the order in which the ranks' partial gradients are added. It also checks the loss fell
 //! to the noise level.
+//!
+//! Two ways to spend less time synchronising, each a different algorithm from the serial
+//! one, so checked against it by the loss they reach instead of the weights:
+//! - `--sync overlap`: the gradient's `all_reduce` is started without waiting
+//!   (`immediate_all_reduce_slice`), the next mini-batch's gradient is computed meanwhile
+//!   at the weights not yet updated (one step stale), then the update is applied.
+//! - `--sync average --average-every H`: local SGD; each rank steps on its own part of each
+//!   mini-batch and the ranks average their weights every H steps (one `all_reduce` per H
+//!   steps instead of one per step).
+//!
+//! Their final loss over the whole data set must lie within 2% of the serial training's (both
+//! are at the noise level; the performance docs give the measured differences).
 
 mod common;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
-use spmd::{Op, Partition, Spmd};
+use spmd::{Op, Spmd};
+
+/// How the ranks combine their gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Sync {
+    /// One blocking all_reduce per step: the serial algorithm exactly.
+    Blocking,
+    /// The all_reduce of step k overlaps the gradient of step k + 1 (one step stale).
+    Overlap,
+    /// Local steps, weights averaged every `--average-every` steps.
+    Average,
+}
 
 #[derive(Parser, Debug)]
 #[command(about = "Data-parallel mini-batch SGD for linear regression over MPI ranks")]
@@ -39,6 +62,12 @@ struct Args {
     /// Learning rate.
     #[arg(long, default_value_t = 0.1)]
     rate: f64,
+    /// How the ranks combine their gradients.
+    #[arg(long, value_enum, default_value_t = Sync::Blocking)]
+    sync: Sync,
+    /// Steps between weight averages with `--sync average`.
+    #[arg(long, default_value_t = 8)]
+    average_every: usize,
     #[command(flatten)]
     measure: common::Measure,
 }
@@ -63,26 +92,26 @@ fn sample(i: usize, truth: &[f64]) -> (Vec<f64>, f64) {
 }
 
 /// Sum over `samples` of the squared-error gradient at `w`, plus the summed squared error in
-/// the last slot.
+/// the last slot. On rayon threads when the rank has more than one: handing a job to the
+/// pool costs a thread wake-up (tens of microseconds on a VM), as long as a whole step's
+/// gradient on one thread, so with one thread per rank it runs on the calling thread.
 fn gradient(samples: &[(Vec<f64>, f64)], w: &[f64]) -> Vec<f64> {
     let d = w.len();
-    samples
-        .par_iter()
-        .fold(
-            || vec![0.0; d + 1],
-            |mut acc, (x, y)| {
-                let error = x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() - y;
-                for (g, a) in acc.iter_mut().zip(x) {
-                    *g += error * a;
-                }
-                acc[d] += error * error;
-                acc
-            },
-        )
-        .reduce(
-            || vec![0.0; d + 1],
-            |a, b| a.iter().zip(&b).map(|(p, q)| p + q).collect(),
-        )
+    let add = |mut acc: Vec<f64>, (x, y): &(Vec<f64>, f64)| {
+        let error = x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() - y;
+        for (g, a) in acc.iter_mut().zip(x) {
+            *g += error * a;
+        }
+        acc[d] += error * error;
+        acc
+    };
+    if rayon::current_num_threads() == 1 {
+        return samples.iter().fold(vec![0.0; d + 1], add);
+    }
+    samples.par_iter().fold(|| vec![0.0; d + 1], add).reduce(
+        || vec![0.0; d + 1],
+        |a, b| a.iter().zip(&b).map(|(p, q)| p + q).collect(),
+    )
 }
 
 /// The batches of one epoch: consecutive index ranges of `batch` samples.
@@ -123,17 +152,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Generating this rank's shard and training on it: what each repetition measures.
     let train = || -> spmd::Result<(Vec<f64>, Vec<f64>)> {
-        // This rank's shard: a contiguous block of sample indices.
-        let shard = Partition::block(args.samples, world.size())?;
-        let first = shard.displacements()[world.rank()];
+        // This rank's shard: its share of every mini-batch (batch b's range split evenly over
+        // the ranks), so that every step has work on every rank. Its parts lie one after
+        // another in batch order; `offsets[b]..offsets[b + 1]` is batch b's.
+        let (p, me) = (world.size(), world.rank());
+        let parts: Vec<std::ops::Range<usize>> = batches(args.samples, args.batch)
+            .map(|range| {
+                let len = range.len();
+                range.start + me * len / p..range.start + (me + 1) * len / p
+            })
+            .collect();
+        let mut offsets = vec![0];
+        for part in &parts {
+            offsets.push(offsets[offsets.len() - 1] + part.len());
+        }
         let data: Vec<(Vec<f64>, f64)> = {
             let _generate = spmd.region("generate shard");
-            shard
-                .par_global_indices(world.rank())
-                .map(|i| sample(i, &truth))
-                .collect()
+            let indices: Vec<usize> = parts.iter().flat_map(|r| r.clone()).collect();
+            indices.par_iter().map(|&i| sample(i, &truth)).collect()
         };
-        let end = first + data.len();
         let mut w = vec![0.0; args.features];
         let mut losses = Vec::new();
         let mut summed = vec![0.0; args.features + 1];
@@ -143,17 +180,63 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             indicatif::ProgressBar::hidden()
         };
-        for _ in 0..args.epochs {
-            for range in batches(args.samples, args.batch) {
-                // The part of the global batch in this rank's shard (maybe empty).
-                let (lo, hi) = (range.start.clamp(first, end), range.end.clamp(first, end));
-                let local = {
-                    let _g = spmd.region("gradient");
-                    gradient(&data[lo - first..hi - first], &w)
-                };
-                world.all_reduce_into(&local, &mut summed, Op::Sum)?;
-                losses.push(update(&mut w, &summed, range.len(), args.rate));
-                progress.inc(1);
+        // Batch b's samples on this rank (maybe none).
+        let part = |b: usize| &data[offsets[b]..offsets[b + 1]];
+        let gradient_at = |b: usize, w: &[f64]| {
+            let _g = spmd.region("gradient");
+            gradient(part(b), w)
+        };
+        // Every step: (batch number within the epoch, its global range).
+        let all_batches =
+            || (0..args.epochs).flat_map(|_| batches(args.samples, args.batch).enumerate());
+        match args.sync {
+            Sync::Blocking => {
+                for (b, range) in all_batches() {
+                    let local = gradient_at(b, &w);
+                    world.all_reduce_into(&local, &mut summed, Op::Sum)?;
+                    losses.push(update(&mut w, &summed, range.len(), args.rate));
+                    progress.inc(1);
+                }
+            }
+            Sync::Overlap => {
+                // The reduction in flight and the batch size it belongs to.
+                let mut in_flight: Option<(spmd::comm::Request<Vec<f64>>, usize)> = None;
+                for (b, range) in all_batches() {
+                    let local = gradient_at(b, &w);
+                    if let Some((reduction, count)) = in_flight.take() {
+                        let summed = reduction.wait()?;
+                        losses.push(update(&mut w, &summed, count, args.rate));
+                    }
+                    in_flight = Some((
+                        world.immediate_all_reduce_slice(&local, Op::Sum)?,
+                        range.len(),
+                    ));
+                    progress.inc(1);
+                }
+                if let Some((reduction, count)) = in_flight {
+                    let summed = reduction.wait()?;
+                    losses.push(update(&mut w, &summed, count, args.rate));
+                }
+            }
+            Sync::Average => {
+                let every = args.average_every.max(1);
+                for (step, (b, _)) in all_batches().enumerate() {
+                    if !part(b).is_empty() {
+                        let local = gradient_at(b, &w);
+                        losses.push(update(&mut w, &local, part(b).len(), args.rate));
+                    }
+                    if (step + 1) % every == 0 {
+                        world.all_reduce_into(&w, &mut summed[..args.features], Op::Sum)?;
+                        for (wk, s) in w.iter_mut().zip(&summed) {
+                            *wk = s / world.size() as f64;
+                        }
+                    }
+                    progress.inc(1);
+                }
+                world.all_reduce_into(&w, &mut summed[..args.features], Op::Sum)?;
+                for (wk, s) in w.iter_mut().zip(&summed) {
+                    *wk = s / world.size() as f64;
+                }
             }
         }
         progress.finish_and_clear();
@@ -173,13 +256,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let report = spmd.report("sgd")?;
     if let Some(report) = report {
-        let (reference, serial_losses) = match serial {
-            Some(s) => s,
-            None => {
-                let data: Vec<_> = (0..args.samples).map(|i| sample(i, &truth)).collect();
-                train_serial(&data, &args)
-            }
-        };
+        let data: Vec<_> = (0..args.samples).map(|i| sample(i, &truth)).collect();
+        let (reference, serial_losses) = serial.unwrap_or_else(|| train_serial(&data, &args));
+        // Mean squared error over the whole data set at the final weights.
+        let mse = |w: &[f64]| gradient(&data, w)[args.features] / data.len() as f64;
+        let (full_loss, serial_full_loss) = (mse(&w), mse(&reference));
+        let loss_difference = (full_loss - serial_full_loss).abs() / serial_full_loss;
         let worst = w
             .iter()
             .zip(&reference)
@@ -192,42 +274,58 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .fold(0.0, f64::max);
         let (start, last) = (losses[0], *losses.last().unwrap_or(&0.0));
         println!(
-            "sgd: {} samples x {} features, {} epochs of batches of {} on {} ranks x {} threads",
+            "sgd: {} samples x {} features, {} epochs of batches of {} on {} ranks x {} threads, {:?} synchronisation",
             args.samples,
             args.features,
             args.epochs,
             args.batch,
             spmd.size(),
-            spmd.threads()
+            spmd.threads(),
+            args.sync
         );
         println!(
-            "loss {start:.4e} -> {last:.4e} (noise level {:.4e}); max |w - w_true| {error_to_truth:.3e}; \
-             max relative difference to serial training {worst:.3e}",
-            NOISE * NOISE
+            "loss {start:.4e} -> {last:.4e} (noise level {:.4e}); over the whole data set {full_loss:.6e} vs serial {serial_full_loss:.6e} ({:.3}% apart); max |w - w_true| {error_to_truth:.3e}; max relative difference to serial weights {worst:.3e}",
+            NOISE * NOISE,
+            100.0 * loss_difference
         );
         println!("{report}");
-        let serial_last = *serial_losses.last().unwrap_or(&0.0);
-        let loss_matches = (last - serial_last).abs() <= 1e-9 * serial_last.max(1e-12) + 1e-15;
-        let converged = last <= start / 100.0 && last <= 10.0 * NOISE * NOISE;
+        let converged = full_loss <= start / 100.0 && full_loss <= 10.0 * NOISE * NOISE;
+        // Blocking synchronisation is the serial algorithm: the same weights up to the order
+        // of additions. The others are other algorithms: the same loss within 2%.
+        let agrees = match args.sync {
+            Sync::Blocking => {
+                let serial_last = *serial_losses.last().unwrap_or(&0.0);
+                worst <= 1e-9 && (last - serial_last).abs() <= 1e-9 * serial_last.max(1e-12) + 1e-15
+            }
+            Sync::Overlap | Sync::Average => loss_difference <= 0.02,
+        };
         let mut report = report;
-        report.record("verified", worst <= 1e-9 && loss_matches && converged);
-        report.record("final_loss", last);
+        report.record("verified", agrees && converged);
+        report.record("final_loss", full_loss);
+        report.record("serial_final_loss", serial_full_loss);
+        report.record("loss_difference_to_serial", loss_difference);
         report.record("max_relative_difference_to_serial", worst);
         args.measure.write(&report)?;
-        if worst > 1e-9 {
+        if !agrees {
             return Err(format!(
-                "weights differ from serial training by {worst:.3e} (relative) > 1e-9"
+                "{:?}: differs from serial training: weights {worst:.3e} (relative), whole-data \
+                 loss {full_loss:.6e} vs {serial_full_loss:.6e}",
+                args.sync
             )
             .into());
         }
-        if !loss_matches {
-            return Err(format!("final loss {last} differs from serial {serial_last}").into());
-        }
         if !converged {
-            return Err(format!("loss did not fall to the noise level: {start} -> {last}").into());
+            return Err(
+                format!("loss did not fall to the noise level: {start} -> {full_loss}").into(),
+            );
         }
         println!(
-            "verified: weights match serial training within 1e-9, loss fell to the noise level"
+            "verified: {}, loss fell to the noise level",
+            if args.sync == Sync::Blocking {
+                "weights match serial training within 1e-9"
+            } else {
+                "whole-data loss within 2% of serial training's"
+            }
         );
     }
     Ok(())

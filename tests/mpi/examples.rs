@@ -141,6 +141,23 @@ fn sgd() -> Result<(), String> {
             ranks,
             &["--samples", "20000", "--batch", "512", "--baseline"],
         )?;
+        // The algorithms that synchronise less: the whole-data loss within 2% of serial
+        // training's (the program checks and records it).
+        for sync in ["overlap", "average"] {
+            let (report, _) = verified(
+                "sgd",
+                ranks,
+                &["--samples", "20000", "--batch", "512", "--sync", sync],
+            )?;
+            let gap = result(&report, "loss_difference_to_serial")?
+                .as_f64()
+                .unwrap_or(f64::INFINITY);
+            if !(gap <= 0.02) {
+                return Err(format!(
+                    "sgd --sync {sync} at {ranks} ranks: loss {gap} apart"
+                ));
+            }
+        }
     }
     Ok(())
 }
