@@ -149,10 +149,8 @@ fn sgd() -> Result<(), String> {
                 ranks,
                 &["--samples", "20000", "--batch", "512", "--sync", sync],
             )?;
-            let gap = result(&report, "loss_difference_to_serial")?
-                .as_f64()
-                .unwrap_or(f64::INFINITY);
-            if !(gap <= 0.02) {
+            let gap = result(&report, "loss_difference_to_serial")?.as_f64();
+            if !gap.is_some_and(|gap| gap <= 0.02) {
                 return Err(format!(
                     "sgd --sync {sync} at {ranks} ranks: loss {gap} apart"
                 ));
