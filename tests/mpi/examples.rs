@@ -152,7 +152,7 @@ fn sgd() -> Result<(), String> {
             let gap = result(&report, "loss_difference_to_serial")?.as_f64();
             if !gap.is_some_and(|gap| gap <= 0.02) {
                 return Err(format!(
-                    "sgd --sync {sync} at {ranks} ranks: loss {gap} apart"
+                    "sgd --sync {sync} at {ranks} ranks: loss {gap:?} apart"
                 ));
             }
         }
