@@ -293,10 +293,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             spmd.size(),
             spmd.threads()
         );
+        // The report includes the farm's figures (tasks, busy and idle time per rank).
         println!("{report}");
-        print!("{stats}");
         report.record("tiles_per_rank", &per_rank);
-        report.record("farm", &stats);
         report.record("matches", &found);
         report.record(
             "verified",

@@ -339,6 +339,8 @@ impl Farm {
         comm.broadcast_vec(self.manager, &mut verdict)?;
         let failure: Option<TaskError> = crate::comm::wire::decode(&verdict)?;
         let stats = FarmStats::gather(comm, self.manager, work)?;
+        comm.profiler()
+            .attach_section("farm", &stats, stats.to_string());
         *self.last.borrow_mut() = Some(stats);
         match failure {
             Some(failure) => Err(Error::from(failure)),

@@ -46,6 +46,8 @@ pub(super) fn run(comm: Comm, mut stages: Vec<Stage<'_>>, window: usize) -> Resu
         .find(|(_, t)| !t.is_empty())
         .map(|(rank, t)| (rank, String::from_utf8_lossy(t).into_owned()));
     let stats = PipelineStats::gather(&comm, &names, &placement, &work)?;
+    comm.profiler()
+        .attach_section("pipeline", &stats, stats.to_string());
     match first_failure {
         Some((rank, message)) => Err(Error::new(ErrorKind::TaskFailed, message).on_rank(rank)),
         None => Ok(stats),

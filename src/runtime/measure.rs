@@ -209,12 +209,18 @@ impl Spmd {
             ranks.push(times);
         }
         let baseline = self.profiler().baseline().map(|d| d.as_secs_f64());
-        Ok(Some(Report::from_ranks(
+        let mut report = Report::from_ranks(
             program,
             self.threads(),
             self.profiler().wait_separation(),
             &ranks,
             baseline,
-        )))
+        );
+        // The farm's or pipeline's own figures (every rank holds them; the root's serve).
+        for section in self.profiler().sections() {
+            report.results.insert(section.key.to_owned(), section.value);
+            report.sections.push(section.text);
+        }
+        Ok(Some(report))
     }
 }

@@ -186,6 +186,17 @@ pub struct Profiler {
     library_depth: Cell<u32>,
     regions: RefCell<Vec<Region>>,
     repetitions: RefCell<Repetitions>,
+    /// What the library's higher layers (a farm, a pipeline) report about their last run.
+    sections: RefCell<Vec<Section>>,
+}
+
+/// A block of figures a library layer adds to the report: a JSON value under `key` in the
+/// results, and a text printed under the table.
+#[derive(Clone, Debug)]
+pub(crate) struct Section {
+    pub key: &'static str,
+    pub value: serde_json::Value,
+    pub text: String,
 }
 
 impl std::fmt::Debug for Profiler {
@@ -227,6 +238,7 @@ impl Profiler {
             library_depth: Cell::new(0),
             regions: RefCell::new(Vec::new()),
             repetitions: RefCell::new(Repetitions::default()),
+            sections: RefCell::new(Vec::new()),
         }
     }
 
@@ -253,6 +265,25 @@ impl Profiler {
     /// do not match and the job hangs.
     pub fn set_wait_separation(&self, on: bool) {
         self.wait_separation.set(on);
+    }
+
+    /// Keeps `value` (JSON, under `key` in the report's results) and `text` (printed under
+    /// the report's table) for the next report, replacing an earlier section of that key.
+    pub(crate) fn attach_section(
+        &self,
+        key: &'static str,
+        value: impl serde::Serialize,
+        text: String,
+    ) {
+        let value = serde_json::to_value(value).expect("a section serialises to JSON");
+        let mut sections = self.sections.borrow_mut();
+        sections.retain(|s| s.key != key);
+        sections.push(Section { key, value, text });
+    }
+
+    /// The sections attached so far.
+    pub(crate) fn sections(&self) -> Vec<Section> {
+        self.sections.borrow().clone()
     }
 
     /// Forgets every region and total and restarts the clock, e.g. after set-up that the

@@ -160,7 +160,8 @@ pub const IMBALANCE_WARNING: f64 = 1.2;
 /// | `samples` | per repetition: `wall_s`, `compute_mean_s`, `compute_min_s`, `compute_max_s`, `transfer_s`, `baseline_s` — what the scaling model resamples |
 /// | `warnings` | `{kind, message}` of every warning the report raised (see [`WarningKind`]) |
 /// | `regions` | per region: `name`, `kind`, `calls`, `min_s`, `avg_s`, `max_s` over ranks, `bytes` summed, `wait_avg_s`, `overlap` (non-blocking operations: `posted_avg_s`, `waited_avg_s`, `in_flight_avg_s`, else `null`); with repetitions, totals over the measured repetitions |
-/// | `results` | what the program recorded with [`Report::record`] |
+/// | `results` | what the program recorded with [`Report::record`], and the last run of a [farm](crate::farm) (`farm`) or [pipeline](crate::pipeline) (`pipeline`) |
+/// | `sections` | the farm's or pipeline's figures as the table prints them |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// The program's name.
@@ -212,6 +213,11 @@ pub struct Report {
     /// answer, whether it verified it, problem sizes (empty unless it recorded something).
     #[serde(default)]
     pub results: BTreeMap<String, serde_json::Value>,
+    /// What the library's task farm or pipeline said about its last run (per-rank tasks,
+    /// busy and idle time; per-stage throughput, latency and the limiting stage), printed
+    /// under the table; the same figures are in `results` under `farm` and `pipeline`.
+    #[serde(default)]
+    pub sections: Vec<String>,
 }
 
 /// Per rank: `(wall, comm, wait)` of every sample.
@@ -316,6 +322,7 @@ impl Report {
             warnings: Vec::new(),
             regions: merge_regions(ranks, wait_separation),
             results: BTreeMap::new(),
+            sections: Vec::new(),
         };
         let nodes: Vec<&NodeInfo> = ranks.iter().filter_map(|r| r.node.as_ref()).collect();
         report.warnings = warnings(&report, &nodes);

@@ -223,6 +223,9 @@ impl fmt::Display for Report {
                 }
             }
         }
+        for section in &self.sections {
+            f.write_str(section)?;
+        }
         Ok(())
     }
 }

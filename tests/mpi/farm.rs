@@ -242,8 +242,22 @@ fn farm_slow_worker() {
             tasks[fast]
         );
     }
-    if world.rank() == 0 {
-        println!("{stats}");
+    // The timing report carries the farm's figures, per rank.
+    if let Some(report) = spmd.report("farm_slow_worker").unwrap() {
+        let farm = report
+            .result("farm")
+            .expect("the report has the farm's figures");
+        let reported: Vec<u64> = farm["ranks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["tasks"].as_u64().unwrap())
+            .collect();
+        assert_eq!(reported, tasks);
+        assert!(
+            report.to_string().contains("farm: 240 tasks on 3 ranks"),
+            "{report}"
+        );
     }
     report_ok("farm_slow_worker", &spmd);
 }

@@ -105,6 +105,9 @@ fn pipeline() {
         assert!(stats.stages.last().unwrap().latency_mean_s > 0.0);
     }
 
+    let (_, stats) = numbers(world, layouts(size)[0], 40).unwrap();
+    reported(&spmd, &stats);
+
     // Empty input.
     let (got, stats) = numbers(world, layouts(size)[0], 0).unwrap();
     assert!(all_sunk(world, &got).is_empty());
@@ -242,6 +245,21 @@ fn backpressure(world: &Comm) {
         stats.wall_s
     );
     assert_eq!(stats.limiting_stage().name, "slow", "{stats}");
+}
+
+/// The timing report carries the last pipeline's figures per stage.
+fn reported(spmd: &spmd::Spmd, last: &PipelineStats) {
+    if let Some(report) = spmd.report("pipeline").unwrap() {
+        let stages = report.result("pipeline").expect("the pipeline's figures")["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["items_in"].as_u64().unwrap())
+            .collect::<Vec<_>>();
+        let expected: Vec<u64> = last.stages.iter().map(|s| s.items_in).collect();
+        assert_eq!(stages, expected);
+        assert!(report.to_string().contains("limited by"), "{report}");
+    }
 }
 
 /// Stages that do not add up to the communicator, and ranks that disagree.
