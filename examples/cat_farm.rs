@@ -131,27 +131,31 @@ fn find(
     let t_mean = template.sum() / n;
     let t_dev: Array2<f32> = template.mapv(|v| v - t_mean);
     let t_norm = t_dev.iter().map(|v| v * v).sum::<f32>().sqrt();
-    let scores: Vec<Vec<f32>> = (0..=h - th)
-        .into_par_iter()
-        .map(|y| {
-            (0..=w - tw)
-                .map(|x| {
-                    let window = tile.slice(s![y..y + th, x..x + tw]);
-                    let mean = window.sum() / n;
-                    let (mut dot, mut norm) = (0.0_f32, 0.0_f32);
-                    for (&a, &b) in window.iter().zip(t_dev.iter()) {
-                        dot += (a - mean) * b;
-                        norm += (a - mean) * (a - mean);
-                    }
-                    if norm > 0.0 {
-                        dot / (norm.sqrt() * t_norm)
-                    } else {
-                        0.0
-                    }
-                })
-                .collect()
-        })
-        .collect();
+    let row = |y: usize| -> Vec<f32> {
+        (0..=w - tw)
+            .map(|x| {
+                let window = tile.slice(s![y..y + th, x..x + tw]);
+                let mean = window.sum() / n;
+                let (mut dot, mut norm) = (0.0_f32, 0.0_f32);
+                for (&a, &b) in window.iter().zip(t_dev.iter()) {
+                    dot += (a - mean) * b;
+                    norm += (a - mean) * (a - mean);
+                }
+                if norm > 0.0 {
+                    dot / (norm.sqrt() * t_norm)
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    };
+    // Rows on the rank's rayon threads; with one thread, here (handing a tile to a one-thread
+    // pool only adds a thread wake-up).
+    let scores: Vec<Vec<f32>> = if rayon::current_num_threads() > 1 {
+        (0..=h - th).into_par_iter().map(row).collect()
+    } else {
+        (0..=h - th).map(row).collect()
+    };
     let radius = th / 2;
     let mut found = Vec::new();
     for (y, row) in scores.iter().enumerate() {
