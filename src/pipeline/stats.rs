@@ -78,6 +78,21 @@ pub struct StageStats {
 }
 
 impl StageStats {
+    /// Items per second through the stage over `wall_s`: what it took in (a source: what
+    /// it emitted).
+    pub fn throughput(&self, wall_s: f64) -> f64 {
+        let items = if self.items_in > 0 {
+            self.items_in
+        } else {
+            self.items_out
+        };
+        if wall_s > 0.0 {
+            items as f64 / wall_s
+        } else {
+            0.0
+        }
+    }
+
     /// The fraction of its ranks' time the stage worked: near 1 for the stage that limits
     /// the pipeline's throughput.
     pub fn utilisation(&self, wall_s: f64) -> f64 {
@@ -182,8 +197,8 @@ impl Display for PipelineStats {
         )?;
         writeln!(
             f,
-            "  {:<16} {:>6} {:>9} {:>9} {:>7} {:>7} {:>9} {:>12}",
-            "stage", "ranks", "in", "out", "busy", "idle", "blocked", "latency"
+            "  {:<16} {:>6} {:>9} {:>9} {:>10} {:>7} {:>7} {:>9} {:>12}",
+            "stage", "ranks", "in", "out", "items/s", "busy", "idle", "blocked", "latency"
         )?;
         for s in &self.stages {
             let share = |t: f64| {
@@ -201,11 +216,12 @@ impl Display for PipelineStats {
             };
             writeln!(
                 f,
-                "  {:<16} {:>6} {:>9} {:>9} {:>6.0}% {:>6.0}% {:>8.0}% {:>12}",
+                "  {:<16} {:>6} {:>9} {:>9} {:>10.1} {:>6.0}% {:>6.0}% {:>8.0}% {:>12}",
                 s.name,
                 s.ranks.len(),
                 s.items_in,
                 s.items_out,
+                s.throughput(self.wall_s),
                 share(s.busy_s),
                 share(s.idle_s),
                 share(s.blocked_s),
