@@ -182,8 +182,9 @@ impl Manager<'_> {
                         self.refill(worker, &mut workers, &mut queue, &mut sends, stopping)?;
                     }
                 }
-                // Keep the task thread `prefetch` tasks ahead.
-                while !stopping && local_in_flight < self.prefetch {
+                // Keep the task thread as far ahead as a worker: `prefetch` chunks of tasks
+                // (the naps below last up to half a chunk).
+                while !stopping && local_in_flight < self.prefetch * self.chunk {
                     let Some((index, mut tasks)) = queue.take(1) else {
                         break;
                     };
