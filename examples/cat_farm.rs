@@ -117,6 +117,9 @@ fn synthetic(k: usize, size: usize, cat: &Array2<f32>) -> (Array2<f32>, Vec<(usi
 
 /// Positions (in `tile`) where the template matches with correlation ≥ `threshold` and no
 /// better match lies within half a template: normalised cross-correlation, rows in parallel.
+// Never inlined, so that the farm's tasks and the one-core baseline run the same machine
+// code (inlined copies of a kernel can differ in speed by a quarter; see the farm benchmark).
+#[inline(never)]
 fn find(
     tile: ArrayView2<'_, f32>,
     template: &Array2<f32>,

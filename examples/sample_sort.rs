@@ -48,6 +48,8 @@ struct Args {
     measure: common::Measure,
 }
 
+// Never inlined: the ranks and the one-core baseline generate keys with the same machine code.
+#[inline(never)]
 fn key(i: usize, distribution: Keys) -> u64 {
     let mut rng = Pcg64Mcg::seed_from_u64((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0xa5a5);
     match distribution {
