@@ -35,3 +35,33 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         )
     })
 }
+
+/// A message header of little-endian `u64` words, to which a body is appended.
+pub(crate) fn header(words: &[u64]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(8 * words.len() + 64);
+    for word in words {
+        bytes.extend_from_slice(&word.to_le_bytes());
+    }
+    bytes
+}
+
+/// The `N` header words in front of a message, and the body after them; `RemoteError`
+/// (naming `layer`) if the message is shorter than its header.
+pub(crate) fn split_header<'b, const N: usize>(
+    bytes: &'b [u8],
+    layer: &str,
+) -> Result<([u64; N], &'b [u8])> {
+    if bytes.len() < 8 * N {
+        return Err(Error::new(
+            ErrorKind::RemoteError,
+            format!("{layer}: a message of {} bytes has no header", bytes.len()),
+        ));
+    }
+    let mut words = [0_u64; N];
+    for (k, word) in words.iter_mut().enumerate() {
+        let mut w = [0; 8];
+        w.copy_from_slice(&bytes[8 * k..8 * k + 8]);
+        *word = u64::from_le_bytes(w);
+    }
+    Ok((words, &bytes[8 * N..]))
+}

@@ -188,16 +188,7 @@ impl Farm {
         F: Fn(T) -> R + Sync,
     {
         let mut results: Vec<Option<R>> = Vec::new();
-        self.run(
-            tasks,
-            |task| Ok::<R, String>(f(task)),
-            OnFailure::Abort,
-            |index, outcome| {
-                if let Ok(result) = outcome {
-                    place(&mut results, index, result);
-                }
-            },
-        )?;
+        self.for_each(tasks, f, |index, result| place(&mut results, index, result))?;
         Ok(self.is_manager().then(|| {
             results
                 .into_iter()
@@ -387,30 +378,18 @@ pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// A chunk's message: the index of its first task and its task count (16 bytes, so that a
-/// body that does not decode can still be answered task by task), then the postcard body.
+/// A chunk's message: the index of its first task and its task count (so that a body that
+/// does not decode can still be answered task by task), then the postcard body.
 fn frame(first: usize, count: usize, body: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(16 + body.len());
-    bytes.extend_from_slice(&(first as u64).to_le_bytes());
-    bytes.extend_from_slice(&(count as u64).to_le_bytes());
+    let mut bytes = crate::comm::wire::header(&[first as u64, count as u64]);
     bytes.extend_from_slice(body);
     bytes
 }
 
 /// The first index, count and body of a chunk's message.
 fn unframe(bytes: &[u8]) -> Result<(usize, usize, &[u8])> {
-    if bytes.len() < 16 {
-        return Err(Error::new(
-            ErrorKind::RemoteError,
-            format!("farm: a message of {} bytes has no header", bytes.len()),
-        ));
-    }
-    let word = |k: usize| {
-        let mut w = [0; 8];
-        w.copy_from_slice(&bytes[8 * k..8 * k + 8]);
-        u64::from_le_bytes(w) as usize
-    };
-    Ok((word(0), word(1), &bytes[16..]))
+    let ([first, count], body) = crate::comm::wire::split_header(bytes, "farm")?;
+    Ok((first as usize, count as usize, body))
 }
 
 /// The message carrying `outcomes` of tasks `first..`: encoded, or, if a result cannot be

@@ -17,9 +17,6 @@ pub(super) const CANCEL: u64 = 1;
 /// Credit flag: the last credit message (the sender saw this rank's end of stream).
 pub(super) const FINAL: u64 = 2;
 
-/// Bytes of the header in front of every item.
-pub(super) const HEADER: usize = 24;
-
 /// Where an item comes from and when it was made: named in failures, timed at the sinks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Envelope {
@@ -34,33 +31,19 @@ pub(crate) struct Envelope {
 impl Envelope {
     /// The header bytes, to which the encoded item is appended.
     pub fn header(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(HEADER + 64);
-        for word in [self.origin, self.seq, self.stamp_ns] {
-            bytes.extend_from_slice(&word.to_le_bytes());
-        }
-        bytes
+        crate::comm::wire::header(&[self.origin, self.seq, self.stamp_ns])
     }
 
     /// The envelope and the encoded item of a framed message.
     pub fn parse(frame: &[u8]) -> Result<(Envelope, &[u8])> {
-        if frame.len() < HEADER {
-            return Err(Error::new(
-                ErrorKind::RemoteError,
-                format!("pipeline: a message of {} bytes has no header", frame.len()),
-            ));
-        }
-        let word = |k: usize| {
-            let mut w = [0; 8];
-            w.copy_from_slice(&frame[8 * k..8 * k + 8]);
-            u64::from_le_bytes(w)
-        };
+        let ([origin, seq, stamp_ns], body) = crate::comm::wire::split_header(frame, "pipeline")?;
         Ok((
             Envelope {
-                origin: word(0),
-                seq: word(1),
-                stamp_ns: word(2),
+                origin,
+                seq,
+                stamp_ns,
             },
-            &frame[HEADER..],
+            body,
         ))
     }
 }
