@@ -82,27 +82,68 @@ fn true_weights(features: usize) -> Vec<f64> {
     (0..features).map(|k| ((k + 1) as f64).sin()).collect()
 }
 
-/// Sample `i`: features uniform in [-1, 1) and its label, from a seed of its own.
-#[inline(never)]
-fn sample(i: usize, truth: &[f64]) -> (Vec<f64>, f64) {
-    let mut rng = Pcg64Mcg::seed_from_u64(0x5eed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let x: Vec<f64> = (0..truth.len())
-        .map(|_| rng.random_range(-1.0..1.0))
-        .collect();
-    let noise = NOISE * (rng.random::<f64>() - 0.5) * 12f64.sqrt();
-    let y = x.iter().zip(truth).map(|(a, b)| a * b).sum::<f64>() + noise;
-    (x, y)
+/// Samples stored flat: the features of sample k at `x[k * d..(k + 1) * d]`, its label at
+/// `y[k]` (two allocations, not one per sample).
+struct Samples {
+    d: usize,
+    x: Vec<f64>,
+    y: Vec<f64>,
 }
 
-/// Sum over `samples` of the squared-error gradient at `w`, plus the summed squared error in
+/// A run of consecutive samples of a [`Samples`].
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    x: &'a [f64],
+    y: &'a [f64],
+}
+
+impl Samples {
+    /// The samples with these global indices, generated on the rank's threads.
+    fn generate(indices: &[usize], truth: &[f64]) -> Samples {
+        let d = truth.len();
+        let mut x = vec![0.0; indices.len() * d];
+        let mut y = vec![0.0; indices.len()];
+        x.par_chunks_mut(d)
+            .zip(y.par_iter_mut())
+            .zip(indices.par_iter())
+            .for_each(|((row, label), &i)| *label = sample(i, truth, row));
+        Samples { d, x, y }
+    }
+
+    fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    /// Samples `range`.
+    fn rows(&self, range: std::ops::Range<usize>) -> Rows<'_> {
+        Rows {
+            x: &self.x[range.start * self.d..range.end * self.d],
+            y: &self.y[range],
+        }
+    }
+}
+
+/// Sample `i`: features uniform in [-1, 1) written to `row`, and its label, from a seed of
+/// its own.
+#[inline(never)]
+fn sample(i: usize, truth: &[f64], row: &mut [f64]) -> f64 {
+    let mut rng = Pcg64Mcg::seed_from_u64(0x5eed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    for v in row.iter_mut() {
+        *v = rng.random_range(-1.0..1.0);
+    }
+    let noise = NOISE * (rng.random::<f64>() - 0.5) * 12f64.sqrt();
+    row.iter().zip(truth).map(|(a, b)| a * b).sum::<f64>() + noise
+}
+
+/// Sum over `rows` of the squared-error gradient at `w`, plus the summed squared error in
 /// the last slot. On rayon threads when the rank has more than one: handing a job to the
 /// pool costs a thread wake-up (tens of microseconds on a VM), as long as a whole step's
 /// gradient on one thread, so with one thread per rank it runs on the calling thread.
 // Never inlined: the distributed steps and the serial baseline run the same machine code.
 #[inline(never)]
-fn gradient(samples: &[(Vec<f64>, f64)], w: &[f64]) -> Vec<f64> {
+fn gradient(rows: Rows<'_>, w: &[f64]) -> Vec<f64> {
     let d = w.len();
-    let add = |mut acc: Vec<f64>, (x, y): &(Vec<f64>, f64)| {
+    let add = |mut acc: Vec<f64>, (x, y): (&[f64], &f64)| {
         let error = x.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() - y;
         for (g, a) in acc.iter_mut().zip(x) {
             *g += error * a;
@@ -111,12 +152,20 @@ fn gradient(samples: &[(Vec<f64>, f64)], w: &[f64]) -> Vec<f64> {
         acc
     };
     if rayon::current_num_threads() == 1 {
-        return samples.iter().fold(vec![0.0; d + 1], add);
+        return rows
+            .x
+            .chunks_exact(d)
+            .zip(rows.y)
+            .fold(vec![0.0; d + 1], add);
     }
-    samples.par_iter().fold(|| vec![0.0; d + 1], add).reduce(
-        || vec![0.0; d + 1],
-        |a, b| a.iter().zip(&b).map(|(p, q)| p + q).collect(),
-    )
+    rows.x
+        .par_chunks_exact(d)
+        .zip(rows.y.par_iter())
+        .fold(|| vec![0.0; d + 1], add)
+        .reduce(
+            || vec![0.0; d + 1],
+            |a, b| a.iter().zip(&b).map(|(p, q)| p + q).collect(),
+        )
 }
 
 /// The batches of one epoch: consecutive index ranges of `batch` samples.
@@ -134,12 +183,12 @@ fn update(w: &mut [f64], summed: &[f64], count: usize, rate: f64) -> f64 {
 }
 
 /// Serial training on the whole data set, batch by batch: the reference.
-fn train_serial(data: &[(Vec<f64>, f64)], args: &Args) -> (Vec<f64>, Vec<f64>) {
+fn train_serial(data: &Samples, args: &Args) -> (Vec<f64>, Vec<f64>) {
     let mut w = vec![0.0; args.features];
     let mut losses = Vec::new();
     for _ in 0..args.epochs {
         for range in batches(data.len(), args.batch) {
-            let g = gradient(&data[range.clone()], &w);
+            let g = gradient(data.rows(range.clone()), &w);
             losses.push(update(&mut w, &g, range.len(), args.rate));
         }
     }
@@ -171,10 +220,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for part in &parts {
             offsets.push(offsets[offsets.len() - 1] + part.len());
         }
-        let data: Vec<(Vec<f64>, f64)> = {
+        let data = {
             let _generate = spmd.region("generate shard");
             let indices: Vec<usize> = parts.iter().flat_map(|r| r.clone()).collect();
-            indices.par_iter().map(|&i| sample(i, &truth)).collect()
+            Samples::generate(&indices, &truth)
         };
         let mut w = vec![0.0; args.features];
         let mut losses = Vec::new();
@@ -186,7 +235,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             indicatif::ProgressBar::hidden()
         };
         // Batch b's samples on this rank (maybe none).
-        let part = |b: usize| &data[offsets[b]..offsets[b + 1]];
+        let part = |b: usize| data.rows(offsets[b]..offsets[b + 1]);
         let gradient_at = |b: usize, w: &[f64]| {
             let _g = spmd.region("gradient");
             gradient(part(b), w)
@@ -226,9 +275,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Sync::Average => {
                 let every = args.average_every.max(1);
                 for (step, (b, _)) in all_batches().enumerate() {
-                    if !part(b).is_empty() {
+                    let count = offsets[b + 1] - offsets[b];
+                    if count > 0 {
                         let local = gradient_at(b, &w);
-                        losses.push(update(&mut w, &local, part(b).len(), args.rate));
+                        losses.push(update(&mut w, &local, count, args.rate));
                     }
                     if (step + 1) % every == 0 {
                         world.all_reduce_into(&w, &mut summed[..args.features], Op::Sum)?;
@@ -247,10 +297,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         progress.finish_and_clear();
         Ok((w, losses))
     };
-    let sequential = || {
-        let data: Vec<_> = (0..args.samples).map(|i| sample(i, &truth)).collect();
-        train_serial(&data, &args)
-    };
+    let all_indices: Vec<usize> = (0..args.samples).collect();
+    let sequential = || train_serial(&Samples::generate(&all_indices, &truth), &args);
     let repeat = args.measure.repeat(&spmd);
     let ((w, losses), serial) = if args.measure.baseline {
         let measured = repeat.baseline(sequential).run(train)?;
@@ -261,10 +309,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let report = spmd.report("sgd")?;
     if let Some(report) = report {
-        let data: Vec<_> = (0..args.samples).map(|i| sample(i, &truth)).collect();
+        let data = Samples::generate(&all_indices, &truth);
         let (reference, serial_losses) = serial.unwrap_or_else(|| train_serial(&data, &args));
         // Mean squared error over the whole data set at the final weights.
-        let mse = |w: &[f64]| gradient(&data, w)[args.features] / data.len() as f64;
+        let mse =
+            |w: &[f64]| gradient(data.rows(0..data.len()), w)[args.features] / data.len() as f64;
         let (full_loss, serial_full_loss) = (mse(&w), mse(&reference));
         let loss_difference = (full_loss - serial_full_loss).abs() / serial_full_loss;
         let worst = w
