@@ -5,6 +5,7 @@ use mpi::collective::Root;
 use mpi::datatype::Equivalence;
 use mpi::topology::Communicator;
 
+use super::carry;
 use super::check::{ElementType, Field, Preflight};
 use super::{check_root, mpi_count};
 use crate::comm::Comm;
@@ -48,7 +49,8 @@ impl Comm {
     /// # }
     /// ```
     ///
-    /// Communication: agreement check + one `MPI_Bcast`.
+    /// Communication: agreement check + one `MPI_Bcast`; up to 64 bytes of primitive numbers
+    /// travel inside the check's reduction instead (one collective in all).
     ///
     /// # Errors
     /// `InvalidRoot`; `Disagreement` on the root, the length or the element type;
@@ -59,18 +61,35 @@ impl Comm {
         let _timer = self.timed(OP, size_of_val(buffer));
         let local_error = check_root(root, self.size(), OP)
             .or_else(|| mpi_count(buffer.len(), OP, "the buffer").err());
-        self.preflight(Preflight {
-            op: OP,
-            element: Some(ElementType::of::<B::Element>()),
-            local_error,
-            agree: &[
-                Field::number("the root", &root),
-                Field::number("the length", &buffer.len()),
-            ],
-        })?;
-        self.raw()
-            .process_at_rank(root as i32)
-            .broadcast_into(buffer);
+        // Up to 64 bytes of plain numbers ride in the check itself (see `carry`).
+        let slot = carry::slots::<B::Element>(buffer.len(), 1);
+        let mut payload = carry::NO_CARRY;
+        if slot.is_some() && self.rank() == root {
+            carry::pack(buffer, &mut payload, 0);
+        }
+        let carried = self.preflight_carrying(
+            Preflight {
+                op: OP,
+                element: Some(ElementType::of::<B::Element>()),
+                local_error,
+                agree: &[
+                    Field::number("the root", &root),
+                    Field::number("the length", &buffer.len()),
+                ],
+            },
+            payload,
+        )?;
+        match (carried, slot) {
+            (Some(words), Some(_)) => {
+                if self.rank() != root {
+                    carry::unpack(&words, 0, buffer);
+                }
+            }
+            _ => self
+                .raw()
+                .process_at_rank(root as i32)
+                .broadcast_into(super::never_in_place_mut(buffer)),
+        }
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! The agreement check that runs before a collective moves data.
 //!
 //! Every rank contributes its own argument errors and the values that must agree; one
-//! `MPI_Allreduce(MAX)` of three `i64`s — the error, a hash of every value and its negation —
+//! `MPI_Allreduce(MAX)` of three `i64`s — the error, a hash of every value and its negation,
+//! followed by the payload words of [`super::carry`] —
 //! tells every rank whether anyone found bad input and whether the values agree. Besides the
 //! operation's own fields (root, lengths, shapes, …) every check carries three implicit ones:
 //! the operation's name, the element type and the communicator's call number, so ranks that
@@ -19,6 +20,7 @@ use mpi::collective::{CommunicatorCollectives, Root, SystemOperation};
 use mpi::datatype::PartitionMut;
 use mpi::topology::Communicator;
 
+use super::carry::{Carry, CARRY_WORDS, NO_CARRY};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -101,11 +103,22 @@ impl Comm {
     /// # Panics
     /// If `preflight.agree` has more than [`MAX_FIELDS`] fields (a library bug).
     pub(crate) fn preflight(&self, preflight: Preflight<'_>) -> Result<()> {
+        self.preflight_carrying(preflight, NO_CARRY).map(|_| ())
+    }
+
+    /// [`preflight`](Self::preflight) whose reduction also carries `carry` (see
+    /// [`super::carry`]): returns the reduced payload words when the check ran and passed,
+    /// `None` with checks off (no reduction: the caller moves its data itself).
+    pub(crate) fn preflight_carrying(
+        &self,
+        preflight: Preflight<'_>,
+        carry: Carry,
+    ) -> Result<Option<Carry>> {
         let call = self.next_checked_call();
         if !self.agreement_checks() {
             return match preflight.local_error {
                 Some(e) => Err(e.on_rank(self.rank())),
-                None => Ok(()),
+                None => Ok(None),
             };
         }
         assert!(
@@ -137,8 +150,11 @@ impl Comm {
         // reduction of 24 bytes says whether anyone found an error and whether every rank
         // passed the same values. Which field differs is worked out on the error path only.
         let h = mix_words(SEED, fields().map(|f| f.key as u64)) >> 1;
-        let mine = [self.encode_error(preflight.local_error.as_ref()), h, -h];
-        let mut all = [0_i64; 3];
+        // The same length on every rank and for every operation, payload or not.
+        let mut mine = [i64::MIN; 3 + CARRY_WORDS];
+        mine[..3].copy_from_slice(&[self.encode_error(preflight.local_error.as_ref()), h, -h]);
+        mine[3..].copy_from_slice(&carry);
+        let mut all = [0_i64; 3 + CARRY_WORDS];
         self.raw()
             .all_reduce_into(&mine[..], &mut all[..], SystemOperation::max());
         let differing = (all[1] != -all[2]).then(|| {
@@ -160,7 +176,11 @@ impl Comm {
         }
         match differing {
             Some((_, described)) => Err(disagreement(preflight.op, &described)),
-            None => Ok(()),
+            None => {
+                let mut carried = NO_CARRY;
+                carried.copy_from_slice(&all[3..]);
+                Ok(Some(carried))
+            }
         }
     }
 

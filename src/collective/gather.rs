@@ -4,6 +4,7 @@ use mpi::collective::{CommunicatorCollectives, Root};
 use mpi::datatype::{Equivalence, PartitionMut};
 use mpi::topology::Communicator;
 
+use super::carry;
 use super::check::{as_field, describe_values, ElementType, Field, Preflight};
 use super::{buffer_size_error, check_root, counts_and_displacements, mpi_count, Varcount};
 use crate::comm::Comm;
@@ -15,7 +16,9 @@ impl Comm {
     /// Collects `send` from every rank (all the same length) at `root`, in rank order:
     /// `Some(all)` on the root, `None` elsewhere.
     ///
-    /// Communication: agreement check + one `MPI_Gather`.
+    /// Communication: agreement check + one `MPI_Gather`; when all the parts together are at
+    /// most 64 bytes of primitive numbers they travel inside the check's reduction instead
+    /// (one collective in all).
     ///
     /// # Errors
     /// `InvalidRoot`; `Disagreement` if ranks pass different roots or lengths (use
@@ -54,18 +57,36 @@ impl Comm {
                     buffer_size_error(OP, "the root's receive buffer", expected, recv.len())
                 })
             });
-        self.preflight(Preflight {
-            op: OP,
-            element: Some(ElementType::of::<T>()),
-            local_error,
-            agree: &[
-                Field::number("the root", &root),
-                Field::number("the length", &send.len()),
-            ],
-        })?;
+        // Up to 64 bytes in all of primitive numbers ride in the check (see `carry`).
+        let slot = carry::slots::<T>(send.len(), self.size());
+        let mut payload = carry::NO_CARRY;
+        if let Some(words) = slot {
+            carry::pack(send, &mut payload, self.rank() * words);
+        }
+        let carried = self.preflight_carrying(
+            Preflight {
+                op: OP,
+                element: Some(ElementType::of::<T>()),
+                local_error,
+                agree: &[
+                    Field::number("the root", &root),
+                    Field::number("the length", &send.len()),
+                ],
+            },
+            payload,
+        )?;
+        if let (Some(carried), Some(words)) = (carried, slot) {
+            if self.rank() == root {
+                for (r, part) in recv.chunks_mut(send.len().max(1)).enumerate() {
+                    carry::unpack(&carried, r * words, part);
+                }
+            }
+            return Ok(());
+        }
         let root_process = self.raw().process_at_rank(root as i32);
+        let send = super::never_in_place(send);
         if self.rank() == root {
-            root_process.gather_into_root(send, recv);
+            root_process.gather_into_root(send, super::never_in_place_mut(recv));
         } else {
             root_process.gather_into(send);
         }
@@ -74,7 +95,9 @@ impl Comm {
 
     /// Collects `send` from every rank (all the same length) on every rank, in rank order.
     ///
-    /// Communication: agreement check + one `MPI_Allgather`.
+    /// Communication: agreement check + one `MPI_Allgather`; when all the parts together are
+    /// at most 64 bytes of primitive numbers they travel inside the check's reduction instead
+    /// (one collective in all).
     ///
     /// # Errors
     /// `Disagreement` if ranks pass different lengths; `CountOverflow`.
@@ -102,13 +125,29 @@ impl Comm {
                 (recv.len() != expected)
                     .then(|| buffer_size_error(OP, "the receive buffer", expected, recv.len()))
             });
-        self.preflight(Preflight {
-            op: OP,
-            element: Some(ElementType::of::<T>()),
-            local_error,
-            agree: &[Field::number("the length", &send.len())],
-        })?;
-        self.raw().all_gather_into(send, recv);
+        // Up to 64 bytes in all of primitive numbers ride in the check (see `carry`).
+        let slot = carry::slots::<T>(send.len(), self.size());
+        let mut payload = carry::NO_CARRY;
+        if let Some(words) = slot {
+            carry::pack(send, &mut payload, self.rank() * words);
+        }
+        let carried = self.preflight_carrying(
+            Preflight {
+                op: OP,
+                element: Some(ElementType::of::<T>()),
+                local_error,
+                agree: &[Field::number("the length", &send.len())],
+            },
+            payload,
+        )?;
+        if let (Some(carried), Some(words)) = (carried, slot) {
+            for (r, part) in recv.chunks_mut(send.len().max(1)).enumerate() {
+                carry::unpack(&carried, r * words, part);
+            }
+            return Ok(());
+        }
+        self.raw()
+            .all_gather_into(super::never_in_place(send), super::never_in_place_mut(recv));
         Ok(())
     }
 

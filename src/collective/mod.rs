@@ -77,6 +77,7 @@
 
 mod alltoall;
 mod broadcast;
+mod carry;
 mod check;
 mod gather;
 mod immediate;
@@ -88,6 +89,34 @@ mod varcount;
 /// `len` default values in a buffer that is a real allocation even when empty: an empty
 /// `Vec` of bytes points at address 1, Open MPI's `MPI_IN_PLACE` (see
 /// `comm::ffi::buffer_address`, the same guard for the library's own MPI calls).
+/// `slice`, or, when it is empty and its elements are bytes-aligned, an empty slice at a
+/// real address: an empty slice of an align-1 type points at address 1, Open MPI's
+/// `MPI_IN_PLACE`, which turns a broadcast, gather or scatter into an in-place one (and fails
+/// with MPI_ERR_ARG). For the calls that go through rsmpi.
+pub(crate) fn never_in_place<T>(slice: &[T]) -> &[T] {
+    static SPARE: u8 = 0;
+    if slice.is_empty() && std::mem::align_of::<T>() == 1 {
+        // SAFETY: an empty slice needs only a non-null, aligned pointer (align 1 here); no
+        // byte of SPARE is read through it.
+        return unsafe { std::slice::from_raw_parts(std::ptr::addr_of!(SPARE).cast::<T>(), 0) };
+    }
+    slice
+}
+
+/// [`never_in_place`] for a buffer MPI writes.
+pub(crate) fn never_in_place_mut<T>(slice: &mut [T]) -> &mut [T] {
+    static mut SPARE: u8 = 0;
+    if slice.is_empty() && std::mem::align_of::<T>() == 1 {
+        // SAFETY: an empty slice needs only a non-null, aligned pointer (align 1 here); no
+        // byte of SPARE is read or written through it, so empty slices made from it on
+        // several threads at once alias nothing.
+        return unsafe {
+            std::slice::from_raw_parts_mut(std::ptr::addr_of_mut!(SPARE).cast::<T>(), 0)
+        };
+    }
+    slice
+}
+
 pub(crate) fn mpi_buffer<T: Clone + Default>(len: usize) -> Vec<T> {
     let mut buffer = Vec::with_capacity(len.max(1));
     buffer.resize(len, T::default());

@@ -4,6 +4,7 @@ use mpi::collective::Root;
 use mpi::datatype::{Equivalence, Partition as MpiPartition};
 use mpi::topology::Communicator;
 
+use super::carry;
 use super::check::{as_field, ElementType, Field, Preflight};
 use super::gather::PartitionValues;
 use super::{buffer_size_error, check_root, counts_and_displacements, mpi_count};
@@ -45,7 +46,9 @@ impl Comm {
     /// [`scatter`](Self::scatter) into the caller's buffer; every rank's `recv` has the part
     /// length, and the root's `send` must hold `size() * recv.len()` elements.
     ///
-    /// Communication: agreement check + one `MPI_Scatter`.
+    /// Communication: agreement check + one `MPI_Scatter`; when all the parts together are at
+    /// most 64 bytes of primitive numbers they travel inside the check's reduction instead
+    /// (one collective in all).
     ///
     /// # Errors
     /// `InvalidRoot`; `Disagreement` on the root or the part length; `NotDivisible` or
@@ -78,15 +81,30 @@ impl Comm {
                     })
                     .flatten()
             });
-        self.preflight(Preflight {
-            op: OP,
-            element: Some(ElementType::of::<T>()),
-            local_error,
-            agree: &[
-                Field::number("the root", &root),
-                Field::number("the part length", &recv.len()),
-            ],
-        })?;
+        // Up to 64 bytes in all of primitive numbers ride in the check (see `carry`).
+        let slot = carry::slots::<T>(recv.len(), self.size());
+        let mut payload = carry::NO_CARRY;
+        if let (Some(words), true) = (slot, self.rank() == root && local_error.is_none()) {
+            for (r, part) in send.chunks(recv.len().max(1)).enumerate() {
+                carry::pack(part, &mut payload, r * words);
+            }
+        }
+        let carried = self.preflight_carrying(
+            Preflight {
+                op: OP,
+                element: Some(ElementType::of::<T>()),
+                local_error,
+                agree: &[
+                    Field::number("the root", &root),
+                    Field::number("the part length", &recv.len()),
+                ],
+            },
+            payload,
+        )?;
+        if let (Some(carried), Some(words)) = (carried, slot) {
+            carry::unpack(&carried, self.rank() * words, recv);
+            return Ok(());
+        }
         self.scatter_raw(root, send, recv);
         Ok(())
     }
@@ -235,6 +253,7 @@ impl Comm {
     /// `MPI_Scatter` with arguments already validated.
     fn scatter_raw<T: Equivalence>(&self, root: usize, send: &[T], recv: &mut [T]) {
         let root_process = self.raw().process_at_rank(root as i32);
+        let (send, recv) = (super::never_in_place(send), super::never_in_place_mut(recv));
         if self.rank() == root {
             root_process.scatter_into_root(send, recv);
         } else {

@@ -62,12 +62,79 @@ pub fn run() {
     closure_reductions(world);
     broadcasts(world);
     equal_count_gathers_and_scatters(world);
+    small_payloads(world, world);
+    small_payloads(world, &world.unchecked());
     varcount(world);
     all_to_all(world);
     partitioned(world);
     split_groups(world);
     unchecked_mode(world);
     report_ok("collectives", &spmd);
+}
+
+/// Broadcasts, gathers and scatters around the 64 bytes that travel inside the agreement
+/// check (see `collective::carry`): every type and length gives exactly the values a direct
+/// computation gives, checked or not, carried or not.
+fn small_payloads(world: &Comm, comm: &Comm) {
+    let (me, p) = (world.rank(), world.size());
+    fn value<T: From<u8>>(rank: usize, k: usize) -> T {
+        T::from((rank * 37 + k * 11 + 1) as u8)
+    }
+    macro_rules! check_type {
+        ($t:ty) => {
+            for len in [0, 1, 3, 7, 8, 9, 16, 17, 64, 65] {
+                for root in 0..p {
+                    // Broadcast: the root's values everywhere.
+                    let mut buffer: Vec<$t> = (0..len)
+                        .map(|k| {
+                            if me == root {
+                                value(root, k)
+                            } else {
+                                value(99, k)
+                            }
+                        })
+                        .collect();
+                    comm.broadcast(root, &mut buffer[..]).unwrap();
+                    let expected: Vec<$t> = (0..len).map(|k| value(root, k)).collect();
+                    assert_eq!(
+                        buffer,
+                        expected,
+                        "broadcast of {len} {} from {root}",
+                        stringify!($t)
+                    );
+                    // Gather and all-gather: every rank's part in rank order.
+                    let mine: Vec<$t> = (0..len).map(|k| value(me, k)).collect();
+                    let all: Vec<$t> = (0..p)
+                        .flat_map(|r| (0..len).map(move |k| value(r, k)))
+                        .collect();
+                    let mut recv: Vec<$t> =
+                        vec![value(99, 0); if me == root { len * p } else { 0 }];
+                    comm.gather_into(root, &mine, &mut recv).unwrap();
+                    if me == root {
+                        assert_eq!(recv, all, "gather of {len} {} at {root}", stringify!($t));
+                    }
+                    let mut everyone: Vec<$t> = vec![value(99, 0); len * p];
+                    comm.all_gather_into(&mine, &mut everyone).unwrap();
+                    assert_eq!(everyone, all, "all_gather of {len} {}", stringify!($t));
+                    // Scatter: part r of the root's values to rank r.
+                    let send: Vec<$t> = if me == root { all.clone() } else { Vec::new() };
+                    let mut part: Vec<$t> = vec![value(99, 0); len];
+                    comm.scatter_into(root, &send, &mut part).unwrap();
+                    assert_eq!(
+                        part,
+                        mine,
+                        "scatter of {len} {} from {root}",
+                        stringify!($t)
+                    );
+                }
+            }
+        };
+    }
+    check_type!(u8);
+    check_type!(i16);
+    check_type!(f32);
+    check_type!(f64);
+    check_type!(u64);
 }
 
 fn reductions(world: &Comm) {
