@@ -7,7 +7,7 @@
 //!
 //! # Where the agreement check runs
 //! On a checked handle the agreement check (operation, element type, lengths, root,
-//! reduction) runs **at the post**, as the same 24-byte `MPI_Allreduce` the blocking forms
+//! reduction) runs **at the post**, as the same small `MPI_Allreduce` the blocking forms
 //! use, before any data moves: bad input is the same `Err` on every rank, from the call that
 //! posted it, exactly as for the blocking form. The post therefore meets the other ranks (a
 //! small-message latency, and the wait for the last rank to arrive); the data transfer, the
