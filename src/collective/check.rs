@@ -147,8 +147,9 @@ impl Comm {
         ];
         let fields = || implicit.iter().chain(preflight.agree);
         // [error, h, -h] with h a hash of every field's key: MAX of -h is -(MIN of h), so one
-        // reduction (with the carried words: 88 bytes) says whether anyone found an error and whether every rank
-        // passed the same values. Which field differs is worked out on the error path only.
+        // reduction (88 bytes with the carried words) says whether anyone found an error and
+        // whether every rank passed the same values. Which field differs is worked out on the
+        // error path only.
         let h = mix_words(SEED, fields().map(|f| f.key as u64)) >> 1;
         // The same length on every rank and for every operation, payload or not.
         let mut mine = [i64::MIN; 3 + CARRY_WORDS];
