@@ -52,6 +52,24 @@ pub(crate) fn slots<T>(len: usize, parts: usize) -> Option<usize> {
     (plain::<T>() && words * parts <= CARRY_WORDS).then_some(words)
 }
 
+/// A carry holding this rank's `part` in slot `rank` of `parts` equal slots, and the words
+/// per slot; `(None, NO_CARRY)` if the parts do not fit.
+pub(crate) fn own_slot<T>(part: &[T], rank: usize, parts: usize) -> (Option<usize>, Carry) {
+    let slot = slots::<T>(part.len(), parts);
+    let mut payload = NO_CARRY;
+    if let Some(words) = slot {
+        pack(part, &mut payload, rank * words);
+    }
+    (slot, payload)
+}
+
+/// Every slot of `words` words into consecutive parts of `out`, `part_len` values each.
+pub(crate) fn unpack_slots<T>(carry: &Carry, words: usize, out: &mut [T], part_len: usize) {
+    for (r, part) in out.chunks_mut(part_len.max(1)).enumerate() {
+        unpack(carry, r * words, part);
+    }
+}
+
 /// Puts `values` into `carry` from word `first` on (the caller checked they fit).
 pub(crate) fn pack<T>(values: &[T], carry: &mut Carry, first: usize) {
     debug_assert!(plain::<T>());

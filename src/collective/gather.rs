@@ -58,11 +58,7 @@ impl Comm {
                 })
             });
         // Up to 64 bytes in all of primitive numbers ride in the check (see `carry`).
-        let slot = carry::slots::<T>(send.len(), self.size());
-        let mut payload = carry::NO_CARRY;
-        if let Some(words) = slot {
-            carry::pack(send, &mut payload, self.rank() * words);
-        }
+        let (slot, payload) = carry::own_slot(send, self.rank(), self.size());
         let carried = self.preflight_carrying(
             Preflight {
                 op: OP,
@@ -77,9 +73,7 @@ impl Comm {
         )?;
         if let (Some(carried), Some(words)) = (carried, slot) {
             if self.rank() == root {
-                for (r, part) in recv.chunks_mut(send.len().max(1)).enumerate() {
-                    carry::unpack(&carried, r * words, part);
-                }
+                carry::unpack_slots(&carried, words, recv, send.len());
             }
             return Ok(());
         }
@@ -126,11 +120,7 @@ impl Comm {
                     .then(|| buffer_size_error(OP, "the receive buffer", expected, recv.len()))
             });
         // Up to 64 bytes in all of primitive numbers ride in the check (see `carry`).
-        let slot = carry::slots::<T>(send.len(), self.size());
-        let mut payload = carry::NO_CARRY;
-        if let Some(words) = slot {
-            carry::pack(send, &mut payload, self.rank() * words);
-        }
+        let (slot, payload) = carry::own_slot(send, self.rank(), self.size());
         let carried = self.preflight_carrying(
             Preflight {
                 op: OP,
@@ -141,9 +131,7 @@ impl Comm {
             payload,
         )?;
         if let (Some(carried), Some(words)) = (carried, slot) {
-            for (r, part) in recv.chunks_mut(send.len().max(1)).enumerate() {
-                carry::unpack(&carried, r * words, part);
-            }
+            carry::unpack_slots(&carried, words, recv, send.len());
             return Ok(());
         }
         self.raw()
