@@ -139,6 +139,14 @@ impl Error {
         }
     }
 
+    /// The same error with `op: ` before its message, unless the message already names `op`.
+    pub(crate) fn prefixed(mut self, op: &str) -> Error {
+        if !self.message.starts_with(op) {
+            self.message = format!("{op}: {}", self.message);
+        }
+        self
+    }
+
     /// Attaches the rank that reports this error.
     pub fn on_rank(mut self, rank: usize) -> Error {
         self.rank = Some(rank);

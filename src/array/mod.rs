@@ -134,6 +134,7 @@ mod checkpoint;
 mod halo;
 mod halo_plan;
 mod npy;
+mod npy_file;
 mod ops;
 mod redistribute;
 mod split;
@@ -150,6 +151,7 @@ use crate::partition::Partition;
 use split::Layout;
 
 pub use halo::Boundary;
+pub use npy_file::NpyOrder;
 
 pub use halo_plan::{HaloExchange, HaloPlan};
 pub use split::{Split, SplitAxis, MAX_SPLIT_AXES};

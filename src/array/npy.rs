@@ -233,6 +233,65 @@ impl Parser<'_> {
     }
 }
 
+/// Where NumPy aligns the data (`format.ARRAY_ALIGN`).
+const ARRAY_ALIGN: usize = 64;
+
+/// Spare digits NumPy leaves after the dict for the growing axis (`GROWTH_AXIS_MAX_DIGITS`),
+/// so that a header written here is byte for byte the one `numpy.save` writes.
+const GROWTH_AXIS_MAX_DIGITS: usize = 21;
+
+/// The complete header (magic to newline) that `numpy.save` (NumPy 1.23 and later) writes
+/// for an array of `shape` with element type `descr`, in C or Fortran order: the data starts
+/// right after it, at a multiple of 64 bytes.
+pub(crate) fn header_bytes(descr: &str, fortran_order: bool, shape: &[usize]) -> Vec<u8> {
+    let dims = match shape {
+        [one] => format!("({one},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let order = if fortran_order { "True" } else { "False" };
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {dims}, }}");
+    let growing = if fortran_order {
+        shape.last()
+    } else {
+        shape.first()
+    };
+    if let Some(extent) = growing {
+        let digits = extent.to_string().len();
+        dict.push_str(&" ".repeat(GROWTH_AXIS_MAX_DIGITS.saturating_sub(digits)));
+    }
+    // Version 1 holds a 2-byte header length after the 8-byte magic and version; a header
+    // that does not fit (thousands of dimensions) takes version 2's 4 bytes.
+    // NumPy pads with 1 to 64 spaces (64 when already aligned, as `format._wrap_header`).
+    let text_len = dict.len() + 1; // the closing newline
+    let pad = |prefix: usize| ARRAY_ALIGN - (prefix + text_len) % ARRAY_ALIGN;
+    let (version, prefix) = if text_len + pad(10) <= usize::from(u16::MAX) {
+        (1_u8, 10)
+    } else {
+        (2_u8, 12)
+    };
+    let pad = pad(prefix);
+    let header_len = text_len + pad;
+    let mut out = Vec::with_capacity(prefix + header_len);
+    out.extend_from_slice(b"\x93NUMPY");
+    out.extend_from_slice(&[version, 0]);
+    if version == 1 {
+        out.extend_from_slice(&(header_len as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(header_len as u32).to_le_bytes());
+    }
+    out.extend_from_slice(dict.as_bytes());
+    out.extend(std::iter::repeat_n(b' ', pad));
+    out.push(b'\n');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

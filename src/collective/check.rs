@@ -273,6 +273,22 @@ impl Comm {
         Error::new(kind, message).on_rank(culprit)
     }
 
+    /// Shares the outcome of a step that can fail on some ranks only (file I/O, not argument
+    /// checks): `Ok` on every rank if no rank passes an error, else the same error on every
+    /// rank (the culprit's). Collective: one `all_reduce` of one `i64`, even with agreement
+    /// checks off.
+    pub(crate) fn share_outcome(&self, local: Option<Error>) -> Result<()> {
+        let mine = self.encode_error(local.as_ref());
+        let mut worst = NONE;
+        self.raw()
+            .all_reduce_into(&mine, &mut worst, SystemOperation::max());
+        if worst == NONE {
+            Ok(())
+        } else {
+            Err(self.error_from_encoded(worst, local.as_ref()))
+        }
+    }
+
     /// Broadcasts the message of `culprit`'s error to every rank (error path only).
     fn share_message(&self, culprit: usize, mine: Option<&Error>) -> String {
         let mut bytes = match mine {

@@ -52,6 +52,7 @@
 //! what it buys on each MPI.
 
 pub(crate) mod ffi;
+pub(crate) mod file;
 pub mod idle;
 mod p2p;
 pub mod request;

@@ -23,6 +23,7 @@ mod grid;
 mod harness;
 mod launcher;
 mod nonblocking;
+mod npy_file;
 mod pipeline;
 mod runtime;
 mod support;
@@ -50,6 +51,7 @@ const MODULES: &[&Module] = &[
     #[cfg(feature = "bench")]
     &bench_driver::MODULE,
     &checkpoint::MODULE,
+    &npy_file::MODULE,
     &examples::MODULE,
     &tools::MODULE,
 ];

@@ -19,7 +19,7 @@ use super::{corrupt, io, CrcReader};
 use crate::error::Result;
 
 /// Whether `T`'s in-memory bytes are its `.npy` bytes and every bit pattern is a value.
-pub(super) fn is_plain_number<T: 'static>() -> bool {
+pub(crate) fn is_plain_number<T: 'static>() -> bool {
     if cfg!(target_endian = "big") {
         return false;
     }

@@ -9,6 +9,9 @@
 mod direct;
 mod manifest;
 
+pub(crate) use direct::is_plain_number;
+pub(crate) use manifest::bare as bare_descr;
+
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
@@ -44,7 +47,7 @@ fn altered(path: &Path, found: u32, expected: u32) -> Error {
 
 /// `T`'s NumPy type string as a `.npy` header spells it (`<f8`; ndarray-npy's descriptor
 /// prints as the Python literal `'<f8'`).
-fn dtype<T: WritableElement>() -> String {
+pub(crate) fn dtype<T: WritableElement>() -> String {
     manifest::bare(&T::type_descriptor().to_string()).to_owned()
 }
 

@@ -1,0 +1,471 @@
+//! One `.npy` file per array, written and read by every rank at once with MPI-IO: the root
+//! writes the header, every rank moves its own elements through a file view, whatever the
+//! split. The file is the one `numpy.save` writes for the global array, byte for byte.
+//!
+//! A write goes to a hidden temporary name beside the target (`.NAME.spmd-partial`) and is
+//! renamed over the target only once every rank's part is in, so a failed or killed job never
+//! leaves a file at the target's name that looks complete and is not.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{ArrayView, Dimension, IxDyn, RemoveAxis};
+use ndarray_npy::{ReadableElement, WritableElement};
+
+use super::checkpoint::{dtype, is_plain_number};
+use super::split::Layout;
+use super::{npy, DistArray, Element, Split};
+use crate::collective::{fingerprint, ElementType, Field, Preflight};
+use crate::comm::file::{rounds_for, AxisRuns, FileMode, FileView, ParallelFile, RunGroup};
+use crate::comm::Comm;
+use crate::error::{Error, ErrorKind, Result};
+use crate::partition::Distribution;
+
+/// The order in which a `.npy` file holds the elements (NumPy's `fortran_order`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NpyOrder {
+    /// Row-major: the last axis varies fastest (NumPy's default).
+    #[default]
+    C,
+    /// Column-major: the first axis varies fastest.
+    Fortran,
+}
+
+impl std::fmt::Display for NpyOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NpyOrder::C => "C order",
+            NpyOrder::Fortran => "Fortran order",
+        })
+    }
+}
+
+/// The longest run one MPI datatype block may hold (its length is an `int`).
+const RUN_MAX: usize = 1 << 30;
+
+impl<T, D> DistArray<T, D>
+where
+    T: Element + WritableElement + ReadableElement,
+    D: Dimension + RemoveAxis,
+{
+    /// Writes the global array to one `.npy` file at `path`, in C order, every rank writing
+    /// its own piece at once (MPI-IO, collective). `numpy.load(path)` gives the global array;
+    /// the bytes are those `numpy.save` writes for it. Any split and rank count; ghosts are
+    /// not written.
+    ///
+    /// ```no_run
+    /// use spmd::array::{DistArray, Split};
+    /// # fn main() -> spmd::Result<()> {
+    /// let spmd = spmd::Spmd::init()?;
+    /// let u = DistArray::from_fn(spmd.world(), (1000, 800), Split::cyclic(1), |(i, j)| (i * j) as f64)?;
+    /// u.write_npy("field.npy")?; // numpy.load("field.npy").shape == (1000, 800)
+    /// let back = DistArray::<f64, _>::read_npy(spmd.world(), "field.npy", Split::block(0))?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// On every rank: `Io` if the file cannot be created or written (a missing directory, no
+    /// permission, a full disk; the message names the file and MPI's reason), in which case
+    /// nothing is left at `path`; `Disagreement` if ranks pass different paths or hold
+    /// different arrays; `Config` for an element type other than the fixed-size numbers
+    /// (`f32`, `f64`, `i8`..`i64`, `u8`..`u64`).
+    pub fn write_npy(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.write_npy_in(path, NpyOrder::C)
+    }
+
+    /// [`write_npy`](Self::write_npy) in the given element order (`Fortran`: NumPy's
+    /// `fortran_order`, what Fortran and MATLAB codes read directly).
+    ///
+    /// # Errors
+    /// As [`write_npy`](Self::write_npy).
+    pub fn write_npy_in(&self, path: impl AsRef<Path>, order: NpyOrder) -> Result<()> {
+        const OP: &str = "DistArray::write_npy";
+        let path = path.as_ref();
+        let comm = &self.comm;
+        let item = std::mem::size_of::<T>();
+        let _timer = comm.timed(OP, self.local().len() * item);
+        let shown = path.display();
+        // As NumPy: an array that is C- and Fortran-contiguous at once (at most one axis
+        // longer than 1, or empty) is written in C order; the bytes are the same.
+        let long_axes = self.shape.slice().iter().filter(|&&n| n > 1).count();
+        let fortran = order == NpyOrder::Fortran && long_axes > 1 && self.shape.size() > 0;
+        let temporary = partial_name(path);
+        let local_error = supported::<T>(OP)
+            .err()
+            .or(temporary.as_ref().err().cloned());
+        self.layout_preflight(
+            OP,
+            local_error,
+            &[
+                Field::keyed("the path", path_key(path), &shown),
+                Field::keyed("the order", i64::from(order == NpyOrder::Fortran), &order),
+            ],
+        )?;
+        let temporary = temporary?;
+        let header = npy::header_bytes(&dtype::<T>(), fortran, self.shape.slice());
+        let total = (header.len() as u64).saturating_add(self.shape.size() as u64 * item as u64);
+        let piece = if fortran {
+            self.local().reversed_axes()
+        } else {
+            self.local()
+        };
+        let piece = piece.as_standard_layout();
+        let outcome = (|| {
+            let file = ParallelFile::open(comm, &temporary, FileMode::Create);
+            let file = shared(comm, file)?;
+            shared(comm, file.set_size(total))?;
+            let header_written = match comm.rank() {
+                0 => file.write_at(0, &header),
+                _ => Ok(()),
+            };
+            let view = self.file_view(fortran);
+            let view = shared(comm, header_written.and(view))?;
+            shared(comm, file.set_view(header.len() as u64, &view))?;
+            let rounds = rounds_for(self.largest_piece_bytes());
+            let bytes = piece.len() * item;
+            // SAFETY: `piece` is a standard-layout array of `bytes` bytes that lives until
+            // the call returns.
+            let written = unsafe { file.write_all(piece.as_ptr().cast::<u8>(), bytes, rounds) };
+            shared(comm, written)?;
+            shared(comm, file.close())?;
+            let renamed = match comm.rank() {
+                0 => std::fs::rename(&temporary, path).map_err(|e| {
+                    Error::io(
+                        format!("{OP}: cannot rename the written file to {shown}"),
+                        e,
+                    )
+                }),
+                _ => Ok(()),
+            };
+            shared(comm, renamed)
+        })();
+        if outcome.is_err() && comm.rank() == 0 {
+            let _ = std::fs::remove_file(&temporary);
+        }
+        outcome.map_err(|e| e.prefixed(OP))
+    }
+
+    /// Reads the `.npy` file at `path` (written by [`write_npy`](Self::write_npy), NumPy or
+    /// any other tool, C or Fortran order) as an array split by `split` over `comm`, every
+    /// rank reading its own piece at once (MPI-IO, collective). The root checks the header
+    /// against `T` and `D` and the file's size against the header before any rank allocates.
+    ///
+    /// # Errors
+    /// On every rank: `Io` if the file is missing or unreadable, not a `.npy`, of another
+    /// element type or number of dimensions, or shorter or longer than its header says;
+    /// `Shape` if `split` does not fit the file's shape; `Disagreement` if ranks pass
+    /// different paths or splits; `Config` as [`write_npy`](Self::write_npy).
+    pub fn read_npy(comm: &Comm, path: impl AsRef<Path>, split: Split) -> Result<DistArray<T, D>> {
+        const OP: &str = "DistArray::read_npy";
+        let path = path.as_ref();
+        let _timer = comm.timed(OP, 0);
+        let shown = path.display();
+        comm.preflight(Preflight {
+            op: OP,
+            element: Some(ElementType::of::<T>()),
+            local_error: supported::<T>(OP).err(),
+            agree: &[
+                Field::keyed("the path", path_key(path), &shown),
+                Field::keyed("the split", split.key(), &split),
+            ],
+        })?;
+        let item = std::mem::size_of::<T>();
+        // The root checks the header; everyone learns [fortran, data offset, ndim] and the
+        // shape from it.
+        let mut dims = Vec::new();
+        let mut lead = [0; 3];
+        let mut root_error = None;
+        if comm.rank() == 0 {
+            match inspect::<T, D>(path, item) {
+                Ok(header) => {
+                    lead = [
+                        usize::from(header.fortran_order),
+                        header.data_offset as usize,
+                        header.shape.len(),
+                    ];
+                    dims = header.shape;
+                }
+                Err(e) => root_error = Some(e.prefixed(OP)),
+            }
+        }
+        let [fortran, data_offset, ndim] = comm.announce_from_root(0, lead, root_error)?;
+        dims.resize(ndim, 0);
+        comm.broadcast_vec(0, &mut dims)?;
+        let shape = D::from_dimension(&IxDyn(&dims)).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Shape,
+                format!("{OP}: {shown} has {ndim} dimensions"),
+            )
+        })?;
+        let target = Layout::new(split, &dims, comm.size());
+        comm.preflight(Preflight {
+            op: OP,
+            element: None,
+            local_error: target.err().map(|e| e.prefixed(OP)),
+            agree: &[],
+        })?;
+        let fortran = fortran == 1;
+        let mut array = DistArray::from_elem(comm, shape, split, T::default())?;
+        let piece_len = array.local().len();
+        // Fortran order: read the piece in file order, then place it transposed.
+        let mut staging: Vec<T> = if fortran {
+            vec![T::default(); piece_len]
+        } else {
+            Vec::new()
+        };
+        let outcome = (|| {
+            let file = shared(comm, ParallelFile::open(comm, path, FileMode::Read))?;
+            let view = shared(comm, array.file_view(fortran))?;
+            shared(comm, file.set_view(data_offset as u64, &view))?;
+            let rounds = rounds_for(array.largest_piece_bytes());
+            let target = if fortran {
+                staging.as_mut_ptr()
+            } else {
+                array.data.as_mut_ptr()
+            };
+            // SAFETY: `target` is the start of `piece_len` elements of a plain number type
+            // (every bit pattern a value), owned by `staging` or by the array's standard-layout
+            // piece (no ghosts), alive until the call returns.
+            let read = unsafe { file.read_all(target.cast::<u8>(), piece_len * item, rounds) };
+            shared(comm, read)?;
+            shared(comm, file.close())
+        })();
+        outcome.map_err(|e| e.prefixed(OP))?;
+        if fortran && piece_len > 0 {
+            let reversed: Vec<usize> = array.local().shape().iter().rev().copied().collect();
+            let staged = ArrayView::from_shape(IxDyn(&reversed), &staging)
+                .expect("the staging buffer holds the piece")
+                .reversed_axes()
+                .into_dimensionality::<D>()
+                .expect("the piece's own number of dimensions");
+            array.local_mut().assign(&staged);
+        }
+        Ok(array)
+    }
+
+    /// The file view selecting this rank's elements (in the file's order).
+    fn file_view(&self, fortran: bool) -> Result<FileView> {
+        let extents = self.shape.slice();
+        let rank = self.comm.rank();
+        if self.local().is_empty() {
+            return Ok(FileView::bytes());
+        }
+        let runs: Vec<AxisRuns> = (0..extents.len())
+            .map(|axis| axis_runs(&self.layout, rank, axis, extents[axis]))
+            .collect();
+        FileView::select(std::mem::size_of::<T>(), extents, &runs, fortran)
+    }
+
+    /// The bytes of the largest rank's piece: every rank joins as many collective rounds as
+    /// that rank needs.
+    fn largest_piece_bytes(&self) -> usize {
+        (0..self.comm.size())
+            .map(|r| self.layout.piece_shape(&self.shape, r).size())
+            .max()
+            .unwrap_or(0)
+            * std::mem::size_of::<T>()
+    }
+}
+
+/// Shares `local`'s outcome with every rank: the same `Ok` or `Err` everywhere.
+fn shared<V>(comm: &Comm, local: Result<V>) -> Result<V> {
+    let (value, error) = match local {
+        Ok(v) => (Some(v), None),
+        Err(e) => (None, Some(e)),
+    };
+    comm.share_outcome(error)?;
+    Ok(value.expect("an Ok outcome holds its value"))
+}
+
+/// `Config` unless `T`'s memory is its `.npy` data (little-endian fixed-size numbers).
+fn supported<T: 'static>(op: &str) -> Result<()> {
+    if is_plain_number::<T>() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Config,
+            format!(
+                "{op}: {} cannot be moved as raw .npy bytes; single-file .npy supports \
+                 f32, f64, i8-i64 and u8-u64",
+                std::any::type_name::<T>()
+            ),
+        ))
+    }
+}
+
+/// The agreement key of a path.
+fn path_key(path: &Path) -> i64 {
+    fingerprint(path.as_os_str().as_encoded_bytes().iter().copied())
+}
+
+/// `.NAME.spmd-partial` beside `path`.
+fn partial_name(path: &Path) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::new(ErrorKind::Io, format!("{} names no file", path.display())))?;
+    let mut partial = std::ffi::OsString::from(".");
+    partial.push(name);
+    partial.push(".spmd-partial");
+    Ok(path.with_file_name(partial))
+}
+
+/// Root: the header of the `.npy` at `path`, checked against `T`, `D` and the file's size.
+fn inspect<T: WritableElement, D: Dimension>(path: &Path, item: usize) -> Result<npy::NpyHeader> {
+    let shown = path.display();
+    let fail = |what: String| Error::new(ErrorKind::Io, format!("{shown}: {what}"));
+    let mut file =
+        std::fs::File::open(path).map_err(|e| Error::io(format!("cannot open {shown}"), e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io(format!("cannot read {shown}"), e))?
+        .len();
+    let header = npy::read_header(&mut file).map_err(fail)?;
+    let expected = dtype::<T>();
+    if super::checkpoint::bare_descr(&header.descr) != expected {
+        return Err(fail(format!(
+            "holds elements of type '{}', not '{expected}' ({})",
+            header.descr,
+            std::any::type_name::<T>()
+        )));
+    }
+    if let Some(ndim) = D::NDIM {
+        if header.shape.len() != ndim {
+            return Err(fail(format!(
+                "holds a {}-dimensional array of shape {:?}, not {ndim}-dimensional",
+                header.shape.len(),
+                header.shape
+            )));
+        }
+    }
+    let needed = header
+        .file_size(item)
+        .ok_or_else(|| fail(format!("a shape of {:?} is too large", header.shape)))?;
+    if size != needed {
+        let state = if size < needed {
+            "truncated"
+        } else {
+            "longer than its header says"
+        };
+        return Err(fail(format!(
+            "{state}: {size} bytes, the header's shape {:?} of '{expected}' needs {needed}",
+            header.shape
+        )));
+    }
+    Ok(header)
+}
+
+/// The indices `rank` holds along `axis` (of `extent`) as regular groups of runs.
+fn axis_runs(layout: &Layout, rank: usize, axis: usize, extent: usize) -> AxisRuns {
+    match layout.coord_along(rank, axis) {
+        None => one_run(0, extent),
+        Some((coord, partition)) => match partition.distribution() {
+            Distribution::Block => {
+                let range = partition.range(coord);
+                one_run(range.start, range.len())
+            }
+            Distribution::Cyclic => round_robin(coord, 1, partition.parts(), extent),
+            Distribution::BlockCyclic(b) => round_robin(coord, b, partition.parts(), extent),
+        },
+    }
+}
+
+/// `len` indices from `start`, cut into runs of at most [`RUN_MAX`].
+fn one_run(start: usize, len: usize) -> AxisRuns {
+    let (full, rest) = (len / RUN_MAX, len % RUN_MAX);
+    let mut runs = Vec::new();
+    if full > 0 {
+        runs.push(RunGroup {
+            start,
+            len: RUN_MAX,
+            count: full,
+            stride: RUN_MAX,
+        });
+    }
+    if rest > 0 {
+        runs.push(RunGroup {
+            start: start + full * RUN_MAX,
+            len: rest,
+            count: 1,
+            stride: rest,
+        });
+    }
+    runs
+}
+
+/// The blocks of `b` indices dealt round-robin to `parts` ranks that `coord` holds out of
+/// `extent`: the full blocks, then the partial last one if it is this rank's.
+fn round_robin(coord: usize, b: usize, parts: usize, extent: usize) -> AxisRuns {
+    let first_end = (coord + 1) * b;
+    let full = if extent >= first_end {
+        (extent - first_end) / (parts * b) + 1
+    } else {
+        0
+    };
+    let mut runs = Vec::new();
+    if full > 0 {
+        runs.push(RunGroup {
+            start: coord * b,
+            len: b,
+            count: full,
+            stride: parts * b,
+        });
+    }
+    let next = (full * parts + coord) * b;
+    if next < extent {
+        runs.push(RunGroup {
+            start: next,
+            len: extent - next,
+            count: 1,
+            stride: extent - next,
+        });
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partition::Partition;
+
+    /// Every index the groups name, in order.
+    fn expand(runs: &AxisRuns) -> Vec<usize> {
+        runs.iter()
+            .flat_map(|g| {
+                (0..g.count).flat_map(move |k| (0..g.len).map(move |i| g.start + k * g.stride + i))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_name_exactly_the_partitions_indices() {
+        for extent in 0..40 {
+            for parts in 1..6 {
+                for b in 1..7 {
+                    let p = Partition::block_cyclic(extent, parts, b).unwrap();
+                    for coord in 0..parts {
+                        let expected: Vec<usize> = p.global_indices(coord).collect();
+                        assert_eq!(
+                            expand(&round_robin(coord, b, parts, extent)),
+                            expected,
+                            "n={extent} P={parts} b={b} r={coord}"
+                        );
+                    }
+                }
+            }
+        }
+        let long = one_run(5, 2 * RUN_MAX + 3);
+        assert_eq!(long.len(), 2);
+        assert_eq!(
+            (long[0].count, long[1].start, long[1].len),
+            (2, 5 + 2 * RUN_MAX, 3)
+        );
+    }
+
+    #[test]
+    fn partial_names_stay_beside_the_target() {
+        assert_eq!(
+            partial_name(Path::new("out/field.npy")).unwrap(),
+            Path::new("out/.field.npy.spmd-partial")
+        );
+        assert!(partial_name(Path::new("/")).is_err());
+    }
+}
