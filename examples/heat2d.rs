@@ -16,6 +16,8 @@
 //! checks the distributed result is **bit-identical**: both compute `(up + down + left + right)
 //! * 0.25` with the same operands in the same order, so there is no rounding difference to
 //! tolerate. `--baseline` times that serial solve as the baseline for speedup.
+//! `--output field.npy` writes the final field as one NumPy file, each rank writing its own
+//! rows into it at once.
 
 mod common;
 
@@ -55,6 +57,10 @@ struct Args {
     /// Write the final temperature field as a colour-mapped PNG.
     #[arg(long)]
     image: Option<PathBuf>,
+    /// Write the final temperature field as one `.npy` file (`numpy.load` reads it), every
+    /// rank writing its rows at once (MPI-IO), nothing gathered.
+    #[arg(long)]
+    output: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,6 +267,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         (repeat.run(solve)?.result, None)
     };
+    if let Some(path) = &args.output {
+        u.write_npy(path)?;
+    }
+    // Gathered for the root's check against the serial solve (and the PNG), not for output.
     let field = u.gather(0)?;
     let report = spmd.report("heat2d")?;
 

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use ndarray_npy::ReadNpyExt;
 use serde_json::{json, Value};
 use spmd::timing::Report;
 
@@ -82,8 +83,10 @@ fn result<'a>(report: &'a Report, key: &str) -> Result<&'a Value, String> {
 fn heat2d() -> Result<(), String> {
     let dir = scratch("heat2d");
     let mut iterations = Vec::new();
+    let mut files = Vec::new();
     for ranks in 1..=4 {
         let png = dir.join(format!("r{ranks}.png"));
+        let npy = dir.join(format!("r{ranks}.npy"));
         let args = [
             "--n",
             "37",
@@ -94,8 +97,24 @@ fn heat2d() -> Result<(), String> {
             "--baseline",
             "--image",
             png.to_str().unwrap(),
+            "--output",
+            npy.to_str().unwrap(),
         ];
         let (report, _) = verified("heat2d", ranks, &args)?;
+        // The field every rank wrote into one file: the same bytes at every rank count (the
+        // solve is bit-identical), hot top edge, the mean the root printed.
+        let bytes = std::fs::read(&npy).map_err(|e| format!("{}: {e}", npy.display()))?;
+        let field = ndarray::Array2::<f64>::read_npy(&bytes[..]).map_err(|e| e.to_string())?;
+        let mean = field.slice(ndarray::s![1..36, 1..22]).mean().unwrap();
+        if field.dim() != (37, 23)
+            || field.row(0).iter().any(|&t| t != 100.0)
+            || result(&report, "mean_interior")?.as_f64() != Some(mean)
+        {
+            return Err(format!(
+                "heat2d at {ranks} ranks: the .npy field is not the solution"
+            ));
+        }
+        files.push(bytes);
         if report.speedup.is_none() {
             return Err(format!(
                 "heat2d at {ranks} ranks: no speedup with --baseline"
@@ -123,6 +142,9 @@ fn heat2d() -> Result<(), String> {
             halos,
         ];
         verified("heat2d", ranks, &args)?;
+    }
+    if files.iter().any(|f| f != &files[0]) {
+        return Err("heat2d's .npy output differs between rank counts".into());
     }
     if iterations.iter().all(|i| i == &iterations[0]) {
         Ok(())
