@@ -86,6 +86,7 @@
 //! | [`all_gather`](DistArray::all_gather) | collective: one broadcast per rank's piece | every rank holds the result plus one piece |
 //! | [`exchange_halos`](DistArray::exchange_halos) | point-to-point with the two neighbours along each split axis (two `MPI_Sendrecv` per axis); agreement check on the first call only | `ghosts` layers each way |
 //! | [`save`](DistArray::save), [`load`](DistArray::load) | collective: each rank writes its piece, reads the saved pieces it needs; agreement checks | files, not messages |
+//! | [`write_npy`](DistArray::write_npy), [`read_npy`](DistArray::read_npy) | collective: MPI-IO on one file, each rank moving its own elements; a few small reductions to share every step's outcome | one file, no messages between ranks beyond MPI-IO's own |
 //! | [`redistribute`](DistArray::redistribute) | collective: agreement check + one `MPI_Alltoallv` | the piece twice (send and receive buffers) |
 //!
 //! Every communicating method is a collective over the array's communicator: all ranks call
@@ -123,6 +124,30 @@
 //! temporary file and renaming it over the old one (atomic on POSIX file systems), and only
 //! then removes the previous version. A job killed at any point leaves `CURRENT` naming a
 //! complete checkpoint.
+//!
+//! # One file for other tools: `.npy` with MPI-IO
+//! A checkpoint restarts spmd, but NumPy, ParaView or xarray would see P fragments.
+//! [`DistArray::write_npy`] writes the global array as **one** `.npy` file, the very bytes
+//! `numpy.save` writes for it, with every rank writing its own elements at once (MPI-IO: the
+//! root writes the header, each rank's elements reach the file through an MPI file view, so
+//! cyclic, block-cyclic and grid splits need no gather). [`DistArray::read_npy`] reads any
+//! `.npy` (NumPy's own, C or Fortran order) at any rank count and split.
+//! ```no_run
+//! use spmd::array::{DistArray, NpyOrder, Split};
+//! # fn main() -> spmd::Result<()> {
+//! let spmd = spmd::Spmd::init()?;
+//! let world = spmd.world();
+//! let u = DistArray::from_fn(world, (4096, 4096), Split::grid_auto(2), |(i, j)| (i + j) as f64)?;
+//! u.write_npy("u.npy")?;                               // python: numpy.load("u.npy")
+//! u.write_npy_in("u_f.npy", NpyOrder::Fortran)?;       // column-major, as Fortran reads it
+//! let v = DistArray::<f64, _>::read_npy(world, "u.npy", Split::cyclic(1))?;
+//! # Ok(()) }
+//! ```
+//! The file appears at its name only when complete: the ranks write `.NAME.spmd-partial` beside
+//! it and the root renames it at the end. Every step's outcome (open, size, header, view, the
+//! writes, close, rename) is shared by all ranks, so a missing directory, a full disk or a
+//! damaged file is the same `Err` everywhere. Elements are the fixed-size numbers (`f32`,
+//! `f64`, `i8`-`i64`, `u8`-`u64`); parts above MPI's `int` counts go in rounds of 1 GiB.
 //!
 //! # Serial or parallel
 //! Each array carries a [`Par`] switch, by default its communicator's
