@@ -158,6 +158,8 @@ mod blocks;
 mod checkpoint;
 mod halo;
 mod halo_plan;
+#[cfg(feature = "hdf5")]
+mod hdf5_file;
 mod npy;
 mod npy_file;
 mod ops;
@@ -176,6 +178,8 @@ use crate::partition::Partition;
 use split::Layout;
 
 pub use halo::Boundary;
+#[cfg(feature = "hdf5")]
+pub use hdf5_file::Hdf5Writer;
 pub use npy_file::NpyOrder;
 
 pub use halo_plan::{HaloExchange, HaloPlan};

@@ -298,7 +298,7 @@ fn path_key(path: &Path) -> i64 {
 }
 
 /// `.NAME.spmd-partial` beside `path`.
-fn partial_name(path: &Path) -> Result<PathBuf> {
+pub(super) fn partial_name(path: &Path) -> Result<PathBuf> {
     let name = path
         .file_name()
         .ok_or_else(|| Error::new(ErrorKind::Io, format!("{} names no file", path.display())))?;

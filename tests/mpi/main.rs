@@ -21,6 +21,8 @@ mod examples;
 mod farm;
 mod grid;
 mod harness;
+#[cfg(feature = "hdf5")]
+mod hdf5_file;
 mod launcher;
 mod nonblocking;
 mod npy_file;
@@ -52,6 +54,8 @@ const MODULES: &[&Module] = &[
     &bench_driver::MODULE,
     &checkpoint::MODULE,
     &npy_file::MODULE,
+    #[cfg(feature = "hdf5")]
+    &hdf5_file::MODULE,
     &examples::MODULE,
     &tools::MODULE,
 ];

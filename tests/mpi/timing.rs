@@ -328,8 +328,11 @@ fn profiler_truth() {
              {compute_ratios:?})"
         );
         if wait_separation {
+            // A profiler that booked the local reduction as communication would show a
+            // transfer share near 90%; 25% leaves room for a machine busy with other work
+            // (10% failed a soak run while a build shared the two cores).
             assert!(
-                transfer < 0.10,
+                transfer < 0.25,
                 "{name} on rank {rank}: transfer is {:.1}% of the call (rounds \
                  {transfer_shares:?})",
                 100.0 * transfer
