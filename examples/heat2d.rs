@@ -16,6 +16,7 @@
 //! checks the distributed result is **bit-identical**: both compute `(up + down + left + right)
 //! * 0.25` with the same operands in the same order, so there is no rounding difference to
 //! tolerate. `--baseline` times that serial solve as the baseline for speedup.
+//!
 //! `--output field.npy` writes the final field as one NumPy file, each rank writing its own
 //! rows into it at once.
 

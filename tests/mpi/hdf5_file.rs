@@ -24,7 +24,9 @@ pub const MODULE: Module = Module {
 };
 
 /// Dataset name, shape, written split, read-back split.
-const CASES: &[(&str, &[usize], fn() -> Split, fn() -> Split)] = &[
+type Case = (&'static str, &'static [usize], fn() -> Split, fn() -> Split);
+
+const CASES: &[Case] = &[
     ("rows", &[37, 23], || Split::block(0), || Split::cyclic(1)),
     (
         "columns_cyclic",
