@@ -1,6 +1,6 @@
 //! Single-file `.npy` output against the file system's own speed, side by side in one run:
 //! a 2 GiB `f64` array written with `DistArray::write_npy` (every rank at once, MPI-IO) and read
-//! back with `read_npy`, against one `dd` stream of the same size to the same directory
+//! back with `read_npy` (a new array) and `read_npy_into` (an existing one), against one `dd` stream of the same size to the same directory
 //! (`bs=16M`, from `/dev/zero` and to `/dev/null`), and against the per-rank-file checkpoint
 //! (`save`/`load`). Rounds interleave the variants; each figure is a median with its range.
 //!
@@ -45,6 +45,8 @@ fn main() {
     }
     world.barrier();
     let x = DistArray::from_fn(world, ELEMENTS, Split::block(0), |i| i as f64 * 0.5).unwrap();
+    // Touched once here, so reading into it measures the I/O, not the first touch.
+    let mut into = DistArray::from_elem(world, ELEMENTS, Split::block(0), 1.0).unwrap();
     let field = dir.join("field.npy");
     let checkpoint = dir.join("checkpoint");
     let dd_file = dir.join("dd.bin");
@@ -55,6 +57,7 @@ fn main() {
         "dd read (one stream)",
         "read_npy (MPI-IO)",
         "load (file per rank)",
+        "read_npy_into (existing array)",
     ];
     let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     for _ in 0..ROUNDS {
@@ -81,6 +84,7 @@ fn main() {
         seconds[5].push(timed(world, || {
             black_box(DistArray::<f64, Ix1>::load(world, &checkpoint, Split::block(0)).unwrap());
         }));
+        seconds[6].push(timed(world, || into.read_npy_into(&field).unwrap()));
     }
     world.barrier();
     if spmd.is_root() {

@@ -168,78 +168,104 @@ where
                 Field::keyed("the split", split.key(), &split),
             ],
         })?;
-        let item = std::mem::size_of::<T>();
-        // The root checks the header; everyone learns [fortran, data offset, ndim] and the
-        // shape from it.
-        let mut dims = Vec::new();
-        let mut lead = [0; 3];
-        let mut root_error = None;
-        if comm.rank() == 0 {
-            match inspect::<T, D>(path, item) {
-                Ok(header) => {
-                    lead = [
-                        usize::from(header.fortran_order),
-                        header.data_offset as usize,
-                        header.shape.len(),
-                    ];
-                    dims = header.shape;
-                }
-                Err(e) => root_error = Some(e.prefixed(OP)),
-            }
-        }
-        let [fortran, data_offset, ndim] = comm.announce_from_root(0, lead, root_error)?;
-        dims.resize(ndim, 0);
-        comm.broadcast_vec(0, &mut dims)?;
-        let shape = D::from_dimension(&IxDyn(&dims)).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Shape,
-                format!("{OP}: {shown} has {ndim} dimensions"),
-            )
-        })?;
-        let target = Layout::new(split, &dims, comm.size());
+        let header = shared_header::<T, D>(comm, path, OP)?;
+        let target = Layout::new(split, &header.shape, comm.size());
         comm.preflight(Preflight {
             op: OP,
             element: None,
             local_error: target.err().map(|e| e.prefixed(OP)),
             agree: &[],
         })?;
-        let fortran = fortran == 1;
+        let shape =
+            D::from_dimension(&IxDyn(&header.shape)).expect("dimensions checked by the root");
         let mut array = DistArray::from_elem(comm, shape, split, T::default())?;
-        let piece_len = array.local().len();
-        // Fortran order: read the piece in file order, then place it transposed.
-        let mut staging: Vec<T> = if fortran {
-            vec![T::default(); piece_len]
-        } else {
+        array.fill_from_npy(path, &header, OP)?;
+        Ok(array)
+    }
+
+    /// Reads the `.npy` file at `path` into this array, keeping its split, ghosts and memory
+    /// (collective): what a time loop or a restart reading many files into the same field
+    /// does, with no allocation and no first touch of fresh memory.
+    ///
+    /// # Errors
+    /// As [`read_npy`](Self::read_npy); `Shape` on every rank if the file's shape is not the
+    /// array's.
+    pub fn read_npy_into(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        const OP: &str = "DistArray::read_npy_into";
+        let path = path.as_ref();
+        let comm = self.comm.clone();
+        let _timer = comm.timed(OP, 0);
+        self.layout_preflight(
+            OP,
+            supported::<T>(OP).err(),
+            &[Field::keyed("the path", path_key(path), &path.display())],
+        )?;
+        let header = shared_header::<T, D>(&comm, path, OP)?;
+        if header.shape != self.shape.slice() {
+            return Err(Error::new(
+                ErrorKind::Shape,
+                format!(
+                    "{OP}: {} holds shape {:?}, the array has {:?}",
+                    path.display(),
+                    header.shape,
+                    self.shape.slice()
+                ),
+            ));
+        }
+        self.fill_from_npy(path, &header, OP)
+    }
+
+    /// Every rank reads its elements of the `.npy` at `path`, whose header (shared by every
+    /// rank) matches this array's element type and shape.
+    fn fill_from_npy(&mut self, path: &Path, header: &npy::NpyHeader, op: &str) -> Result<()> {
+        let comm = self.comm.clone();
+        let item = std::mem::size_of::<T>();
+        let fortran = header.fortran_order;
+        let piece_len = self.local().len();
+        // Straight into the piece when it is the file's order and has no ghosts around it;
+        // else into a staging buffer, placed afterwards.
+        let direct = !fortran && self.ghosts == 0;
+        let mut staging: Vec<T> = if direct {
             Vec::new()
+        } else {
+            vec![T::default(); piece_len]
         };
         let outcome = (|| {
-            let file = shared(comm, ParallelFile::open(comm, path, FileMode::Read))?;
-            let view = shared(comm, array.file_view(fortran))?;
-            shared(comm, file.set_view(data_offset as u64, &view))?;
-            let rounds = rounds_for(array.largest_piece_bytes());
-            let target = if fortran {
-                staging.as_mut_ptr()
+            let file = shared(&comm, ParallelFile::open(&comm, path, FileMode::Read))?;
+            let view = shared(&comm, self.file_view(fortran))?;
+            shared(&comm, file.set_view(header.data_offset, &view))?;
+            let rounds = rounds_for(self.largest_piece_bytes());
+            let target = if direct {
+                self.data.as_mut_ptr()
             } else {
-                array.data.as_mut_ptr()
+                staging.as_mut_ptr()
             };
             // SAFETY: `target` is the start of `piece_len` elements of a plain number type
-            // (every bit pattern a value), owned by `staging` or by the array's standard-layout
-            // piece (no ghosts), alive until the call returns.
+            // (every bit pattern a value), owned by `staging` or by the array's
+            // standard-layout piece without ghosts, alive until the call returns.
             let read = unsafe { file.read_all(target.cast::<u8>(), piece_len * item, rounds) };
-            shared(comm, read)?;
-            shared(comm, file.close())
+            shared(&comm, read)?;
+            shared(&comm, file.close())
         })();
-        outcome.map_err(|e| e.prefixed(OP))?;
-        if fortran && piece_len > 0 {
-            let reversed: Vec<usize> = array.local().shape().iter().rev().copied().collect();
-            let staged = ArrayView::from_shape(IxDyn(&reversed), &staging)
-                .expect("the staging buffer holds the piece")
-                .reversed_axes()
+        outcome.map_err(|e| e.prefixed(op))?;
+        if !direct && piece_len > 0 {
+            let mut file_shape: Vec<usize> = self.local().shape().to_vec();
+            if fortran {
+                file_shape.reverse();
+            }
+            let staged = ArrayView::from_shape(IxDyn(&file_shape), &staging)
+                .expect("the staging buffer holds the piece");
+            let staged = if fortran {
+                staged.reversed_axes()
+            } else {
+                staged
+            };
+            let staged = staged
                 .into_dimensionality::<D>()
                 .expect("the piece's own number of dimensions");
-            array.local_mut().assign(&staged);
+            self.local_mut().assign(&staged);
         }
-        Ok(array)
+        Ok(())
     }
 
     /// The file view selecting this rank's elements (in the file's order).
@@ -274,6 +300,40 @@ fn shared<V>(comm: &Comm, local: Result<V>) -> Result<V> {
     };
     comm.share_outcome(error)?;
     Ok(value.expect("an Ok outcome holds its value"))
+}
+
+/// The header of the `.npy` at `path`, checked by the root against `T`, `D` and the file's
+/// size and shared with every rank (the same `Err` everywhere if anything is wrong).
+fn shared_header<T: WritableElement, D: Dimension>(
+    comm: &Comm,
+    path: &Path,
+    op: &str,
+) -> Result<npy::NpyHeader> {
+    let mut header = npy::NpyHeader {
+        descr: String::new(),
+        fortran_order: false,
+        shape: Vec::new(),
+        data_offset: 0,
+    };
+    let mut root_error = None;
+    if comm.rank() == 0 {
+        match inspect::<T, D>(path, std::mem::size_of::<T>()) {
+            Ok(h) => header = h,
+            Err(e) => root_error = Some(e.prefixed(op)),
+        }
+    }
+    let lead = [
+        usize::from(header.fortran_order),
+        header.data_offset as usize,
+        header.shape.len(),
+    ];
+    let [fortran, data_offset, ndim] = comm.announce_from_root(0, lead, root_error)?;
+    header.shape.resize(ndim, 0);
+    comm.broadcast_vec(0, &mut header.shape)?;
+    header.fortran_order = fortran == 1;
+    header.data_offset = data_offset as u64;
+    header.descr = dtype::<T>();
+    Ok(header)
 }
 
 /// `Config` unless `T`'s memory is its `.npy` data (little-endian fixed-size numbers).

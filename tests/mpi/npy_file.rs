@@ -186,6 +186,22 @@ where
         c.name,
         c.read_split
     );
+    // Into an existing array with the written split and ghosts, whose memory is reused.
+    let mut into =
+        DistArray::<T, IxDyn>::from_elem(world, IxDyn(c.shape), split_of(c.split), T::default())
+            .unwrap();
+    if c.ghosts > 0 {
+        let boundaries = vec![Boundary::Fixed; into.split().axes().count()];
+        into = into.with_ghosts_per_axis(c.ghosts, &boundaries).unwrap();
+    }
+    into.read_npy_into(dir.join(format!("{}.npy", c.name)))
+        .unwrap_or_else(|e| panic!("{}: {e}", c.name));
+    assert_eq!(
+        into.all_gather().unwrap(),
+        serial(c.shape, value),
+        "{}: read into",
+        c.name
+    );
 }
 
 fn dir_of() -> PathBuf {
@@ -257,6 +273,18 @@ fn bad_inputs(world: &Comm, dir: &Path) {
         ErrorKind::Io,
     );
     assert!(e.message().contains("2-dimensional"), "{e}");
+    let mut smaller = F2::from_elem(world, (5, 4), Split::block(0), 0.0).unwrap();
+    let e = expect_same_error(
+        world,
+        "into another shape",
+        smaller.read_npy_into(dir.join("good.npy")),
+        ErrorKind::Shape,
+    );
+    assert!(
+        e.message()
+            .contains("holds shape [6, 4], the array has [5, 4]"),
+        "{e}"
+    );
     expect_same_error(
         world,
         "a split beyond the file's axes",
