@@ -117,14 +117,32 @@ where
                 0 => file.write_at(0, &header),
                 _ => Ok(()),
             };
-            let view = self.file_view(fortran);
-            let view = shared(comm, header_written.and(view))?;
-            shared(comm, file.set_view(header.len() as u64, &view))?;
-            let rounds = rounds_for(self.largest_piece_bytes());
             let bytes = piece.len() * item;
-            // SAFETY: `piece` is a standard-layout array of `bytes` bytes that lives until
-            // the call returns.
-            let written = unsafe { file.write_all(piece.as_ptr().cast::<u8>(), bytes, rounds) };
+            let written = match self.contiguous_span(fortran) {
+                // Every rank's elements are one run of the file: plain writes at offsets,
+                // no collective buffering (whose extra copy cost a fifth of the bandwidth).
+                Some((at, len)) => {
+                    shared(comm, header_written)?;
+                    debug_assert_eq!(len, bytes);
+                    // SAFETY: `piece` is a standard-layout array of `bytes` bytes that lives
+                    // until the call returns.
+                    unsafe {
+                        file.write_span(
+                            header.len() as u64 + at,
+                            piece.as_ptr().cast::<u8>(),
+                            bytes,
+                        )
+                    }
+                }
+                None => {
+                    let view = self.file_view(fortran);
+                    let view = shared(comm, header_written.and(view))?;
+                    shared(comm, file.set_view(header.len() as u64, &view))?;
+                    let rounds = rounds_for(self.largest_piece_bytes());
+                    // SAFETY: as above.
+                    unsafe { file.write_all(piece.as_ptr().cast::<u8>(), bytes, rounds) }
+                }
+            };
             shared(comm, written)?;
             shared(comm, file.close())?;
             let renamed = match comm.rank() {
@@ -232,18 +250,26 @@ where
         };
         let outcome = (|| {
             let file = shared(&comm, ParallelFile::open(&comm, path, FileMode::Read))?;
-            let view = shared(&comm, self.file_view(fortran))?;
-            shared(&comm, file.set_view(header.data_offset, &view))?;
-            let rounds = rounds_for(self.largest_piece_bytes());
             let target = if direct {
                 self.data.as_mut_ptr()
             } else {
                 staging.as_mut_ptr()
             };
-            // SAFETY: `target` is the start of `piece_len` elements of a plain number type
-            // (every bit pattern a value), owned by `staging` or by the array's
+            let bytes = piece_len * item;
+            // SAFETY (both reads): `target` is the start of `piece_len` elements of a plain
+            // number type (every bit pattern a value), owned by `staging` or by the array's
             // standard-layout piece without ghosts, alive until the call returns.
-            let read = unsafe { file.read_all(target.cast::<u8>(), piece_len * item, rounds) };
+            let read = match self.contiguous_span(fortran) {
+                Some((at, _)) => unsafe {
+                    file.read_span(header.data_offset + at, target.cast::<u8>(), bytes)
+                },
+                None => {
+                    let view = shared(&comm, self.file_view(fortran))?;
+                    shared(&comm, file.set_view(header.data_offset, &view))?;
+                    let rounds = rounds_for(self.largest_piece_bytes());
+                    unsafe { file.read_all(target.cast::<u8>(), bytes, rounds) }
+                }
+            };
             shared(&comm, read)?;
             shared(&comm, file.close())
         })();
@@ -270,15 +296,42 @@ where
 
     /// The file view selecting this rank's elements (in the file's order).
     fn file_view(&self, fortran: bool) -> Result<FileView> {
-        let extents = self.shape.slice();
-        let rank = self.comm.rank();
         if self.local().is_empty() {
             return Ok(FileView::bytes());
         }
-        let runs: Vec<AxisRuns> = (0..extents.len())
+        let runs = self.runs_of(self.comm.rank());
+        FileView::select(std::mem::size_of::<T>(), self.shape.slice(), &runs, fortran)
+    }
+
+    /// `rank`'s indices along every axis, as runs.
+    fn runs_of(&self, rank: usize) -> Vec<AxisRuns> {
+        let extents = self.shape.slice();
+        (0..extents.len())
             .map(|axis| axis_runs(&self.layout, rank, axis, extents[axis]))
-            .collect();
-        FileView::select(std::mem::size_of::<T>(), extents, &runs, fortran)
+            .collect()
+    }
+
+    /// This rank's (first byte, bytes) in the file's data when **every** rank's elements are
+    /// one run of bytes there (a block split of the outermost axes): each rank can then read
+    /// or write its span alone. `None` when some rank's elements are scattered (the file view
+    /// and collective calls are needed then). Every rank gets the same answer.
+    fn contiguous_span(&self, fortran: bool) -> Option<(u64, usize)> {
+        let item = std::mem::size_of::<T>();
+        let extents = self.shape.slice();
+        let mut mine = None;
+        for rank in 0..self.comm.size() {
+            let runs = self.runs_of(rank);
+            let span = if runs.iter().any(Vec::is_empty) {
+                Some((0, 0))
+            } else {
+                one_span(item, extents, &runs, fortran)
+            };
+            if rank == self.comm.rank() {
+                mine = span;
+            }
+            span?;
+        }
+        mine
     }
 
     /// The bytes of the largest rank's piece: every rank joins as many collective rounds as
@@ -428,6 +481,52 @@ fn axis_runs(layout: &Layout, rank: usize, axis: usize, extent: usize) -> AxisRu
     }
 }
 
+/// The (first byte, bytes) of the elements `runs` select in an array of `extents` stored in
+/// C (or Fortran) order, when they are one run of bytes.
+fn one_span(
+    item: usize,
+    extents: &[usize],
+    runs: &[AxisRuns],
+    fortran: bool,
+) -> Option<(u64, usize)> {
+    let mut inner_to_outer: Vec<usize> = (0..extents.len()).collect();
+    if !fortran {
+        inner_to_outer.reverse();
+    }
+    let (mut step, mut first, mut len) = (item as u64, 0_u64, None);
+    for &axis in &inner_to_outer {
+        let range = interval(&runs[axis])?;
+        match len {
+            // Inner axes taken whole, this one a range: the run's length is settled.
+            None if range.len() != extents[axis] => len = Some(range.len() as u64 * step),
+            None => {}
+            // Outside the run, one index per axis.
+            Some(_) if range.len() != 1 => return None,
+            Some(_) => {}
+        }
+        first += range.start as u64 * step;
+        step *= extents[axis] as u64;
+    }
+    Some((first, usize::try_from(len.unwrap_or(step)).ok()?))
+}
+
+/// The groups as one interval of indices, if they are one.
+fn interval(runs: &AxisRuns) -> Option<std::ops::Range<usize>> {
+    let mut whole: Option<std::ops::Range<usize>> = None;
+    for g in runs {
+        if g.count > 1 && g.stride != g.len {
+            return None;
+        }
+        let part = g.start..g.start + g.len * g.count;
+        whole = match whole {
+            None => Some(part),
+            Some(w) if w.end == part.start => Some(w.start..part.end),
+            Some(_) => return None,
+        };
+    }
+    whole
+}
+
 /// `len` indices from `start`, cut into runs of at most [`RUN_MAX`].
 fn one_run(start: usize, len: usize) -> AxisRuns {
     let (full, rest) = (len / RUN_MAX, len % RUN_MAX);
@@ -517,6 +616,41 @@ mod tests {
         assert_eq!(
             (long[0].count, long[1].start, long[1].len),
             (2, 5 + 2 * RUN_MAX, 3)
+        );
+    }
+
+    #[test]
+    fn spans_are_found_only_for_one_run_of_bytes() {
+        let whole = |n: usize| one_run(0, n);
+        let part = |a: usize, b: usize| one_run(a, b - a);
+        // Rows 1..3 of a 4 x 5 C-order array: one run after the first row.
+        assert_eq!(
+            one_span(8, &[4, 5], &[part(1, 3), whole(5)], false),
+            Some((40, 80))
+        );
+        // Columns 1..3: scattered in C order, one run in Fortran order.
+        assert_eq!(one_span(8, &[4, 5], &[whole(4), part(1, 3)], false), None);
+        assert_eq!(
+            one_span(8, &[4, 5], &[whole(4), part(1, 3)], true),
+            Some((32, 64))
+        );
+        // One index of the outer axis, a range of the middle one, all of the inner one.
+        assert_eq!(
+            one_span(4, &[2, 3, 4], &[part(1, 2), part(1, 3), whole(4)], false),
+            Some((64, 32))
+        );
+        assert_eq!(
+            one_span(4, &[2, 3, 4], &[whole(2), part(1, 3), whole(4)], false),
+            None
+        );
+        // Cyclic rows are never one run.
+        assert_eq!(
+            one_span(8, &[9, 2], &[round_robin(0, 1, 2, 9), whole(2)], false),
+            None
+        );
+        assert_eq!(
+            one_span(8, &[4, 5], &[whole(4), whole(5)], false),
+            Some((0, 160))
         );
     }
 

@@ -132,26 +132,61 @@ impl ParallelFile {
 
     /// Writes `bytes` at byte `at` from this rank alone (not collective), e.g. a header.
     pub(crate) fn write_at(&self, at: u64, bytes: &[u8]) -> Result<()> {
-        let count = c_int::try_from(bytes.len()).map_err(|_| {
-            Error::new(
-                ErrorKind::CountOverflow,
-                "MPI_File_write_at: above 2^31 bytes",
-            )
-        })?;
-        let mut status = empty_status();
-        // SAFETY: `bytes` is valid for `count` bytes of MPI_BYTE for the whole call (blocking);
-        // the default view is bytes from offset 0.
-        let rc = unsafe {
-            ffi::MPI_File_write_at(
-                self.handle,
-                offset(at, &self.path)?,
-                bytes.as_ptr().cast::<c_void>(),
-                count,
-                ffi::RSMPI_UINT8_T,
-                &mut status,
-            )
-        };
-        check(rc, "MPI_File_write_at", &self.path)
+        // SAFETY: `bytes` is valid for reading `bytes.len()` bytes for the whole call.
+        unsafe { self.write_span(at, bytes.as_ptr(), bytes.len()) }
+    }
+
+    /// Writes `len` bytes from `data` at byte `at` of the file, from this rank alone (not
+    /// collective; the default view: bytes from offset 0), in calls of at most
+    /// [`ROUND_BYTES`].
+    ///
+    /// # Safety
+    /// `data` must be valid for reading `len` bytes for the whole call.
+    pub(crate) unsafe fn write_span(&self, at: u64, data: *const u8, len: usize) -> Result<()> {
+        for round in 0..rounds_for(len) {
+            let (from, count) = round_span(round, len);
+            let mut status = empty_status();
+            // SAFETY: the caller guarantees `data` holds `len` bytes; `from + count <= len`
+            // and `count <= ROUND_BYTES` fits an int.
+            let rc = unsafe {
+                ffi::MPI_File_write_at(
+                    self.handle,
+                    offset(at + from as u64, &self.path)?,
+                    data.add(from).cast::<c_void>(),
+                    count as c_int,
+                    ffi::RSMPI_UINT8_T,
+                    &mut status,
+                )
+            };
+            check(rc, "MPI_File_write_at", &self.path)?;
+        }
+        Ok(())
+    }
+
+    /// Reads `len` bytes at byte `at` of the file into `data`, from this rank alone; a file
+    /// that ends first is an error.
+    ///
+    /// # Safety
+    /// `data` must be valid for writing `len` bytes for the whole call.
+    pub(crate) unsafe fn read_span(&self, at: u64, data: *mut u8, len: usize) -> Result<()> {
+        for round in 0..rounds_for(len) {
+            let (from, count) = round_span(round, len);
+            let mut status = empty_status();
+            // SAFETY: as `write_span`, for writing.
+            let rc = unsafe {
+                ffi::MPI_File_read_at(
+                    self.handle,
+                    offset(at + from as u64, &self.path)?,
+                    data.add(from).cast::<c_void>(),
+                    count as c_int,
+                    ffi::RSMPI_UINT8_T,
+                    &mut status,
+                )
+            };
+            check(rc, "MPI_File_read_at", &self.path)?;
+            short_read(&status, count, &self.path)?;
+        }
+        Ok(())
     }
 
     /// Makes this rank see, from byte `start`, only the bytes `view` selects (collective).
@@ -229,19 +264,8 @@ impl ParallelFile {
                 )
             };
             if outcome.is_ok() {
-                outcome = check(rc, "MPI_File_read_all", &self.path);
-                let mut got: c_int = 0;
-                // SAFETY: `status` was filled by the read above; MPI_Get_count only reads it.
-                unsafe { ffi::MPI_Get_count(&status, ffi::RSMPI_UINT8_T, &mut got) };
-                if outcome.is_ok() && got as usize != count {
-                    outcome = Err(Error::new(
-                        ErrorKind::Io,
-                        format!(
-                            "{}: {got} bytes read where {count} were expected: the file is shorter than its header says",
-                            self.path
-                        ),
-                    ));
-                }
+                outcome = check(rc, "MPI_File_read_all", &self.path)
+                    .and_then(|()| short_read(&status, count, &self.path));
             }
         }
         outcome
@@ -266,6 +290,21 @@ impl Drop for ParallelFile {
             // SAFETY: an open handle, closed once.
             unsafe { ffi::MPI_File_close(&mut self.handle) };
         }
+    }
+}
+
+/// An error if the read that filled `status` brought fewer than `count` bytes.
+fn short_read(status: &ffi::MPI_Status, count: usize, path: &str) -> Result<()> {
+    let mut got: c_int = 0;
+    // SAFETY: `status` was filled by a completed read; MPI_Get_count only reads it.
+    unsafe { ffi::MPI_Get_count(status, ffi::RSMPI_UINT8_T, &mut got) };
+    if got as usize == count {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Io,
+            format!("{path}: {got} bytes read where {count} were expected: the file is shorter than its header says"),
+        ))
     }
 }
 
