@@ -120,6 +120,15 @@
 //! rebuilds an array split in blocks along axis 0. Version 1 checkpoints (one split axis,
 //! written by spmd 0.1) load too.
 //!
+//! [`save_with(dir, CheckpointFormat::SingleFile)`](DistArray::save_with) writes the global
+//! array as **one** `.npy` instead (`DIR/v-000002/array.npy`, the file `numpy.save` writes,
+//! written by every rank at once with MPI-IO; see *One file for other tools* below) and a
+//! version 4 manifest holding what that file cannot: the split and rank count it was saved
+//! with, and a CRC-32 of every 64 MiB chunk of the data (`"file"`, `"chunk_bytes"`, `"crc32"`;
+//! no `"pieces"`). Chunks, not ranks, because a restart at another rank count reads other
+//! pieces than were written. `load` reads both formats, at any rank count and split, bit for
+//! bit, checking every chunk.
+//!
 //! Crash safety: a save writes a new version directory, then replaces `CURRENT` by writing a
 //! temporary file and renaming it over the old one (atomic on POSIX file systems), and only
 //! then removes the previous version. A job killed at any point leaves `CURRENT` naming a
@@ -140,7 +149,7 @@
 //! let u = DistArray::from_fn(world, (4096, 4096), Split::grid_auto(2), |(i, j)| (i + j) as f64)?;
 //! u.write_npy("u.npy")?;                               // python: numpy.load("u.npy")
 //! u.write_npy_in("u_f.npy", NpyOrder::Fortran)?;       // column-major, as Fortran reads it
-//! let v = DistArray::<f64, _>::read_npy(world, "u.npy", Split::cyclic(1))?;
+//! let v = DistArray::<f64, ndarray::Ix2>::read_npy(world, "u.npy", Split::cyclic(1))?;
 //! # Ok(()) }
 //! ```
 //! The file appears at its name only when complete: the ranks write `.NAME.spmd-partial` beside
@@ -177,6 +186,7 @@ use crate::par::Par;
 use crate::partition::Partition;
 use split::Layout;
 
+pub use checkpoint::CheckpointFormat;
 pub use halo::Boundary;
 #[cfg(feature = "hdf5")]
 pub use hdf5_file::Hdf5Writer;

@@ -58,7 +58,7 @@ where
     /// let spmd = spmd::Spmd::init()?;
     /// let u = DistArray::from_fn(spmd.world(), (1000, 800), Split::cyclic(1), |(i, j)| (i * j) as f64)?;
     /// u.write_npy("field.npy")?; // numpy.load("field.npy").shape == (1000, 800)
-    /// let back = DistArray::<f64, _>::read_npy(spmd.world(), "field.npy", Split::block(0))?;
+    /// let back = DistArray::<f64, ndarray::Ix2>::read_npy(spmd.world(), "field.npy", Split::block(0))?;
     /// # Ok(()) }
     /// ```
     ///
@@ -315,7 +315,7 @@ where
     /// one run of bytes there (a block split of the outermost axes): each rank can then read
     /// or write its span alone. `None` when some rank's elements are scattered (the file view
     /// and collective calls are needed then). Every rank gets the same answer.
-    fn contiguous_span(&self, fortran: bool) -> Option<(u64, usize)> {
+    pub(super) fn contiguous_span(&self, fortran: bool) -> Option<(u64, usize)> {
         let item = std::mem::size_of::<T>();
         let extents = self.shape.slice();
         let mut mine = None;

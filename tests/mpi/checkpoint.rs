@@ -2,7 +2,8 @@
 //! refuse corrupt or mismatched checkpoints on every rank.
 
 use ndarray::{Array3, Ix3};
-use spmd::array::{DistArray, Split};
+use ndarray_npy::ReadNpyExt;
+use spmd::array::{CheckpointFormat, DistArray, Split};
 use spmd::ErrorKind;
 
 use std::path::{Path, PathBuf};
@@ -160,8 +161,112 @@ fn damaged_checkpoints() -> Vec<libtest_mimic::Trial> {
         .collect()
 }
 
-fn trials() -> Vec<libtest_mimic::Trial> {
+const SINGLE: [(&str, &str); 1] = [("CKPT_FORMAT", "single")];
+
+fn ok_single(ranks: usize, dir: &Path, mode: &str) -> Result<(), String> {
+    expect_success(&CHECKPOINT, ranks, &step(ranks, dir, mode, "0", &SINGLE))
+}
+
+/// Single-file checkpoints: saved at P ranks, the data file is the global array NumPy reads
+/// (checked here with ndarray-npy), loaded bit-identical at Q ranks; damaged, refused on every
+/// rank; a crash before the commit keeps the previous checkpoint.
+fn single_file_trials() -> Vec<libtest_mimic::Trial> {
     let mut trials = Vec::new();
+    for (p, q) in [(1, 3), (3, 2), (4, 1), (2, 4)] {
+        trials.push(trial(
+            format!("checkpoint_single_file_save_np{p}_load_np{q}"),
+            move || {
+                let d = dir(&format!("single-p{p}q{q}"));
+                ok_single(p, &d, "save")?;
+                let data = current(&d)?.join("array.npy");
+                let file =
+                    std::fs::File::open(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+                let saved = ndarray::Array3::<f64>::read_npy(file).map_err(|e| e.to_string())?;
+                if saved != Array3::from_shape_fn(SHAPE, |(i, j, k)| value(i, j, k, 0.0)) {
+                    return Err("array.npy does not hold the global array".into());
+                }
+                let pieces = std::fs::read_dir(current(&d)?)
+                    .map_err(|e| e.to_string())?
+                    .count();
+                if pieces != 2 {
+                    return Err(format!(
+                        "{pieces} files in the version directory, not array.npy and the manifest"
+                    ));
+                }
+                ok(q, &d, "load", "0")
+            },
+        ));
+    }
+    type Damage = fn(&Path) -> Result<(), String>;
+    let cases: [(&str, Damage, &str); 4] = [
+        (
+            "flipped_data_byte",
+            |d| {
+                edit(&current(d)?.join("array.npy"), |b| {
+                    let last = b.len() - 3;
+                    b[last] ^= 0x10;
+                })
+            },
+            "of the data have CRC-32",
+        ),
+        (
+            "truncated",
+            |d| edit(&current(d)?.join("array.npy"), |b| b.truncate(b.len() - 8)),
+            "(truncated or padded)",
+        ),
+        (
+            "absurd_shape",
+            |d| {
+                edit_manifest(
+                    d,
+                    "\"shape\": [\n    7,",
+                    "\"shape\": [\n    1099511627776,",
+                )
+            },
+            "has shape [7, 5, 3], the manifest says [1099511627776, 5, 3]",
+        ),
+        (
+            "checksum_count",
+            |d| edit_manifest(d, "\"crc32\": [", "\"crc32\": [\n    1,"),
+            "2 checksums for the 1 chunks",
+        ),
+    ];
+    for (name, damage, expected) in cases {
+        trials.push(trial(
+            format!("checkpoint_single_file_{name}_refused_np3"),
+            move || {
+                let d = dir(&format!("single-damaged-{name}"));
+                ok_single(2, &d, "save")?;
+                damage(&d)?;
+                let env = [("CKPT_EXPECT", expected)];
+                expect_success(&CHECKPOINT, 3, &step(3, &d, "refused", "0", &env))
+            },
+        ));
+    }
+    trials.push(trial(
+        "checkpoint_single_file_crash_mid_save_keeps_previous_np2",
+        || {
+            let d = dir("single-crash");
+            ok_single(2, &d, "save")?;
+            let env = [
+                ("CKPT_FORMAT", "single"),
+                (spmd::array::FAULT_BEFORE_COMMIT_ENV, "1"),
+            ];
+            let out = step(2, &d, "crash", "1000", &env);
+            if out.code == Some(0) || out.timed_out {
+                return Err(format!(
+                    "the crashing save should end the job non-zero: {}",
+                    out.describe()
+                ));
+            }
+            ok(3, &d, "load", "0")
+        },
+    ));
+    trials
+}
+
+fn trials() -> Vec<libtest_mimic::Trial> {
+    let mut trials = single_file_trials();
     for ranks in 1..=4 {
         trials.push(trial(
             format!("checkpoint_save_load_np{ranks}"),
@@ -233,7 +338,11 @@ fn run() {
             value(i, j, k, offset)
         })
         .unwrap();
-        a.save(&dir).expect("save");
+        match std::env::var("CKPT_FORMAT").as_deref() {
+            Ok("single") => a.save_with(&dir, CheckpointFormat::SingleFile),
+            _ => a.save(&dir),
+        }
+        .expect("save");
     };
     let load_and_check = || {
         for split in [Split::block(0), Split::cyclic(1), Split::block_cyclic(2, 2)] {

@@ -14,8 +14,13 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::partition::Distribution;
 
 pub(crate) const FORMAT: &str = "spmd-distarray";
-/// The manifest version this library writes (3: per-piece checksums).
-pub(crate) const VERSION: u32 = 3;
+/// The newest manifest version this library reads (3: piece files with per-piece checksums;
+/// 4: one data file with per-chunk checksums).
+pub(crate) const VERSION: u32 = 4;
+/// The version of a checkpoint of one file per rank.
+pub(crate) const PER_RANK_VERSION: u32 = 3;
+/// The version of a single-file checkpoint.
+pub(crate) const SINGLE_FILE_VERSION: u32 = 4;
 /// The largest manifest read (one for a million pieces is a few tens of MiB; a larger file is
 /// not a manifest, and reading it must not allocate what it claims).
 pub(crate) const MAX_MANIFEST: u64 = 64 << 20;
@@ -47,9 +52,16 @@ pub(crate) struct Manifest {
     pub block_size: Option<usize>,
     pub ranks: usize,
     pub pieces: Vec<String>,
-    /// Version 3: the CRC-32 (zlib's, as `zlib.crc32` computes it) of every piece file.
+    /// Version 3: the CRC-32 (zlib's, as `zlib.crc32` computes it) of every piece file;
+    /// version 4: of every `chunk_bytes` of the data file's data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc32: Option<Vec<u32>>,
+    /// Version 4: the one `.npy` file holding the global array (`pieces` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Version 4: the bytes of data each checksum covers (the last chunk may be shorter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_bytes: Option<u64>,
 }
 
 impl Manifest {
@@ -126,6 +138,21 @@ impl Manifest {
             )));
         }
         manifest.layout()?;
+        if manifest.version == SINGLE_FILE_VERSION {
+            return match (&manifest.file, manifest.chunk_bytes, &manifest.crc32) {
+                (Some(file), Some(super::single::CHUNK_BYTES), Some(_))
+                    if file == super::single::DATA_FILE && manifest.pieces.is_empty() =>
+                {
+                    Ok(manifest)
+                }
+                _ => Err(corrupt(format!(
+                    "version {SINGLE_FILE_VERSION} needs the data file {:?}, no piece files, a \
+                     chunk size of {} and checksums",
+                    super::single::DATA_FILE,
+                    super::single::CHUNK_BYTES
+                ))),
+            };
+        }
         if manifest.pieces.len() != manifest.ranks {
             return Err(corrupt(format!(
                 "{} piece files for {} ranks",
@@ -146,7 +173,9 @@ impl Manifest {
                 sums.len(),
                 manifest.pieces.len()
             ))),
-            None if manifest.version >= 3 => Err(corrupt("version 3 without checksums".into())),
+            None if manifest.version >= PER_RANK_VERSION => {
+                Err(corrupt("version 3 without checksums".into()))
+            }
             _ => Ok(manifest),
         }
     }

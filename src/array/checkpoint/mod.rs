@@ -8,6 +8,7 @@
 
 mod direct;
 mod manifest;
+mod single;
 
 pub(crate) use direct::is_plain_number;
 pub(crate) use manifest::bare as bare_descr;
@@ -25,7 +26,9 @@ use crate::collective::{ElementType, Field, Preflight};
 use crate::comm::Comm;
 use crate::error::{Error, Result};
 use crate::partition::Distribution;
-use manifest::{corrupt, read_bounded, Manifest, SavedAxis, FORMAT, VERSION};
+use manifest::{
+    corrupt, read_bounded, Manifest, SavedAxis, FORMAT, PER_RANK_VERSION, SINGLE_FILE_VERSION,
+};
 
 /// Set on the root to end the job between writing a checkpoint and committing it: how the
 /// test suite simulates a crash in the middle of a save. Not part of the API.
@@ -89,24 +92,57 @@ impl<R: Read> Read for CrcReader<R> {
     }
 }
 
+/// How a checkpoint holds its data ([`DistArray::save_with`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CheckpointFormat {
+    /// One `.npy` per saving rank (its piece), each with a CRC-32: the fastest to write.
+    #[default]
+    PerRank,
+    /// One `.npy` holding the global array (`numpy.load` opens it), written by every rank at
+    /// once, with a CRC-32 per 64 MiB of data.
+    SingleFile,
+}
+
+impl std::fmt::Display for CheckpointFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CheckpointFormat::PerRank => "one file per rank",
+            CheckpointFormat::SingleFile => "a single file",
+        })
+    }
+}
+
 impl<T, D> DistArray<T, D>
 where
     T: Element + WritableElement + ReadableElement,
     D: Dimension + RemoveAxis,
 {
-    /// Saves the array under directory `dir` (format and crash safety: the *Checkpoints*
-    /// section of [`crate::array`]). Collective; every rank writes its own piece and its
-    /// CRC-32, which the root records in the manifest.
+    /// Saves the array under directory `dir` as one file per rank
+    /// ([`CheckpointFormat::PerRank`]; format and crash safety: the *Checkpoints* section of
+    /// [`crate::array`]). Collective; every rank writes its own piece and its CRC-32, which the
+    /// root records in the manifest.
     ///
     /// # Errors
     /// `Io`, on every rank, if a file cannot be written; `Disagreement` if ranks hold
     /// different arrays.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
+        self.save_with(dir, CheckpointFormat::PerRank)
+    }
+
+    /// Saves the array under directory `dir` in `format`: [`CheckpointFormat::SingleFile`]
+    /// writes the global array as one `.npy` that NumPy and other tools open, with the
+    /// manifest beside it. [`load`](Self::load) reads either, at any rank count and split.
+    ///
+    /// # Errors
+    /// As [`save`](Self::save); `Config` for `SingleFile` with elements that are not
+    /// fixed-size numbers.
+    pub fn save_with(&self, dir: impl AsRef<Path>, format: CheckpointFormat) -> Result<()> {
         const OP: &str = "DistArray::save";
         let dir = dir.as_ref();
         let comm = &self.comm;
         let _timer = comm.timed(OP, 0);
-        self.layout_preflight(OP, None, &[])?;
+        let format_key = i64::from(format == CheckpointFormat::SingleFile);
+        self.layout_preflight(OP, None, &[Field::keyed("the format", format_key, &format)])?;
         // The root picks the next version and creates its directory.
         let root_step = (comm.rank() == 0).then(|| next_version(dir));
         let (version, root_error) = match root_step {
@@ -116,20 +152,75 @@ where
         };
         let [version] = comm.announce_from_root(0, [version], root_error)?;
         let version_dir = dir.join(format!("v-{version:06}"));
-        let piece = version_dir.join(format!("piece-{:05}.npy", comm.rank()));
-        let written = self.write_piece(&piece);
-        let crc = written.as_ref().map_or(0, |&c| c);
-        comm.preflight(Preflight {
-            op: OP,
-            element: None,
-            local_error: written.err().map(|e| e.on_rank(comm.rank())),
-            agree: &[],
-        })?;
-        let checksums = comm.gather(0, &[crc])?;
-        let commit = checksums.map(|sums| self.commit(dir, &version_dir, version, sums));
+        let manifest = match format {
+            CheckpointFormat::PerRank => {
+                let piece = version_dir.join(format!("piece-{:05}.npy", comm.rank()));
+                let written = self.write_piece(&piece);
+                let crc = written.as_ref().map_or(0, |&c| c);
+                comm.share_outcome(written.err())
+                    .map_err(|e| e.prefixed(OP))?;
+                let checksums = comm.gather(0, &[crc])?;
+                checksums.map(|sums| {
+                    let ranks = sums.len();
+                    Manifest {
+                        pieces: (0..ranks).map(|r| format!("piece-{r:05}.npy")).collect(),
+                        crc32: Some(sums),
+                        ..self.manifest(PER_RANK_VERSION)
+                    }
+                })
+            }
+            CheckpointFormat::SingleFile => {
+                let sums = self
+                    .write_single(&version_dir)
+                    .map_err(|e| e.prefixed(OP))?;
+                sums.map(|sums| Manifest {
+                    file: Some(single::DATA_FILE.into()),
+                    chunk_bytes: Some(single::CHUNK_BYTES),
+                    crc32: Some(sums),
+                    ..self.manifest(SINGLE_FILE_VERSION)
+                })
+            }
+        };
+        let commit = manifest.map(|m| commit(dir, &version_dir, version, &m));
         let root_error = commit.and_then(Result::err);
         comm.announce_from_root(0, [0], root_error)?;
         Ok(())
+    }
+
+    /// The manifest's fields every format shares (no pieces, file or checksums yet).
+    fn manifest(&self, version: u32) -> Manifest {
+        let split = self
+            .layout
+            .parts()
+            .map(|p| {
+                let (distribution, block_size) = match p.partition.distribution() {
+                    Distribution::Block => ("block", None),
+                    Distribution::Cyclic => ("cyclic", None),
+                    Distribution::BlockCyclic(b) => ("block-cyclic", Some(b)),
+                };
+                SavedAxis {
+                    axis: p.axis,
+                    distribution: distribution.into(),
+                    block_size,
+                    ranks: p.partition.parts(),
+                }
+            })
+            .collect();
+        Manifest {
+            format: FORMAT.into(),
+            version,
+            dtype: dtype::<T>(),
+            shape: self.shape.slice().to_vec(),
+            split: Some(split),
+            split_axis: None,
+            distribution: None,
+            block_size: None,
+            ranks: self.comm.size(),
+            pieces: Vec::new(),
+            crc32: None,
+            file: None,
+            chunk_bytes: None,
+        }
     }
 
     /// Writes this rank's piece to `path`; returns the file's CRC-32.
@@ -151,73 +242,6 @@ where
             .into_inner()
             .map_err(|e| io("write", path, e.into_error()))?;
         Ok(written.crc.finalize())
-    }
-
-    /// Root: manifest, then the atomic switch of `CURRENT`, then removal of older versions.
-    fn commit(
-        &self,
-        dir: &Path,
-        version_dir: &Path,
-        version: usize,
-        crc32: Vec<u32>,
-    ) -> Result<()> {
-        let ranks = crc32.len();
-        let split = self
-            .layout
-            .parts()
-            .map(|p| {
-                let (distribution, block_size) = match p.partition.distribution() {
-                    Distribution::Block => ("block", None),
-                    Distribution::Cyclic => ("cyclic", None),
-                    Distribution::BlockCyclic(b) => ("block-cyclic", Some(b)),
-                };
-                SavedAxis {
-                    axis: p.axis,
-                    distribution: distribution.into(),
-                    block_size,
-                    ranks: p.partition.parts(),
-                }
-            })
-            .collect();
-        let manifest = Manifest {
-            format: FORMAT.into(),
-            version: VERSION,
-            dtype: dtype::<T>(),
-            shape: self.shape.slice().to_vec(),
-            split: Some(split),
-            split_axis: None,
-            distribution: None,
-            block_size: None,
-            ranks,
-            pieces: (0..ranks).map(|r| format!("piece-{r:05}.npy")).collect(),
-            crc32: Some(crc32),
-        };
-        let path = version_dir.join("manifest.json");
-        let text = serde_json::to_string_pretty(&manifest).expect("a manifest serialises");
-        std::fs::write(&path, text).map_err(|e| io("write", &path, e))?;
-        if std::env::var_os(FAULT_BEFORE_COMMIT_ENV).is_some() {
-            eprintln!("spmd: {FAULT_BEFORE_COMMIT_ENV} is set: ending the job before the checkpoint is committed");
-            std::process::abort();
-        }
-        let current = dir.join("CURRENT");
-        let temporary = dir.join("CURRENT.tmp");
-        let name = format!("v-{version:06}");
-        let mut file =
-            std::fs::File::create(&temporary).map_err(|e| io("create", &temporary, e))?;
-        file.write_all(name.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io("write", &temporary, e))?;
-        std::fs::rename(&temporary, &current).map_err(|e| io("replace", &current, e))?;
-        // Older complete versions and abandoned partial ones are no longer needed.
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for entry in entries.flatten() {
-                let entry_name = entry.file_name().to_string_lossy().into_owned();
-                if entry_name.starts_with("v-") && entry_name != name {
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Loads the checkpoint under `dir`, saved by any number of ranks with any split, as an
@@ -271,6 +295,10 @@ where
             local_error: target.as_ref().err().cloned(),
             agree: &[],
         })?;
+        if manifest.version == SINGLE_FILE_VERSION {
+            return DistArray::load_single(comm, &manifest, &version_dir, shape, split)
+                .map_err(|e| e.prefixed(OP));
+        }
         let mut array = DistArray::from_elem(comm, shape, split, T::default())?;
         let local_error = array
             .fill_from(&manifest, &saved, &version_dir)
@@ -336,6 +364,35 @@ where
     }
 }
 
+/// Root: the manifest, then the atomic switch of `CURRENT`, then removal of older versions.
+fn commit(dir: &Path, version_dir: &Path, version: usize, manifest: &Manifest) -> Result<()> {
+    let path = version_dir.join("manifest.json");
+    let text = serde_json::to_string_pretty(manifest).expect("a manifest serialises");
+    std::fs::write(&path, text).map_err(|e| io("write", &path, e))?;
+    if std::env::var_os(FAULT_BEFORE_COMMIT_ENV).is_some() {
+        eprintln!("spmd: {FAULT_BEFORE_COMMIT_ENV} is set: ending the job before the checkpoint is committed");
+        std::process::abort();
+    }
+    let current = dir.join("CURRENT");
+    let temporary = dir.join("CURRENT.tmp");
+    let name = format!("v-{version:06}");
+    let mut file = std::fs::File::create(&temporary).map_err(|e| io("create", &temporary, e))?;
+    file.write_all(name.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io("write", &temporary, e))?;
+    std::fs::rename(&temporary, &current).map_err(|e| io("replace", &current, e))?;
+    // Older complete versions and abandoned partial ones are no longer needed.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let entry_name = entry.file_name().to_string_lossy().into_owned();
+            if entry_name.starts_with("v-") && entry_name != name {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Root: the current version's name and its manifest's bytes, after checking the manifest is
 /// one `T` and `D` can load and every piece file matches it.
 fn inspect<T: WritableElement, D: Dimension>(dir: &Path) -> Result<(String, Vec<u8>)> {
@@ -343,7 +400,11 @@ fn inspect<T: WritableElement, D: Dimension>(dir: &Path) -> Result<(String, Vec<
     let version_dir = dir.join(&version);
     let bytes = read_bounded(&version_dir.join("manifest.json"))?;
     let manifest = Manifest::parse(&bytes, &dtype::<T>(), D::NDIM)?;
-    manifest.check_pieces(&version_dir, std::mem::size_of::<T>())?;
+    if manifest.version == SINGLE_FILE_VERSION {
+        single::check_data_file(&manifest, &version_dir, std::mem::size_of::<T>())?;
+    } else {
+        manifest.check_pieces(&version_dir, std::mem::size_of::<T>())?;
+    }
     Ok((version, bytes))
 }
 

@@ -1,0 +1,220 @@
+//! Single-file checkpoints (manifest version 4): the global array as one `.npy` that NumPy
+//! opens, written by every rank at once, and a manifest holding what that file cannot: the
+//! split and rank count it was saved with, the format version, and a CRC-32 of every 64 MiB
+//! chunk of the data.
+//!
+//! Checksums are per chunk of the file, not per saving rank: a restart at another rank count
+//! reads other pieces than were written, and chunks of the file are what any reader can check.
+//! Saving and loading both move the data as row blocks (each rank one run of the file, written
+//! or read at its offset) so that each rank checksums the bytes it holds in one pass; the root
+//! joins the pieces of a chunk that straddles two ranks (`crc32fast`'s `combine`).
+
+use std::path::Path;
+
+use ndarray::{Dimension, RemoveAxis};
+use ndarray_npy::{ReadableElement, WritableElement};
+use rayon::prelude::*;
+
+use super::super::{DistArray, Element, Split};
+use super::manifest::{corrupt, Manifest};
+use crate::comm::Comm;
+use crate::error::{Error, Result};
+
+/// The data file's name inside a version directory.
+pub(crate) const DATA_FILE: &str = "array.npy";
+/// Bytes per checksummed chunk of the data (the last may be shorter).
+pub(crate) const CHUNK_BYTES: u64 = 64 << 20;
+
+impl<T, D> DistArray<T, D>
+where
+    T: Element + WritableElement + ReadableElement,
+    D: Dimension + RemoveAxis,
+{
+    /// The array as row blocks: itself when each rank's elements are already one run of the
+    /// file, else redistributed.
+    fn as_row_blocks(&self) -> Result<std::borrow::Cow<'_, DistArray<T, D>>> {
+        if self.ghosts == 0 && self.contiguous_span(false).is_some() {
+            Ok(std::borrow::Cow::Borrowed(self))
+        } else {
+            self.redistribute(Split::block(0))
+                .map(std::borrow::Cow::Owned)
+        }
+    }
+
+    /// Writes the data file into `version_dir`; returns, on the root, the CRC-32 of every chunk.
+    pub(super) fn write_single(&self, version_dir: &Path) -> Result<Option<Vec<u32>>> {
+        let rows = self.as_row_blocks()?;
+        rows.write_npy(version_dir.join(DATA_FILE))?;
+        rows.chunk_checksums()
+    }
+
+    /// This rank's pieces of the chunk checksums, joined on the root (`None` elsewhere).
+    fn chunk_checksums(&self) -> Result<Option<Vec<u32>>> {
+        let (at, len) = self
+            .contiguous_span(false)
+            .expect("row blocks are runs of the file");
+        let piece = self.local();
+        let values = piece
+            .as_slice()
+            .expect("a row block without ghosts is contiguous");
+        // SAFETY: `values` holds plain numbers (write_npy refused any other type), whose
+        // memory is their `.npy` bytes; the view lives no longer than `values`.
+        let bytes = unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), len) };
+        let segments = segments(bytes, at);
+        let gathered = self.comm.gather_varcount(0, &segments)?;
+        let total = (self.shape.size() * std::mem::size_of::<T>()) as u64;
+        Ok(gathered.map(|all| join(all.as_slice(), total)))
+    }
+
+    /// Loads a version-4 checkpoint whose manifest the root checked against its data file, as
+    /// an array split by `split`, verifying every chunk's CRC-32.
+    pub(super) fn load_single(
+        comm: &Comm,
+        manifest: &Manifest,
+        version_dir: &Path,
+        shape: D,
+        split: Split,
+    ) -> Result<DistArray<T, D>> {
+        let path = version_dir.join(DATA_FILE);
+        let mut rows = DistArray::from_elem(comm, shape, Split::block(0), T::default())?;
+        rows.read_npy_into(&path)?;
+        let found = rows.chunk_checksums()?;
+        let root_error = found.and_then(|found| {
+            let expected = manifest.crc32.as_deref().unwrap_or_default();
+            let chunk = manifest.chunk_bytes.unwrap_or(CHUNK_BYTES);
+            found.iter().zip(expected).enumerate().find(|(_, (f, e))| f != e).map(|(k, (f, e))| {
+                corrupt(format!(
+                    "{}: bytes {} to {} of the data have CRC-32 {f:#010x}, the manifest recorded {e:#010x}: the file was altered or damaged after the save",
+                    path.display(),
+                    k as u64 * chunk,
+                    (k as u64 + 1) * chunk
+                ))
+            })
+        });
+        comm.announce_from_root(0, [0], root_error)?;
+        if rows.layout.split()
+            == super::super::split::Layout::new(split, rows.shape.slice(), comm.size())?.split()
+        {
+            Ok(rows)
+        } else {
+            rows.redistribute(split)
+        }
+    }
+}
+
+/// The CRC-32 of every chunk piece in `bytes`, which start at byte `at` of the data: flat
+/// `[chunk, first byte, length, crc]` records, computed in parallel.
+fn segments(bytes: &[u8], at: u64) -> Vec<u64> {
+    let mut bounds = Vec::new();
+    let mut pos = 0_u64;
+    let len = bytes.len() as u64;
+    while pos < len {
+        let chunk = (at + pos) / CHUNK_BYTES;
+        let end = ((chunk + 1) * CHUNK_BYTES - at).min(len);
+        bounds.push((chunk, pos, end - pos));
+        pos = end;
+    }
+    bounds
+        .par_iter()
+        .flat_map_iter(|&(chunk, from, n)| {
+            let crc = crc32fast::hash(&bytes[from as usize..(from + n) as usize]);
+            [chunk, at + from, n, u64::from(crc)]
+        })
+        .collect()
+}
+
+/// Root: every chunk's CRC-32 from the ranks' records (chunk pieces combined in file order).
+fn join(records: &[u64], total: u64) -> Vec<u32> {
+    let chunks = total.div_ceil(CHUNK_BYTES) as usize;
+    let mut pieces: Vec<Vec<(u64, u64, u32)>> = vec![Vec::new(); chunks];
+    for r in records.chunks_exact(4) {
+        pieces[r[0] as usize].push((r[1], r[2], r[3] as u32));
+    }
+    pieces
+        .into_iter()
+        .map(|mut parts| {
+            parts.sort_unstable();
+            let mut whole = crc32fast::Hasher::new();
+            for (_, n, crc) in parts {
+                whole.combine(&crc32fast::Hasher::new_with_initial_len(crc, n));
+            }
+            whole.finalize()
+        })
+        .collect()
+}
+
+/// Root: the data file against a version-4 manifest (header, shape, size, checksum count).
+pub(crate) fn check_data_file(manifest: &Manifest, version_dir: &Path, item: usize) -> Result<()> {
+    let path = version_dir.join(DATA_FILE);
+    let mut file = std::fs::File::open(&path)
+        .map_err(|e| Error::io(format!("checkpoint: cannot open {}", path.display()), e))?;
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io(format!("checkpoint: cannot stat {}", path.display()), e))?
+        .len();
+    let header = super::super::npy::read_header(&mut file)
+        .map_err(|why| corrupt(format!("{}: {why}", path.display())))?;
+    if header.descr != super::manifest::bare(&manifest.dtype) || header.fortran_order {
+        return Err(corrupt(format!(
+            "{} holds {} elements{}, the manifest says {} in C order",
+            path.display(),
+            header.descr,
+            if header.fortran_order {
+                " in Fortran order"
+            } else {
+                ""
+            },
+            manifest.dtype
+        )));
+    }
+    if header.shape != manifest.shape {
+        return Err(corrupt(format!(
+            "{} has shape {:?}, the manifest says {:?}",
+            path.display(),
+            header.shape,
+            manifest.shape
+        )));
+    }
+    if header.file_size(item) != Some(size) {
+        return Err(corrupt(format!(
+            "{} is {size} bytes, its header says {} (truncated or padded)",
+            path.display(),
+            header
+                .file_size(item)
+                .map_or("more than 2^64".into(), |s| s.to_string())
+        )));
+    }
+    let data = size - header.data_offset;
+    let chunks = data.div_ceil(manifest.chunk_bytes.unwrap_or(CHUNK_BYTES));
+    let sums = manifest.crc32.as_ref().map_or(0, Vec::len) as u64;
+    if sums != chunks {
+        return Err(corrupt(format!(
+            "{sums} checksums for the {chunks} chunks of {}",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_pieces_from_several_ranks_join_to_the_whole_chunks_crc() {
+        // 2.5 chunks of data split unevenly over three "ranks".
+        let total = (CHUNK_BYTES * 5 / 2) as usize;
+        let data: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
+        let cuts = [0, 1000, total - 12345, total];
+        let records: Vec<u64> = cuts
+            .windows(2)
+            .flat_map(|w| segments(&data[w[0]..w[1]], w[0] as u64))
+            .collect();
+        let expected: Vec<u32> = data
+            .chunks(CHUNK_BYTES as usize)
+            .map(crc32fast::hash)
+            .collect();
+        assert_eq!(join(&records, total as u64), expected);
+        assert!(join(&[], 0).is_empty());
+    }
+}
