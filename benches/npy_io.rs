@@ -21,14 +21,14 @@ use std::process::Command;
 use std::time::Instant;
 
 use ndarray::Ix1;
-use spmd::array::{DistArray, Split};
+use spmd::array::{CheckpointFormat, DistArray, Split};
 use spmd::{Comm, Spmd};
 
 mod support;
 
 /// 2 GiB of `f64`.
 const ELEMENTS: usize = 1 << 28;
-const ROUNDS: usize = 8;
+const ROUNDS: usize = 6;
 
 fn main() {
     if !support::under_mpirun() {
@@ -51,14 +51,17 @@ fn main() {
     let mut into = DistArray::from_elem(world, ELEMENTS, Split::block(0), 1.0).unwrap();
     let field = dir.join("field.npy");
     let checkpoint = dir.join("checkpoint");
+    let single = dir.join("single");
     let dd_file = dir.join("dd.bin");
     let names = [
         "dd write (one stream)",
         "write_npy (MPI-IO)",
         "save (file per rank)",
+        "save_with SingleFile (checkpoint: one .npy + chunk CRCs)",
         "dd read (one stream)",
         "read_npy (MPI-IO)",
         "load (file per rank)",
+        "load (single-file checkpoint)",
         "read_npy_into (existing array)",
         "bare pread of each rank's span into the same array",
     ];
@@ -69,20 +72,26 @@ fn main() {
         }),
         1 => timed(world, || x.write_npy(&field).unwrap()),
         2 => timed(world, || x.save(&checkpoint).unwrap()),
-        3 => on_root(world, || {
+        3 => timed(world, || {
+            x.save_with(&single, CheckpointFormat::SingleFile).unwrap()
+        }),
+        4 => on_root(world, || {
             dd(&[
                 &format!("if={}", dd_file.display()),
                 "of=/dev/null",
                 "bs=16M",
             ])
         }),
-        4 => timed(world, || {
+        5 => timed(world, || {
             black_box(DistArray::<f64, Ix1>::read_npy(world, &field, Split::block(0)).unwrap());
         }),
-        5 => timed(world, || {
+        6 => timed(world, || {
             black_box(DistArray::<f64, Ix1>::load(world, &checkpoint, Split::block(0)).unwrap());
         }),
-        6 => timed(world, || into.read_npy_into(&field).unwrap()),
+        7 => timed(world, || {
+            black_box(DistArray::<f64, Ix1>::load(world, &single, Split::block(0)).unwrap());
+        }),
+        8 => timed(world, || into.read_npy_into(&field).unwrap()),
         _ => timed(world, || bare_read(&field, &mut into)),
     };
     for round in 0..ROUNDS {
@@ -93,9 +102,9 @@ fn main() {
         }
         // The order turns every round, so writeback of earlier writes and cache warmth fall
         // on every variant alike.
-        let (mut writes, mut reads) = (vec![0, 1, 2], vec![3, 4, 5, 6, 7]);
-        writes.rotate_left(round % 3);
-        reads.rotate_left(round % 5);
+        let (mut writes, mut reads) = (vec![0, 1, 2, 3], vec![4, 5, 6, 7, 8, 9]);
+        writes.rotate_left(round % 4);
+        reads.rotate_left(round % 6);
         for k in writes.into_iter().chain(reads) {
             // Nothing dirty when a variant starts: a write is never throttled by the
             // writeback of the one before.
@@ -117,7 +126,7 @@ fn main() {
         println!("| operation | s | GB/s | vs dd (median of per-round ratios) |");
         println!("|---|---:|---:|---:|");
         for (k, name) in names.iter().enumerate() {
-            let dd_index = if k < 3 { 0 } else { 3 };
+            let dd_index = if k < 4 { 0 } else { 4 };
             let mut ratios: Vec<f64> = (0..ROUNDS)
                 .map(|r| seconds[dd_index][r] / seconds[k][r])
                 .collect();
