@@ -18,11 +18,12 @@
 //! tolerate. `--baseline` times that serial solve as the baseline for speedup.
 //!
 //! `--output field.npy` writes the final field as one NumPy file, each rank writing its own
-//! rows into it at once.
+//! rows into it at once; `--output field.h5` (feature `hdf5`) writes dataset `temperature` of
+//! an HDF5 file and `field.xmf` beside it, which ParaView opens.
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use indicatif::ProgressBar;
@@ -58,8 +59,9 @@ struct Args {
     /// Write the final temperature field as a colour-mapped PNG.
     #[arg(long)]
     image: Option<PathBuf>,
-    /// Write the final temperature field as one `.npy` file (`numpy.load` reads it), every
-    /// rank writing its rows at once (MPI-IO), nothing gathered.
+    /// Write the final temperature field as one `.npy` file (`numpy.load` reads it), or an
+    /// HDF5 file for a `.h5` path (feature `hdf5`), every rank writing its rows at once
+    /// (MPI-IO), nothing gathered.
     #[arg(long)]
     output: Option<PathBuf>,
 }
@@ -269,7 +271,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (repeat.run(solve)?.result, None)
     };
     if let Some(path) = &args.output {
-        u.write_npy(path)?;
+        write_field(&u, path)?;
     }
     // Gathered for the root's check against the serial solve (and the PNG), not for output.
     let field = u.gather(0)?;
@@ -306,6 +308,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         println!("verified: bit-identical to the serial solve ({serial_iterations} iterations)");
     }
+    Ok(())
+}
+
+/// The field written by every rank at once: `.h5` as dataset `temperature` of an HDF5 file
+/// (feature `hdf5`, with an XDMF sidecar for ParaView), anything else as `.npy`.
+fn write_field(u: &DistArray<f64, Ix2>, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    if path.extension().is_some_and(|e| e == "h5") {
+        #[cfg(feature = "hdf5")]
+        {
+            let mut out = spmd::array::Hdf5Writer::create(u.comm(), path)?;
+            out.write(
+                "temperature",
+                u,
+                &[("units", "degrees"), ("program", "heat2d")],
+            )?;
+            out.finish()?;
+            return Ok(());
+        }
+        #[cfg(not(feature = "hdf5"))]
+        return Err("--output *.h5 needs spmd built with the `hdf5` feature".into());
+    }
+    u.write_npy(path)?;
     Ok(())
 }
 

@@ -146,6 +146,32 @@ fn heat2d() -> Result<(), String> {
     if files.iter().any(|f| f != &files[0]) {
         return Err("heat2d's .npy output differs between rank counts".into());
     }
+    #[cfg(feature = "hdf5")]
+    {
+        // The same field as dataset `temperature` of an HDF5 file, with its XDMF sidecar.
+        let h5 = dir.join("r3.h5");
+        let args = [
+            "--n",
+            "37",
+            "--m",
+            "23",
+            "--tol",
+            "1e-2",
+            "--output",
+            h5.to_str().unwrap(),
+        ];
+        verified("heat2d", 3, &args)?;
+        let read = || -> hdf5::Result<ndarray::Array2<f64>> {
+            hdf5::File::open(&h5)?
+                .dataset("temperature")?
+                .read_2d::<f64>()
+        };
+        let field = read().map_err(|e| format!("{}: {e}", h5.display()))?;
+        let npy = ndarray::Array2::<f64>::read_npy(&files[0][..]).map_err(|e| e.to_string())?;
+        if field != npy || !dir.join("r3.xmf").exists() {
+            return Err("heat2d's .h5 output is not the field its .npy holds (or no .xmf)".into());
+        }
+    }
     if iterations.iter().all(|i| i == &iterations[0]) {
         Ok(())
     } else {
