@@ -16,6 +16,7 @@ use hdf5::types::VarLenUnicode;
 use hdf5::{H5Type, Hyperslab, SliceOrIndex};
 use ndarray::{Dimension, RemoveAxis};
 
+use super::npy_file::{partial_name, path_key};
 use super::split::Layout;
 use super::{DistArray, Element, Split};
 use crate::collective::{fingerprint, ElementType, Field, Preflight};
@@ -54,16 +55,6 @@ fn h5(what: impl std::fmt::Display) -> impl FnOnce(hdf5::Error) -> Error {
     move |e| Error::new(ErrorKind::Io, format!("{what}: {e}"))
 }
 
-/// Shares `local`'s outcome with every rank: the same `Ok` or `Err` everywhere.
-fn shared<V>(comm: &Comm, local: Result<V>) -> Result<V> {
-    let (value, error) = match local {
-        Ok(v) => (Some(v), None),
-        Err(e) => (None, Some(e)),
-    };
-    comm.share_outcome(error)?;
-    Ok(value.expect("an Ok outcome holds its value"))
-}
-
 /// Opens (or creates) `path` with the MPI-IO driver on `comm` (collective).
 fn open(comm: &Comm, path: &Path, create: bool) -> Result<hdf5::File> {
     let handle = crate::comm::ffi::comm_handle(comm);
@@ -87,7 +78,7 @@ impl Hdf5Writer {
     pub fn create(comm: &Comm, path: impl AsRef<Path>) -> Result<Hdf5Writer> {
         let path = path.as_ref();
         let _timer = comm.timed("Hdf5Writer::create", 0);
-        let temporary = super::npy_file::partial_name(path);
+        let temporary = partial_name(path);
         comm.preflight(Preflight {
             op: "Hdf5Writer::create",
             element: None,
@@ -95,7 +86,8 @@ impl Hdf5Writer {
             agree: &[Field::keyed("the path", path_key(path), &path.display())],
         })?;
         let temporary = temporary?;
-        let file = shared(comm, open(comm, &temporary, true))
+        let file = comm
+            .share_result(open(comm, &temporary, true))
             .map_err(|e| e.prefixed("Hdf5Writer::create"))?;
         Ok(Hdf5Writer {
             comm: comm.clone(),
@@ -151,7 +143,7 @@ impl Hdf5Writer {
             .shape(shape.clone())
             .create(name)
             .map_err(h5(format!("cannot create dataset {name:?}")));
-        let dataset = shared(comm, dataset).map_err(|e| e.prefixed(OP))?;
+        let dataset = comm.share_result(dataset).map_err(|e| e.prefixed(OP))?;
         let split_text = array.split().to_string();
         let ranks = comm.size() as u64;
         let mut attributes = vec![
@@ -177,7 +169,7 @@ impl Hdf5Writer {
             }
             Ok(())
         })();
-        shared(comm, attributed).map_err(|e| e.prefixed(OP))?;
+        comm.share_result(attributed).map_err(|e| e.prefixed(OP))?;
         // Each rank writes one hyperslab: its own piece when every split axis is in blocks,
         // else its block of rows after a redistribution.
         let blocks;
@@ -198,7 +190,7 @@ impl Hdf5Writer {
                 .write_slice(piece.view(), slab)
                 .map_err(h5(format!("cannot write dataset {name:?}")))
         })();
-        shared(comm, written).map_err(|e| e.prefixed(OP))?;
+        comm.share_result(written).map_err(|e| e.prefixed(OP))?;
         let (number, precision) = xdmf_number::<T>();
         self.fields
             .push((name.to_owned(), shape, number, precision));
@@ -218,13 +210,13 @@ impl Hdf5Writer {
             .file
             .take()
             .expect("an unfinished writer holds its file");
-        shared(&comm, file.close().map_err(h5("cannot close the file")))
+        comm.share_result(file.close().map_err(h5("cannot close the file")))
             .map_err(|e| e.prefixed(OP))?;
         let committed = match comm.rank() {
             0 => self.commit(),
             _ => Ok(()),
         };
-        shared(&comm, committed).map_err(|e| e.prefixed(OP))
+        comm.share_result(committed).map_err(|e| e.prefixed(OP))
     }
 
     /// Root: the rename and the sidecar.
@@ -312,7 +304,9 @@ where
                 Field::keyed("the split", split.key(), &split),
             ],
         })?;
-        let file = shared(comm, open(comm, path, false)).map_err(|e| e.prefixed(OP))?;
+        let file = comm
+            .share_result(open(comm, path, false))
+            .map_err(|e| e.prefixed(OP))?;
         let dataset = (|| {
             let dataset = file
                 .dataset(name)
@@ -345,7 +339,7 @@ where
                 _ => Ok((dataset, shape)),
             }
         })();
-        let (dataset, shape) = shared(comm, dataset).map_err(|e| e.prefixed(OP))?;
+        let (dataset, shape) = comm.share_result(dataset).map_err(|e| e.prefixed(OP))?;
         let dims =
             D::from_dimension(&ndarray::IxDyn(&shape)).expect("checked number of dimensions");
         let target = Layout::new(split, &shape, comm.size());
@@ -369,9 +363,9 @@ where
             array.local_mut().assign(&piece);
             Ok(())
         })();
-        shared(comm, read).map_err(|e| e.prefixed(OP))?;
+        comm.share_result(read).map_err(|e| e.prefixed(OP))?;
         drop(dataset);
-        shared(comm, file.close().map_err(h5("cannot close the file")))
+        comm.share_result(file.close().map_err(h5("cannot close the file")))
             .map_err(|e| e.prefixed(OP))?;
         if direct {
             Ok(array)
@@ -413,11 +407,6 @@ fn xml(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-/// The agreement key of a path.
-fn path_key(path: &Path) -> i64 {
-    fingerprint(path.as_os_str().as_encoded_bytes().iter().copied())
 }
 
 /// XDMF's number type and precision for `T`.

@@ -111,8 +111,8 @@ where
         let piece = piece.as_standard_layout();
         let outcome = (|| {
             let file = ParallelFile::open(comm, &temporary, FileMode::Create);
-            let file = shared(comm, file)?;
-            shared(comm, file.set_size(total))?;
+            let file = comm.share_result(file)?;
+            comm.share_result(file.set_size(total))?;
             let header_written = match comm.rank() {
                 0 => file.write_at(0, &header),
                 _ => Ok(()),
@@ -122,7 +122,7 @@ where
                 // Every rank's elements are one run of the file: plain writes at offsets,
                 // no collective buffering (whose extra copy cost a fifth of the bandwidth).
                 Some((at, len)) => {
-                    shared(comm, header_written)?;
+                    comm.share_result(header_written)?;
                     debug_assert_eq!(len, bytes);
                     // SAFETY: `piece` is a standard-layout array of `bytes` bytes that lives
                     // until the call returns.
@@ -136,15 +136,15 @@ where
                 }
                 None => {
                     let view = self.file_view(fortran);
-                    let view = shared(comm, header_written.and(view))?;
-                    shared(comm, file.set_view(header.len() as u64, &view))?;
+                    let view = comm.share_result(header_written.and(view))?;
+                    comm.share_result(file.set_view(header.len() as u64, &view))?;
                     let rounds = rounds_for(self.largest_piece_bytes());
                     // SAFETY: as above.
                     unsafe { file.write_all(piece.as_ptr().cast::<u8>(), bytes, rounds) }
                 }
             };
-            shared(comm, written)?;
-            shared(comm, file.close())?;
+            comm.share_result(written)?;
+            comm.share_result(file.close())?;
             let renamed = match comm.rank() {
                 0 => std::fs::rename(&temporary, path).map_err(|e| {
                     Error::io(
@@ -154,7 +154,7 @@ where
                 }),
                 _ => Ok(()),
             };
-            shared(comm, renamed)
+            comm.share_result(renamed)
         })();
         if outcome.is_err() && comm.rank() == 0 {
             let _ = std::fs::remove_file(&temporary);
@@ -249,7 +249,7 @@ where
             vec![T::default(); piece_len]
         };
         let outcome = (|| {
-            let file = shared(&comm, ParallelFile::open(&comm, path, FileMode::Read))?;
+            let file = comm.share_result(ParallelFile::open(&comm, path, FileMode::Read))?;
             let target = if direct {
                 self.data.as_mut_ptr()
             } else {
@@ -264,14 +264,14 @@ where
                     file.read_span(header.data_offset + at, target.cast::<u8>(), bytes)
                 },
                 None => {
-                    let view = shared(&comm, self.file_view(fortran))?;
-                    shared(&comm, file.set_view(header.data_offset, &view))?;
+                    let view = comm.share_result(self.file_view(fortran))?;
+                    comm.share_result(file.set_view(header.data_offset, &view))?;
                     let rounds = rounds_for(self.largest_piece_bytes());
                     unsafe { file.read_all(target.cast::<u8>(), bytes, rounds) }
                 }
             };
-            shared(&comm, read)?;
-            shared(&comm, file.close())
+            comm.share_result(read)?;
+            comm.share_result(file.close())
         })();
         outcome.map_err(|e| e.prefixed(op))?;
         if !direct && piece_len > 0 {
@@ -345,16 +345,6 @@ where
     }
 }
 
-/// Shares `local`'s outcome with every rank: the same `Ok` or `Err` everywhere.
-fn shared<V>(comm: &Comm, local: Result<V>) -> Result<V> {
-    let (value, error) = match local {
-        Ok(v) => (Some(v), None),
-        Err(e) => (None, Some(e)),
-    };
-    comm.share_outcome(error)?;
-    Ok(value.expect("an Ok outcome holds its value"))
-}
-
 /// The header of the `.npy` at `path`, checked by the root against `T`, `D` and the file's
 /// size and shared with every rank (the same `Err` everywhere if anything is wrong).
 fn shared_header<T: WritableElement, D: Dimension>(
@@ -406,7 +396,7 @@ fn supported<T: 'static>(op: &str) -> Result<()> {
 }
 
 /// The agreement key of a path.
-fn path_key(path: &Path) -> i64 {
+pub(super) fn path_key(path: &Path) -> i64 {
     fingerprint(path.as_os_str().as_encoded_bytes().iter().copied())
 }
 

@@ -289,6 +289,18 @@ impl Comm {
         }
     }
 
+    /// `local` shared with every rank ([`share_outcome`](Self::share_outcome)): its value where
+    /// every rank succeeded, else the same error on every rank.
+    pub(crate) fn share_result<V>(&self, local: Result<V>) -> Result<V> {
+        match local {
+            Ok(value) => self.share_outcome(None).map(|()| value),
+            Err(e) => match self.share_outcome(Some(e)) {
+                Err(shared) => Err(shared),
+                Ok(()) => unreachable!("a rank's own error is always shared"),
+            },
+        }
+    }
+
     /// Broadcasts the message of `culprit`'s error to every rank (error path only).
     fn share_message(&self, culprit: usize, mine: Option<&Error>) -> String {
         let mut bytes = match mine {

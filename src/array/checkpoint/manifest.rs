@@ -190,48 +190,66 @@ impl Manifest {
         let layout = self.layout()?;
         let shape = ndarray::IxDyn(&self.shape);
         for (rank, name) in self.pieces.iter().enumerate() {
-            let path = version_dir.join(name);
             let expected = layout.piece_shape(&shape, rank);
-            let mut file = std::fs::File::open(&path)
-                .map_err(|e| Error::io(format!("checkpoint: cannot open {}", path.display()), e))?;
-            let size = file
-                .metadata()
-                .map_err(|e| Error::io(format!("checkpoint: cannot stat {}", path.display()), e))?
-                .len();
-            let header = npy::read_header(&mut (&mut file).take(size))
-                .map_err(|why| corrupt(format!("{}: {why}", path.display())))?;
-            if header.descr != bare(&self.dtype) || header.fortran_order {
-                return Err(corrupt(format!(
-                    "{} holds {}{} elements, the manifest says {} in C order",
-                    path.display(),
-                    header.descr,
-                    if header.fortran_order {
-                        " Fortran-order"
-                    } else {
-                        ""
-                    },
-                    self.dtype
-                )));
-            }
-            if header.shape != ndarray::Dimension::slice(&expected) {
-                return Err(corrupt(format!(
-                    "{} has shape {:?}, the manifest's split gives rank {rank} {:?}",
-                    path.display(),
-                    header.shape,
-                    ndarray::Dimension::slice(&expected)
-                )));
-            }
-            if header.file_size(item) != Some(size) {
-                return Err(corrupt(format!(
-                    "{} is {size} bytes, its header says {} (truncated or padded)",
-                    path.display(),
-                    header
-                        .file_size(item)
-                        .map_or("more than 2^64".into(), |s| s.to_string())
-                )));
-            }
+            self.check_npy(
+                &version_dir.join(name),
+                ndarray::Dimension::slice(&expected),
+                &format!("the manifest's split gives rank {rank}"),
+                item,
+            )?;
         }
         Ok(())
+    }
+
+    /// Checks the `.npy` at `path` against the manifest: its header names the saved element
+    /// type in C order and shape `expected` (`source` says where that shape comes from), and
+    /// its size is exactly the header plus that many elements of `item` bytes. Returns the
+    /// data's size in bytes. Reads only the header.
+    pub(crate) fn check_npy(
+        &self,
+        path: &Path,
+        expected: &[usize],
+        source: &str,
+        item: usize,
+    ) -> Result<u64> {
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| Error::io(format!("checkpoint: cannot open {}", path.display()), e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::io(format!("checkpoint: cannot stat {}", path.display()), e))?
+            .len();
+        let header = npy::read_header(&mut (&mut file).take(size))
+            .map_err(|why| corrupt(format!("{}: {why}", path.display())))?;
+        if header.descr != bare(&self.dtype) || header.fortran_order {
+            let order = if header.fortran_order {
+                " Fortran-order"
+            } else {
+                ""
+            };
+            return Err(corrupt(format!(
+                "{} holds {}{order} elements, the manifest says {} in C order",
+                path.display(),
+                header.descr,
+                self.dtype
+            )));
+        }
+        if header.shape != expected {
+            return Err(corrupt(format!(
+                "{} has shape {:?}, {source} {expected:?}",
+                path.display(),
+                header.shape
+            )));
+        }
+        if header.file_size(item) != Some(size) {
+            return Err(corrupt(format!(
+                "{} is {size} bytes, its header says {} (truncated or padded)",
+                path.display(),
+                header
+                    .file_size(item)
+                    .map_or("more than 2^64".into(), |s| s.to_string())
+            )));
+        }
+        Ok(size - header.data_offset)
     }
 }
 

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::super::{DistArray, Element, Split};
 use super::manifest::{corrupt, Manifest};
 use crate::comm::Comm;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The data file's name inside a version directory.
 pub(crate) const DATA_FILE: &str = "array.npy";
@@ -146,45 +146,7 @@ fn join(records: &[u64], total: u64) -> Vec<u32> {
 /// Root: the data file against a version-4 manifest (header, shape, size, checksum count).
 pub(crate) fn check_data_file(manifest: &Manifest, version_dir: &Path, item: usize) -> Result<()> {
     let path = version_dir.join(DATA_FILE);
-    let mut file = std::fs::File::open(&path)
-        .map_err(|e| Error::io(format!("checkpoint: cannot open {}", path.display()), e))?;
-    let size = file
-        .metadata()
-        .map_err(|e| Error::io(format!("checkpoint: cannot stat {}", path.display()), e))?
-        .len();
-    let header = super::super::npy::read_header(&mut file)
-        .map_err(|why| corrupt(format!("{}: {why}", path.display())))?;
-    if header.descr != super::manifest::bare(&manifest.dtype) || header.fortran_order {
-        return Err(corrupt(format!(
-            "{} holds {} elements{}, the manifest says {} in C order",
-            path.display(),
-            header.descr,
-            if header.fortran_order {
-                " in Fortran order"
-            } else {
-                ""
-            },
-            manifest.dtype
-        )));
-    }
-    if header.shape != manifest.shape {
-        return Err(corrupt(format!(
-            "{} has shape {:?}, the manifest says {:?}",
-            path.display(),
-            header.shape,
-            manifest.shape
-        )));
-    }
-    if header.file_size(item) != Some(size) {
-        return Err(corrupt(format!(
-            "{} is {size} bytes, its header says {} (truncated or padded)",
-            path.display(),
-            header
-                .file_size(item)
-                .map_or("more than 2^64".into(), |s| s.to_string())
-        )));
-    }
-    let data = size - header.data_offset;
+    let data = manifest.check_npy(&path, &manifest.shape, "the manifest says", item)?;
     let chunks = data.div_ceil(manifest.chunk_bytes.unwrap_or(CHUNK_BYTES));
     let sums = manifest.crc32.as_ref().map_or(0, Vec::len) as u64;
     if sums != chunks {
