@@ -142,3 +142,39 @@ pub fn expect_aborted_in_time(out: &Outcome) -> Result<String, String> {
 pub fn num_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+/// Runs Python `script` with `args` in a Python that imports `module` (`python3`, else the
+/// system's `/usr/bin/python3`): `Ok` if it succeeds, or, when no Python has `module`, with a
+/// note on stderr naming the Debian package to install (`package`); `Err` with its stderr if
+/// it fails.
+pub fn python_check(
+    module: &str,
+    package: &str,
+    script: &str,
+    args: impl IntoIterator<Item = String>,
+) -> Result<(), String> {
+    let import = format!("import {module}");
+    let python = ["python3", "/usr/bin/python3"].into_iter().find(|python| {
+        std::process::Command::new(python)
+            .args(["-c", &import])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    let Some(python) = python else {
+        eprintln!("{module} not found (apt-get install {package}): the {module} check is skipped");
+        return Ok(());
+    };
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{module} check failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}

@@ -4,13 +4,12 @@
 //! rank.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ndarray::{ArrayD, Dimension, IxDyn};
 use spmd::array::{DistArray, Hdf5Writer, Split};
 use spmd::{Comm, ErrorKind};
 
-use crate::harness::{expect_success, launch, trial, Module, Scenario};
+use crate::harness::{expect_success, launch, python_check, trial, Module, Scenario};
 use crate::support::{expect_same_error, init, report_ok};
 
 static HDF5: Scenario = Scenario {
@@ -223,33 +222,12 @@ print("h5py ok")
 
 /// The file against h5py, or a note that h5py is absent.
 fn h5py_check(dir: &Path) -> Result<(), String> {
-    let python = ["python3", "/usr/bin/python3"].into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import h5py"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let Some(python) = python else {
-        eprintln!("hdf5_file: h5py not found (apt-get install python3-h5py): h5py check skipped");
-        return Ok(());
-    };
     let cases = CASES.iter().map(|(name, shape, _, _)| {
         let dims: Vec<String> = shape.iter().map(|n| n.to_string()).collect();
         format!("{name}:{}", dims.join("x"))
     });
-    let out = Command::new(python)
-        .args(["-c", H5PY_CHECK, dir.to_str().unwrap()])
-        .args(cases)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "h5py check failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    let args = std::iter::once(dir.to_str().unwrap().to_owned()).chain(cases);
+    python_check("h5py", "python3-h5py", H5PY_CHECK, args)
 }
 
 fn trials() -> Vec<libtest_mimic::Trial> {

@@ -4,14 +4,13 @@
 //! split, and every bad file or path refused with the same error on every rank.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ndarray::{ArrayD, Dimension, IxDyn};
 use ndarray_npy::ReadNpyExt;
 use spmd::array::{Boundary, DistArray, Element, NpyOrder, Split, SplitAxis};
 use spmd::{Comm, Distribution, ErrorKind};
 
-use crate::harness::{expect_success, launch, trial, Module, Scenario};
+use crate::harness::{expect_success, launch, python_check, trial, Module, Scenario};
 use crate::support::{expect_same_error, init, report_ok};
 
 static NPY: Scenario = Scenario {
@@ -382,16 +381,6 @@ fn check_files(dir: &Path) -> Result<(), String> {
     numpy_check(dir)
 }
 
-/// A Python with NumPy: `python3` if it has NumPy, else the system's.
-fn python_with_numpy() -> Option<&'static str> {
-    ["python3", "/usr/bin/python3"].into_iter().find(|python| {
-        Command::new(python)
-            .args(["-c", "import numpy"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
 const NUMPY_CHECK: &str = r#"
 import io, sys, numpy as np
 d = sys.argv[1]
@@ -409,35 +398,15 @@ for line in sys.argv[2:]:
 print("numpy ok", len(sys.argv) - 2)
 "#;
 
-/// The files against `numpy.save` and `numpy.load`, or a note that NumPy is absent.
+/// The files against `numpy.save` and `numpy.load` (skipped with a note without NumPy).
 fn numpy_check(dir: &Path) -> Result<(), String> {
-    let Some(python) = python_with_numpy() else {
-        eprintln!("npy_file: NumPy not found (apt-get install python3-numpy): numpy.save comparison skipped");
-        return Ok(());
-    };
     let cases = CASES.iter().map(|c| {
         let shape: Vec<String> = c.shape.iter().map(|n| n.to_string()).collect();
-        format!(
-            "{}:{}:{}:{}",
-            c.name,
-            shape.join("x"),
-            c.dtype,
-            if c.fortran { "F" } else { "C" }
-        )
+        let order = if c.fortran { "F" } else { "C" };
+        format!("{}:{}:{}:{order}", c.name, shape.join("x"), c.dtype)
     });
-    let out = Command::new(python)
-        .args(["-c", NUMPY_CHECK, dir.to_str().unwrap()])
-        .args(cases)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "numpy check failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    let args = std::iter::once(dir.to_str().unwrap().to_owned()).chain(cases);
+    python_check("numpy", "python3-numpy", NUMPY_CHECK, args)
 }
 
 /// Stale files at the target and temporary names must not survive a write (a longer old
