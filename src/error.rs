@@ -84,6 +84,9 @@ error_kinds! {
     /// failed (returned an error or panicked); the message names the task or item, the rank
     /// and the failure.
     TaskFailed,
+    /// A matrix cannot be used as a solver or preconditioner needs: a zero on the diagonal
+    /// (Jacobi), a zero pivot in a factorisation (ILU(0)), or a Krylov solver broke down.
+    Singular,
 }
 
 impl ErrorKind {

@@ -542,6 +542,25 @@ impl Comm {
         ExactSum::from_wire(&all)
     }
 
+    /// [`all_reduce_exact`](Self::all_reduce_exact) of several accumulators in one
+    /// `MPI_Allreduce` (every rank must pass as many: the callers are solvers with a fixed
+    /// number of dot products per step).
+    pub(crate) fn all_reduce_exact_slice(&self, locals: &[ExactSum]) -> Vec<ExactSum> {
+        let words = locals.len() * WIRE_LEN;
+        let _timer = self.timed("all_reduce_exact", 2 * words * size_of::<i64>());
+        let mine: Vec<i64> = locals.iter().flat_map(|s| s.to_wire()).collect();
+        let mut all = vec![0_i64; words];
+        mpi::collective::CommunicatorCollectives::all_reduce_into(
+            self.raw(),
+            &mine[..],
+            &mut all[..],
+            mpi::collective::SystemOperation::sum(),
+        );
+        all.chunks_exact(WIRE_LEN)
+            .map(|w| ExactSum::from_wire(w.try_into().expect("a wire's length")))
+            .collect()
+    }
+
     /// The correctly rounded sum of every rank's `values`, bit-identical for any number of
     /// ranks and threads (see the [`exact`](crate::exact) module). Collective; the local part
     /// runs on the rayon pool.

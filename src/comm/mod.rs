@@ -54,6 +54,7 @@
 pub(crate) mod ffi;
 pub(crate) mod file;
 pub mod idle;
+pub(crate) mod neighbour;
 mod p2p;
 pub mod request;
 pub mod watchdog;

@@ -23,11 +23,13 @@ mod grid;
 mod harness;
 #[cfg(feature = "hdf5")]
 mod hdf5_file;
+mod krylov;
 mod launcher;
 mod nonblocking;
 mod npy_file;
 mod pipeline;
 mod runtime;
+mod sparse;
 mod support;
 mod timing;
 mod tools;
@@ -48,6 +50,8 @@ const MODULES: &[&Module] = &[
     &farm::MODULE,
     &pipeline::MODULE,
     &exact::MODULE,
+    &sparse::MODULE,
+    &krylov::MODULE,
     &runtime::MODULE,
     &timing::MODULE,
     #[cfg(feature = "bench")]

@@ -1,0 +1,88 @@
+//! Preconditioned conjugate gradients.
+
+use super::vectors::{local, local_mut, update, Reductions};
+use super::{check_problem, Operator, Options, Preconditioner, SolveStats, Stop, Tolerance};
+use crate::error::Result;
+use crate::sparse::DistVector;
+
+/// Solves `A x = b` by preconditioned conjugate gradients, from the guess in `x`, for a
+/// symmetric positive definite `A` (and `M`). Collective.
+///
+/// Per iteration: one product, one preconditioner application, two all-reduces (`pᵀA p`;
+/// then `rᵀz` and `rᵀr` together), five vector sweeps. The residual tracked is CG's
+/// recurrence for `b − A x` (unpreconditioned), in exact arithmetic the true one.
+///
+/// # Errors
+/// On every rank: `Shape` if `A` is not square or `b`, `x` do not match it; `Config` for
+/// negative or non-finite tolerances; what `A` or `M` report. Not converging is not an
+/// error (see [`SolveStats::stop`]); `pᵀA p ≤ 0` stops with [`Stop::Breakdown`].
+pub fn cg(
+    a: &(impl Operator + ?Sized),
+    m: &(impl Preconditioner + ?Sized),
+    b: &DistVector,
+    x: &mut DistVector,
+    options: &Options,
+) -> Result<SolveStats> {
+    const NAME: &str = "cg";
+    check_problem("krylov::cg", a, b, x, options)?;
+    let mut sums = Reductions::new(a.comm(), options.reproducible);
+    let par = sums.par();
+    // r = b − A x.
+    let mut r = b.clone();
+    a.apply(x, &mut r)?;
+    update(par, local_mut(&mut r), local(b), |r, b| *r = b - *r);
+    let mut z = b.clone();
+    m.apply(&r, &mut z)?;
+    let first = sums.dots(&[
+        (local(&r), local(&z)),
+        (local(&r), local(&r)),
+        (local(b), local(b)),
+    ])?;
+    let (mut rho, rhs_norm) = (first[0], first[2].sqrt());
+    let mut stats = SolveStats {
+        solver: NAME,
+        iterations: 0,
+        initial_residual_norm: first[1].sqrt(),
+        residual_norm: first[1].sqrt(),
+        rhs_norm,
+        stop: Stop::MaxIterations,
+        history: Vec::new(),
+    };
+    let tolerance = Tolerance::new(options, rhs_norm);
+    if options.history {
+        stats.history.push(stats.residual_norm);
+    }
+    if let Some(stop) = tolerance.reached(stats.residual_norm) {
+        stats.stop = stop;
+        return Ok(stats);
+    }
+    let mut p = z.clone();
+    let mut q = b.clone();
+    while stats.iterations < options.max_iterations {
+        a.apply(&p, &mut q)?;
+        let pq = sums.dot(local(&p), local(&q))?;
+        if !(pq > 0.0 && pq.is_finite()) {
+            stats.stop = Stop::Breakdown;
+            return Ok(stats);
+        }
+        let alpha = rho / pq;
+        update(par, local_mut(x), local(&p), |x, p| *x += alpha * p);
+        update(par, local_mut(&mut r), local(&q), |r, q| *r -= alpha * q);
+        m.apply(&r, &mut z)?;
+        let next = sums.dots(&[(local(&r), local(&z)), (local(&r), local(&r))])?;
+        stats.iterations += 1;
+        stats.residual_norm = next[1].sqrt();
+        if options.history {
+            stats.history.push(stats.residual_norm);
+        }
+        if let Some(stop) = tolerance.reached(stats.residual_norm) {
+            stats.stop = stop;
+            return Ok(stats);
+        }
+        let beta = next[0] / rho;
+        rho = next[0];
+        let p_local = local_mut(&mut p);
+        update(par, p_local, local(&z), |p, z| *p = z + beta * *p);
+    }
+    Ok(stats)
+}

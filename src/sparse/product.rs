@@ -1,0 +1,181 @@
+//! The matrix–vector product: ghost exchange behind the interior rows, then the boundary
+//! rows, each row summed in global column order (bit-identical to a serial CSR product).
+
+use rayon::prelude::*;
+
+use super::local::{row_dot, with_view, ColumnIndex, CsrView};
+use super::{DistCsrMatrix, DistVector};
+use crate::error::{Error, ErrorKind, Result};
+use crate::par::Par;
+use crate::partition::Partition;
+
+/// Rows per rayon task in the interior sweep.
+const ROWS_PER_TASK: usize = 2048;
+
+/// A pointer to the output rows that rayon tasks may share; each task writes distinct rows.
+#[derive(Clone, Copy)]
+struct RowsOut(*mut f64);
+// SAFETY: used only to write distinct rows of one slice from several threads (see `apply`).
+unsafe impl Send for RowsOut {}
+// SAFETY: as above.
+unsafe impl Sync for RowsOut {}
+
+impl RowsOut {
+    /// Writes row `i` (a method, so closures capture the whole `Sync` wrapper).
+    ///
+    /// # Safety
+    /// `i` must lie inside the slice, and no other thread may access element `i` meanwhile.
+    unsafe fn write(self, i: usize, value: f64) {
+        // SAFETY: as the caller guarantees.
+        unsafe { *self.0.add(i) = value };
+    }
+}
+
+impl DistCsrMatrix {
+    /// `y = A x`: exchanges the ghost entries of `x` behind the product of the interior
+    /// rows, then computes the rows that need them. Collective (every rank calls it with its
+    /// pieces; only neighbours in the ghost plan exchange messages).
+    ///
+    /// Communication: one persistent neighbour exchange of
+    /// [`stats().bytes_per_product`](super::MatrixStats) bytes per rank; no check (the plan
+    /// was agreed at assembly). Rows run on the comm's rayon threads unless its
+    /// [`Par`] is `Seq`. Each row is summed left to right in global column order, so `y` is
+    /// bit-identical at any rank and thread count.
+    ///
+    /// # Errors
+    /// `InvalidPartition` if `x` or `y` is on another communicator; `Shape` if `x` is not a
+    /// domain vector or `y` not a range vector of this matrix (length and block split). The
+    /// checks are local and the same on every rank for the same vectors.
+    pub fn apply(&self, x: &DistVector, y: &mut DistVector) -> Result<()> {
+        const OP: &str = "DistCsrMatrix::apply";
+        self.check_vector(OP, "x", x, &self.columns)?;
+        self.check_vector(OP, "y", y, &self.rows)?;
+        let x = x.local();
+        let x = x
+            .as_slice()
+            .expect("a 1-D piece without ghosts is contiguous");
+        let mut y = y.local_mut();
+        let y = y
+            .as_slice_mut()
+            .expect("a 1-D piece without ghosts is contiguous");
+        self.apply_slices(x, y);
+        Ok(())
+    }
+
+    /// The product on this rank's pieces (lengths checked by the caller).
+    pub(crate) fn apply_slices(&self, x: &[f64], y: &mut [f64]) {
+        let mut plan = self.ghosts.borrow_mut();
+        plan.start(x);
+        let par = self.comm.par();
+        let off_starts = &self.off_diagonal.row_starts;
+        with_view!(self.diagonal, |diagonal| interior_rows(
+            diagonal, off_starts, x, y, par
+        ));
+        plan.test();
+        let ghosts = plan.finish();
+        if self.boundary_rows.is_empty() {
+            return;
+        }
+        let first_right = self
+            .ghost_columns
+            .partition_point(|&g| g < self.column_range().start);
+        let out = RowsOut(y.as_mut_ptr());
+        with_view!(self.diagonal, |diagonal| {
+            with_view!(self.off_diagonal, |off| {
+                let row = |&i: &usize| {
+                    // SAFETY: diagonal columns are below the owned column count (= x.len(),
+                    // checked by `apply`); off-diagonal ones below the ghost count
+                    // (= ghosts.len(), the plan's receive size).
+                    let value = unsafe { ordered_row(diagonal, off, first_right, i, x, ghosts) };
+                    // SAFETY: `boundary_rows` are distinct local rows (< y.len()), so each
+                    // task writes its own element and nothing reads `y` meanwhile.
+                    unsafe { out.write(i, value) };
+                };
+                match par {
+                    Par::Rayon => self
+                        .boundary_rows
+                        .par_iter()
+                        .with_min_len(512)
+                        .for_each(row),
+                    Par::Seq => self.boundary_rows.iter().for_each(row),
+                }
+            })
+        });
+    }
+
+    fn check_vector(&self, op: &str, name: &str, v: &DistVector, layout: &Partition) -> Result<()> {
+        let rank = self.comm.rank();
+        if !v.comm().same_as(&self.comm) {
+            return Err(Error::new(
+                ErrorKind::InvalidPartition,
+                format!("{op}: `{name}` lives on another communicator than the matrix"),
+            )
+            .on_rank(rank));
+        }
+        if v.partition(0) != Some(layout) {
+            return Err(Error::new(
+                ErrorKind::Shape,
+                format!(
+                    "{op}: `{name}` must have {} entries split in blocks over {} ranks; found \
+                     {} entries split {}",
+                    layout.len(),
+                    layout.parts(),
+                    v.len(),
+                    v.split()
+                ),
+            )
+            .on_rank(rank));
+        }
+        Ok(())
+    }
+}
+
+/// `y[i] = Σ diagonal row i · x` for every row without off-diagonal entries.
+fn interior_rows<I: ColumnIndex>(
+    diagonal: CsrView<'_, I>,
+    off_starts: &[usize],
+    x: &[f64],
+    y: &mut [f64],
+    par: Par,
+) {
+    let task = |(t, rows): (usize, &mut [f64])| {
+        let first = t * ROWS_PER_TASK;
+        for (k, yi) in rows.iter_mut().enumerate() {
+            let i = first + k;
+            if off_starts[i + 1] == off_starts[i] {
+                let (columns, values) = diagonal.row(i);
+                // SAFETY: diagonal columns are below x.len() (see `apply_slices`).
+                *yi = unsafe { row_dot(0.0, columns, values, x) };
+            }
+        }
+    };
+    match par {
+        Par::Rayon => y.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(task),
+        Par::Seq => y.chunks_mut(ROWS_PER_TASK).enumerate().for_each(task),
+    }
+}
+
+/// Row `i` summed in global column order: the ghosts left of this rank's columns, its own
+/// columns, the ghosts right of them.
+///
+/// # Safety
+/// Diagonal columns below `x.len()`, off-diagonal ones below `ghosts.len()`.
+#[inline]
+unsafe fn ordered_row<I: ColumnIndex, J: ColumnIndex>(
+    diagonal: CsrView<'_, I>,
+    off: CsrView<'_, J>,
+    first_right: usize,
+    i: usize,
+    x: &[f64],
+    ghosts: &[f64],
+) -> f64 {
+    let (off_columns, off_values) = off.row(i);
+    let split = off_columns.partition_point(|g| g.at() < first_right);
+    let (columns, values) = diagonal.row(i);
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let sum = row_dot(0.0, &off_columns[..split], &off_values[..split], ghosts);
+        let sum = row_dot(sum, columns, values, x);
+        row_dot(sum, &off_columns[split..], &off_values[split..], ghosts)
+    }
+}
