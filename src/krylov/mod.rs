@@ -54,6 +54,7 @@ mod gmres;
 mod precond;
 mod vectors;
 
+use crate::collective::{Field, Preflight};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sparse::{DistCsrMatrix, DistVector};
@@ -162,10 +163,8 @@ impl Options {
 
     /// The checks every solver runs on its options (local; the same on every rank that
     /// passes the same options).
-    fn check(&self, op: &str, comm: &Comm) -> Result<()> {
-        let bad = |what: String| {
-            Err(Error::new(ErrorKind::Config, format!("{op}: {what}")).on_rank(comm.rank()))
-        };
+    fn check(&self, op: &str) -> Result<()> {
+        let bad = |what: String| Err(Error::new(ErrorKind::Config, format!("{op}: {what}")));
         if !(self.relative_tolerance >= 0.0 && self.relative_tolerance.is_finite()) {
             return bad(format!(
                 "the relative tolerance must be finite and non-negative, found {}",
@@ -275,19 +274,48 @@ impl Tolerance {
     }
 }
 
-/// Checks shared by the solvers: a square operator, `b` and `x` in its layout, sane options.
+/// Checks shared by the solvers: a square operator, `b` and `x` in its layout, sane options,
+/// and the same options on every rank (a rank that stopped on another tolerance would leave
+/// the others waiting in a reduction). One agreement check: the same `Err` on every rank.
 fn check_problem(
-    op: &str,
+    op: &'static str,
     a: &(impl Operator + ?Sized),
     b: &DistVector,
     x: &DistVector,
     options: &Options,
 ) -> Result<()> {
     let comm = a.comm();
-    options.check(op, comm)?;
+    let local_error = options
+        .check(op)
+        .and_then(|()| check_shapes(op, a, b, x))
+        .err()
+        .map(|e| e.on_rank(comm.rank()));
+    let key = |v: f64| v.to_bits() as i64;
+    let (relative, absolute) = (options.relative_tolerance, options.absolute_tolerance);
+    let flags = usize::from(options.reproducible) + 2 * usize::from(options.history);
+    comm.preflight(Preflight {
+        op,
+        element: None,
+        local_error,
+        agree: &[
+            Field::keyed("the relative tolerance", key(relative), &relative),
+            Field::keyed("the absolute tolerance", key(absolute), &absolute),
+            Field::number("the iteration limit", &options.max_iterations),
+            Field::number("the restart length", &options.restart),
+            Field::number("the reproducible and history flags", &flags),
+        ],
+    })
+}
+
+fn check_shapes(
+    op: &str,
+    a: &(impl Operator + ?Sized),
+    b: &DistVector,
+    x: &DistVector,
+) -> Result<()> {
+    let comm = a.comm();
     let (n, m) = a.shape();
-    let fail =
-        |kind, what: String| Err(Error::new(kind, format!("{op}: {what}")).on_rank(comm.rank()));
+    let fail = |kind, what: String| Err(Error::new(kind, format!("{op}: {what}")));
     if n != m {
         return fail(
             ErrorKind::Shape,

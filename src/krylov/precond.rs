@@ -216,8 +216,7 @@ fn check_pair(op: &str, r: &DistVector, z: &DistVector, n: usize) -> Result<()> 
                 local(z).len(),
                 z.len()
             ),
-        )
-        .on_rank(comm.rank()));
+        ));
     }
     Ok(())
 }

@@ -247,8 +247,7 @@ impl DistCsrMatrix {
             return Err(Error::new(
                 ErrorKind::Shape,
                 format!("DistCsrMatrix::diagonal: the matrix is {n} x {m}, not square"),
-            )
-            .on_rank(self.comm.rank()));
+            ));
         }
         let mut d = self.range_vector(0.0)?;
         // Square, with rows and columns split alike: the diagonal lies in the diagonal block.

@@ -104,13 +104,11 @@ impl DistCsrMatrix {
     }
 
     fn check_vector(&self, op: &str, name: &str, v: &DistVector, layout: &Partition) -> Result<()> {
-        let rank = self.comm.rank();
         if !v.comm().same_as(&self.comm) {
             return Err(Error::new(
                 ErrorKind::InvalidPartition,
                 format!("{op}: `{name}` lives on another communicator than the matrix"),
-            )
-            .on_rank(rank));
+            ));
         }
         if v.partition(0) != Some(layout) {
             return Err(Error::new(
@@ -123,8 +121,7 @@ impl DistCsrMatrix {
                     v.len(),
                     v.split()
                 ),
-            )
-            .on_rank(rank));
+            ));
         }
         Ok(())
     }

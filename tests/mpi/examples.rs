@@ -24,6 +24,7 @@ pub const MODULE: Module = Module {
             trial("example_npb_cg_class_s_np1_to_np4", || npb("npb_cg")),
             trial("example_npb_mg_class_s_np1_2_4", npb_mg),
             trial("example_pi_np1_to_np4", pi),
+            trial("example_poisson_np1_to_np4", poisson),
         ]
     },
 };
@@ -387,4 +388,43 @@ fn pi() -> Result<(), String> {
     } else {
         Err(format!("hit counts differ across rank counts: {hits:?}"))
     }
+}
+
+/// The Poisson example, 2-D and 3-D, with each solver and preconditioner somewhere in
+/// 1..4 ranks: it checks its error against the exact solution itself. In reproducible mode
+/// the iteration count and error must not depend on the rank count.
+fn poisson() -> Result<(), String> {
+    let mut reproducible = Vec::new();
+    for ranks in 1..=4 {
+        let (report, _) = verified("poisson", ranks, &["--n", "30", "--reproducible"])?;
+        reproducible.push((
+            result(&report, "iterations")?.clone(),
+            result(&report, "max_error")?.clone(),
+        ));
+        let extra: &[&str] = match ranks {
+            1 => &["--dim", "3", "--n", "9", "--baseline"],
+            2 => &[
+                "--solver",
+                "gmres",
+                "--preconditioner",
+                "block-jacobi",
+                "--baseline",
+            ],
+            3 => &["--dim", "3", "--n", "10", "--solver", "bicgstab"],
+            _ => &["--iterations", "5", "--preconditioner", "none"],
+        };
+        let (report, _) = verified("poisson", ranks, extra)?;
+        if extra.contains(&"--baseline") && report.speedup.is_none() {
+            return Err(format!(
+                "poisson at {ranks} ranks: no speedup with --baseline"
+            ));
+        }
+    }
+    if reproducible.iter().any(|r| *r != reproducible[0]) {
+        return Err(format!(
+            "poisson --reproducible: iterations and errors differ between rank counts: \
+             {reproducible:?}"
+        ));
+    }
+    Ok(())
 }

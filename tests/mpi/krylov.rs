@@ -123,7 +123,7 @@ fn run_solvers() {
         .split(Some(world.rank() as u32), 0)
         .expect("a colour was given");
     let n = 23;
-    let tolerance = 1e-10;
+    let tolerance = 1e-12;
     for (wind, name) in [(0.0, "spd"), (0.7, "non-symmetric")] {
         let a = grid_operator(world, n, 4.0, wind);
         let u = known(world, n * n);
@@ -159,7 +159,7 @@ fn run_solvers() {
                 // The residual computed here from x, not the solver's own figure.
                 let true_residual = relative_residual(&a, &b, &x);
                 assert!(
-                    true_residual <= 10.0 * tolerance,
+                    true_residual <= 100.0 * tolerance,
                     "{what}: residual {true_residual:e}"
                 );
                 let error = max_error(&x, &u);
@@ -187,9 +187,11 @@ fn run_solvers() {
                     );
                 }
                 if pc != "block-jacobi" {
+                    // Rounding differs with the split (fast dot products): counts may drift a
+                    // little, BiCGStab's most (the reproducible scenario checks exact equality).
                     let gap = stats.iterations.abs_diff(serial.iterations);
                     assert!(
-                        gap <= 2,
+                        gap <= 2.max(serial.iterations / 10),
                         "{what}: {} iterations, {} on one rank",
                         stats.iterations,
                         serial.iterations
@@ -317,6 +319,23 @@ fn bad_input(world: &Comm) {
         krylov::gmres(&a, &Identity, &b, &mut x, &Options::new().restart(0)),
         ErrorKind::Config,
     );
+    // Options that differ between ranks: refused before any iteration (else a rank
+    // stopping earlier would leave the others waiting).
+    if world.size() > 1 {
+        let tolerance = if world.rank() == last { 1e-6 } else { 1e-8 };
+        expect_same_error(
+            world,
+            "options disagree",
+            krylov::cg(
+                &a,
+                &Identity,
+                &b,
+                &mut x,
+                &Options::new().relative_tolerance(tolerance),
+            ),
+            ErrorKind::Disagreement,
+        );
+    }
     assert_eq!(a.shape(), Operator::shape(&a));
 }
 

@@ -338,9 +338,11 @@ fn profiler_truth() {
                 100.0 * transfer
             );
         } else {
+            // As above: ~90% if the local part were booked as communication; 25% leaves room
+            // for other work on the machine (10% failed a soak run while a build ran).
             let least = world.all_reduce(share, Op::Min);
             assert!(
-                least < 0.10,
+                least < 0.25,
                 "{name}: comm is at least {:.1}% of the call on every rank (this rank's rounds \
                  {comm_shares:?})",
                 100.0 * least
