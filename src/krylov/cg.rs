@@ -1,6 +1,6 @@
 //! Preconditioned conjugate gradients.
 
-use super::vectors::{local, local_mut, update, Reductions};
+use super::vectors::{local, local_mut, scale_and_dots, step, update, Reductions};
 use super::{check_problem, Operator, Options, Preconditioner, SolveStats, Stop, Tolerance};
 use crate::error::Result;
 use crate::sparse::DistVector;
@@ -66,10 +66,25 @@ pub fn cg(
             return Ok(stats);
         }
         let alpha = rho / pq;
-        update(par, local_mut(x), local(&p), |x, p| *x += alpha * p);
-        update(par, local_mut(&mut r), local(&q), |r, q| *r -= alpha * q);
-        m.apply(&r, &mut z)?;
-        let next = sums.dots(&[(local(&r), local(&z)), (local(&r), local(&r))])?;
+        step(
+            par,
+            local_mut(x),
+            local_mut(&mut r),
+            local(&p),
+            local(&q),
+            alpha,
+        );
+        let next = match m.pointwise() {
+            // z = D r and both dot products in one sweep.
+            Some(d) if !sums.reproducible() && d.len() == local(&r).len() => {
+                let (rz, rr) = scale_and_dots(par, local_mut(&mut z), local(&r), d);
+                sums.sum(&[rz, rr])?
+            }
+            _ => {
+                m.apply(&r, &mut z)?;
+                sums.dots(&[(local(&r), local(&z)), (local(&r), local(&r))])?
+            }
+        };
         stats.iterations += 1;
         stats.residual_norm = next[1].sqrt();
         if options.history {

@@ -1,6 +1,6 @@
 //! Preconditioners: `z = M⁻¹ r` for an `M` that is cheap to invert and close to `A`.
 
-use super::vectors::{local, local_mut, update};
+use super::vectors::{local, local_mut, update2};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::par::Par;
@@ -13,6 +13,13 @@ pub trait Preconditioner {
     /// # Errors
     /// `Shape` if `r` or `z` does not have the layout the preconditioner was made for.
     fn apply(&self, r: &DistVector, z: &mut DistVector) -> Result<()>;
+
+    /// For a preconditioner that scales entry by entry (`z[i] = d[i]·r[i]`, as [`Jacobi`]):
+    /// this rank's factors `d`, so that a solver can fuse the scaling into its own sweeps.
+    /// `None` (the default) for anything else.
+    fn pointwise(&self) -> Option<&[f64]> {
+        None
+    }
 }
 
 /// No preconditioning: `z = r`.
@@ -76,10 +83,18 @@ impl Jacobi {
 impl Preconditioner for Jacobi {
     fn apply(&self, r: &DistVector, z: &mut DistVector) -> Result<()> {
         check_pair("Jacobi::apply", r, z, self.inverse_diagonal.len())?;
-        let z = local_mut(z);
-        z.copy_from_slice(local(r));
-        update(self.par, z, &self.inverse_diagonal, |z, d| *z *= d);
+        update2(
+            self.par,
+            local_mut(z),
+            local(r),
+            &self.inverse_diagonal,
+            |z, r, d| *z = r * d,
+        );
         Ok(())
+    }
+
+    fn pointwise(&self) -> Option<&[f64]> {
+        Some(&self.inverse_diagonal)
     }
 }
 

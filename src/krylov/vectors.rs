@@ -97,6 +97,54 @@ pub(crate) fn local_dot(par: Par, a: &[f64], b: &[f64]) -> f64 {
     }
 }
 
+/// `z = d·r` entry by entry, returning this rank's `(Σ r·z, Σ r·r)`: a pointwise
+/// preconditioner and CG's two dot products in one sweep.
+pub(crate) fn scale_and_dots(par: Par, z: &mut [f64], r: &[f64], d: &[f64]) -> (f64, f64) {
+    let task = |((z, r), d): ((&mut [f64], &[f64]), &[f64])| {
+        let (mut rz, mut rr) = (0.0, 0.0);
+        for ((z, &r), &d) in z.iter_mut().zip(r).zip(d) {
+            *z = d * r;
+            rz += r * *z;
+            rr += r * r;
+        }
+        (rz, rr)
+    };
+    let add = |a: (f64, f64), b: (f64, f64)| (a.0 + b.0, a.1 + b.1);
+    match par {
+        Par::Rayon => z
+            .par_chunks_mut(CHUNK)
+            .zip(r.par_chunks(CHUNK))
+            .zip(d.par_chunks(CHUNK))
+            .map(task)
+            .reduce(|| (0.0, 0.0), add),
+        Par::Seq => z
+            .chunks_mut(CHUNK)
+            .zip(r.chunks(CHUNK))
+            .zip(d.chunks(CHUNK))
+            .map(task)
+            .fold((0.0, 0.0), add),
+    }
+}
+
+/// `x += α p` and `r −= α q` in one sweep.
+pub(crate) fn step(par: Par, x: &mut [f64], r: &mut [f64], p: &[f64], q: &[f64], alpha: f64) {
+    let task = |x: &mut [f64], r: &mut [f64], p: &[f64], q: &[f64]| {
+        for (((x, r), &p), &q) in x.iter_mut().zip(r.iter_mut()).zip(p).zip(q) {
+            *x += alpha * p;
+            *r -= alpha * q;
+        }
+    };
+    match par {
+        Par::Rayon => x
+            .par_chunks_mut(CHUNK)
+            .zip(r.par_chunks_mut(CHUNK))
+            .zip(p.par_chunks(CHUNK))
+            .zip(q.par_chunks(CHUNK))
+            .for_each(|(((x, r), p), q)| task(x, r, p, q)),
+        Par::Seq => task(x, r, p, q),
+    }
+}
+
 /// Global dot products for a solver: one `MPI_Allreduce` per batch, of plain sums (through
 /// persistent plans, checked once) or of exact accumulators.
 pub(crate) struct Reductions {
@@ -122,6 +170,32 @@ impl Reductions {
         self.par
     }
 
+    pub(crate) fn reproducible(&self) -> bool {
+        self.reproducible
+    }
+
+    /// Sums this rank's values over all ranks (fast mode only: the values are rounded
+    /// sums already). Collective.
+    ///
+    /// # Errors
+    /// As [`dots`](Self::dots).
+    pub(crate) fn sum(&mut self, mine: &[f64]) -> Result<Vec<f64>> {
+        debug_assert!(!self.reproducible);
+        let n = mine.len();
+        if self.plans.len() <= n {
+            self.plans.resize_with(n + 1, || None);
+        }
+        if self.plans[n].is_none() {
+            self.plans[n] = Some(self.comm.all_reduce_plan::<f64>(n, Op::Sum)?);
+        }
+        let mut all = vec![0.0; n];
+        self.plans[n]
+            .as_ref()
+            .expect("made above")
+            .all_reduce_into(mine, &mut all);
+        Ok(all)
+    }
+
     /// `[Σ a·b for (a, b) in pairs]` over all ranks, in one reduction. Collective.
     ///
     /// # Errors
@@ -136,19 +210,7 @@ impl Reductions {
             .iter()
             .map(|(a, b)| local_dot(self.par, a, b))
             .collect();
-        let n = mine.len();
-        if self.plans.len() <= n {
-            self.plans.resize_with(n + 1, || None);
-        }
-        if self.plans[n].is_none() {
-            self.plans[n] = Some(self.comm.all_reduce_plan::<f64>(n, Op::Sum)?);
-        }
-        let mut all = vec![0.0; n];
-        self.plans[n]
-            .as_ref()
-            .expect("made above")
-            .all_reduce_into(&mine, &mut all);
-        Ok(all)
+        self.sum(&mine)
     }
 
     /// `Σ a·b` over all ranks. Collective.

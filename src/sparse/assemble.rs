@@ -98,9 +98,10 @@ impl DistCsrMatrix {
                 .binary_search(j)
                 .expect("every off-diagonal column is a ghost column");
         }
-        let boundary_rows = (0..local_rows)
+        let boundary_rows: Vec<usize> = (0..local_rows)
             .filter(|&i| off.0[i + 1] > off.0[i])
             .collect();
+        let interior_runs = interior_runs(local_rows, &boundary_rows);
         let plan = GhostPlan::new(comm, &columns, &ghost_columns)?;
         Ok(DistCsrMatrix {
             comm: comm.clone(),
@@ -110,9 +111,23 @@ impl DistCsrMatrix {
             columns,
             ghost_columns,
             boundary_rows,
+            interior_runs,
             ghosts: RefCell::new(plan),
         })
     }
+}
+
+/// The maximal runs of rows between the boundary rows (ascending).
+fn interior_runs(rows: usize, boundary_rows: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for &b in boundary_rows.iter().chain(std::iter::once(&rows)) {
+        if b > start {
+            runs.push(start..b);
+        }
+        start = b + 1;
+    }
+    runs
 }
 
 /// Sends every triplet to the owner of its row; returns this rank's, bucketed by local row.

@@ -95,6 +95,8 @@ pub struct DistCsrMatrix {
     ghost_columns: Vec<usize>,
     /// Local rows with at least one off-diagonal entry (computed after the exchange).
     boundary_rows: Vec<usize>,
+    /// The runs of rows between them (computed behind the exchange).
+    interior_runs: Vec<Range<usize>>,
     /// The ghost exchange, with its buffers (mutable through `&self` in the product).
     ghosts: RefCell<GhostPlan>,
 }

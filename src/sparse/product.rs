@@ -67,10 +67,11 @@ impl DistCsrMatrix {
         let mut plan = self.ghosts.borrow_mut();
         plan.start(x);
         let par = self.comm.par();
-        let off_starts = &self.off_diagonal.row_starts;
-        with_view!(self.diagonal, |diagonal| interior_rows(
-            diagonal, off_starts, x, y, par
-        ));
+        with_view!(self.diagonal, |diagonal| {
+            for run in &self.interior_runs {
+                interior_rows(diagonal, run.start, x, &mut y[run.clone()], par);
+            }
+        });
         plan.test();
         let ghosts = plan.finish();
         if self.boundary_rows.is_empty() {
@@ -127,28 +128,27 @@ impl DistCsrMatrix {
     }
 }
 
-/// `y[i] = Σ diagonal row i · x` for every row without off-diagonal entries.
+/// `y[k] = Σ diagonal row (first + k) · x` for a run of rows without off-diagonal entries.
 fn interior_rows<I: ColumnIndex>(
     diagonal: CsrView<'_, I>,
-    off_starts: &[usize],
+    first: usize,
     x: &[f64],
     y: &mut [f64],
     par: Par,
 ) {
     let task = |(t, rows): (usize, &mut [f64])| {
-        let first = t * ROWS_PER_TASK;
+        let start = first + t * ROWS_PER_TASK;
         for (k, yi) in rows.iter_mut().enumerate() {
-            let i = first + k;
-            if off_starts[i + 1] == off_starts[i] {
-                let (columns, values) = diagonal.row(i);
-                // SAFETY: diagonal columns are below x.len() (see `apply_slices`).
-                *yi = unsafe { row_dot(0.0, columns, values, x) };
-            }
+            let (columns, values) = diagonal.row(start + k);
+            // SAFETY: diagonal columns are below x.len() (see `apply_slices`).
+            *yi = unsafe { row_dot(0.0, columns, values, x) };
         }
     };
     match par {
-        Par::Rayon => y.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(task),
-        Par::Seq => y.chunks_mut(ROWS_PER_TASK).enumerate().for_each(task),
+        Par::Rayon if y.len() > ROWS_PER_TASK => {
+            y.par_chunks_mut(ROWS_PER_TASK).enumerate().for_each(task)
+        }
+        _ => y.chunks_mut(ROWS_PER_TASK).enumerate().for_each(task),
     }
 }
 
