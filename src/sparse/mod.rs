@@ -131,6 +131,10 @@ pub struct MatrixStats {
     pub sends_to: usize,
     /// Bytes received plus sent per product.
     pub bytes_per_product: usize,
+    /// Bytes a product reads and writes in this rank's memory: both blocks' arrays, the
+    /// owned and ghost entries of `x`, the entries of `y` (each once): the figure to divide
+    /// by a product's time for its memory bandwidth.
+    pub streamed_bytes: usize,
 }
 
 impl DistCsrMatrix {
@@ -198,7 +202,19 @@ impl DistCsrMatrix {
             sent_entries: sent,
             sends_to: plan.sends_to(),
             bytes_per_product: 8 * (sent + received),
+            streamed_bytes: self.streamed_bytes(received),
         }
+    }
+
+    /// What a product reads and writes once: the diagonal block whole, the off-diagonal
+    /// block's entries and its row starts of the boundary rows only, `x` and its ghosts, `y`.
+    fn streamed_bytes(&self, ghosts: usize) -> usize {
+        let (d, o) = (&self.diagonal, &self.off_diagonal);
+        (8 + d.index_bytes()) * d.entries()
+            + d.index_bytes() * (d.rows() + 1)
+            + (8 + o.index_bytes()) * o.entries()
+            + o.index_bytes() * 2 * self.boundary_rows.len()
+            + 8 * (self.column_range().len() + ghosts + self.local_rows())
     }
 
     /// The entries of local row `row` (`0..local_rows()`) as `(global column, value)`, in

@@ -138,11 +138,9 @@ fn interior_rows<I: ColumnIndex>(
 ) {
     let task = |(t, rows): (usize, &mut [f64])| {
         let start = first + t * ROWS_PER_TASK;
-        for (k, yi) in rows.iter_mut().enumerate() {
-            let (columns, values) = diagonal.row(start + k);
-            // SAFETY: diagonal columns are below x.len() (see `apply_slices`).
-            *yi = unsafe { row_dot(0.0, columns, values, x) };
-        }
+        // SAFETY: rows of the diagonal block (a run of local rows), whose columns are
+        // below x.len() (see `apply_slices`).
+        unsafe { diagonal.rows_into(start, x, rows) };
     };
     match par {
         Par::Rayon if y.len() > ROWS_PER_TASK => {
