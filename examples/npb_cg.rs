@@ -10,18 +10,18 @@
 //! power method, each solving `A z = x` with 25 unpreconditioned CG iterations and estimating
 //! the smallest eigenvalue `zeta = shift + 1/(x·z)`. Classes S, W, A, B; any number of ranks.
 //!
-//! **Layout**: rows of `A` and every vector are split over the ranks in contiguous blocks (a
-//! [`Partition::block`]); each CG iteration gathers the search direction `p` on every rank
-//! (`all_gather_partitioned`, `na` doubles) for the local matrix-vector product and adds the
-//! two dot products with `all_reduce`. The reference MPI code uses a 2-D process layout that
-//! exchanges only parts of `p` and needs a power-of-two rank count; at the rank counts this
-//! library is tested on (1–4, one node) the whole-vector gather costs microseconds against a
-//! multiply of milliseconds, works for any rank count, and is simpler to check. Rayon threads
-//! split each rank's rows.
+//! **Layout**: the matrix is a [`DistCsrMatrix`]: rows in contiguous blocks, each rank's
+//! diagonal block and its off-diagonal block with compressed ghost columns. Each CG iteration's
+//! product moves only the entries of `p` a rank's rows use from other ranks (the ghost plan,
+//! made once at assembly), and the two dot products are `all_reduce`s. Any rank count works
+//! (the reference's 2-D layout needs a power of two). Rayon threads split each rank's rows.
 //!
-//! Every rank generates the same random stream (the generator is sequential) but keeps only the
-//! contributions to its own rows, summed in generation order, so its rows are bit-identical to
-//! the serial matrix. Verification: `zeta` within 1e-10 of the official value.
+//! `makea` runs as the specification says, on every rank (the generator is sequential), but
+//! each rank contributes only the outer products of its own block of generation steps, as
+//! `(row, column, value)` triplets that the assembly routes to the rows' owners and sums. The
+//! matrix is therefore the same bit for bit at every rank count (duplicates are summed in an
+//! order that does not depend on who contributed them). Verification: `zeta` within 1e-10 of
+//! the official value.
 
 mod common;
 #[path = "npb_common/mod.rs"]
@@ -32,6 +32,7 @@ use std::time::Instant;
 use clap::Parser;
 use npb_common::{mul_mod, uniform, Class, MULTIPLIER};
 use rayon::prelude::*;
+use spmd::sparse::{DistCsrMatrix, DistVector};
 use spmd::{Comm, Op, Partition, Spmd};
 
 /// One class's parameters.
@@ -83,16 +84,9 @@ impl Random {
     }
 }
 
-/// This rank's rows `rows` of the class's matrix in compressed-row form.
-struct Rows {
-    start: Vec<usize>,
-    /// Column indices as `u32` (4 bytes, as the reference): the multiply is memory-bound.
-    cols: Vec<u32>,
-    values: Vec<f64>,
-}
-
-/// `makea`: every rank draws the whole random stream, keeps the contributions to its rows.
-fn make_matrix(spec: &Spec, rows: std::ops::Range<usize>) -> Rows {
+/// `makea`: every rank draws the whole random stream and contributes the outer products of
+/// the generation steps `mine`, as triplets (assembled, routed and summed by the caller).
+fn make_triplets(spec: &Spec, mine: std::ops::Range<usize>) -> Vec<(usize, usize, f64)> {
     let n = spec.na;
     let mut rng = Random { x: 314_159_265 };
     rng.next(); // the specification discards the first number
@@ -102,8 +96,7 @@ fn make_matrix(spec: &Spec, rows: std::ops::Range<usize>) -> Rows {
         .unwrap_or(2);
     let ratio = RCOND.powf(1.0 / n as f64);
     let mut size = 1.0;
-    // (row, col, value) in generation order; a stable sort keeps that order per entry.
-    let mut triples: Vec<(u32, u32, f64)> = Vec::new();
+    let mut triplets = Vec::new();
     let mut positions: Vec<usize> = Vec::with_capacity(spec.nonzer + 1);
     let mut values: Vec<f64> = Vec::with_capacity(spec.nonzer + 1);
     for i in 0..n {
@@ -127,47 +120,21 @@ fn make_matrix(spec: &Spec, rows: std::ops::Range<usize>) -> Rows {
                 values.push(0.5);
             }
         }
-        for (a, &row) in positions.iter().enumerate() {
-            let row = row - 1;
-            if !rows.contains(&row) {
-                continue;
-            }
-            let scale = size * values[a];
-            for (b, &col) in positions.iter().enumerate() {
-                let col = col - 1;
-                let mut v = values[b] * scale;
-                if col == row && row == i {
-                    v = v + RCOND - spec.shift;
+        if mine.contains(&i) {
+            for (a, &row) in positions.iter().enumerate() {
+                let scale = size * values[a];
+                for (b, &col) in positions.iter().enumerate() {
+                    let mut v = values[b] * scale;
+                    if col == row && row == i + 1 {
+                        v = v + RCOND - spec.shift;
+                    }
+                    triplets.push((row - 1, col - 1, v));
                 }
-                triples.push((row as u32, col as u32, v));
             }
         }
         size *= ratio;
     }
-    triples.sort_by_key(|&(r, c, _)| (r, c));
-    let mut matrix = Rows {
-        start: vec![0],
-        cols: Vec::new(),
-        values: Vec::new(),
-    };
-    let mut current = rows.start;
-    for (r, c, v) in triples {
-        while current < r as usize {
-            matrix.start.push(matrix.cols.len());
-            current += 1;
-        }
-        if matrix.cols.len() > *matrix.start.last().unwrap() && *matrix.cols.last().unwrap() == c {
-            *matrix.values.last_mut().unwrap() += v;
-        } else {
-            matrix.cols.push(c);
-            matrix.values.push(0.0 + v);
-        }
-    }
-    while current < rows.end {
-        matrix.start.push(matrix.cols.len());
-        current += 1;
-    }
-    matrix
+    triplets
 }
 
 /// Whether to split loops over rayon threads. With a one-thread pool a parallel loop only
@@ -176,30 +143,13 @@ fn parallel() -> bool {
     rayon::current_num_threads() > 1
 }
 
-/// `out = A · v` for this rank's rows (`v` whole), rows in parallel.
-fn multiply(a: &Rows, v: &[f64], out: &mut [f64]) {
-    let row = |(j, o): (usize, &mut f64)| {
-        let range = a.start[j]..a.start[j + 1];
-        *o = a.cols[range.clone()]
-            .iter()
-            .zip(&a.values[range])
-            .map(|(&c, &x)| x * v[c as usize])
-            .sum();
-    };
-    if parallel() {
-        out.par_iter_mut().enumerate().for_each(row);
-    } else {
-        out.iter_mut().enumerate().for_each(row);
-    }
-}
-
-fn dot(comm: Option<&Comm>, a: &[f64], b: &[f64]) -> f64 {
+fn dot(comm: &Comm, a: &[f64], b: &[f64]) -> f64 {
     let local: f64 = if parallel() {
         a.par_iter().zip(b).map(|(x, y)| x * y).sum()
     } else {
         a.iter().zip(b).map(|(x, y)| x * y).sum()
     };
-    comm.map_or(local, |c| c.all_reduce(local, Op::Sum))
+    comm.all_reduce(local, Op::Sum)
 }
 
 /// `y[i] = f(y[i], x[i])` for every `i`.
@@ -211,88 +161,89 @@ fn update(y: &mut [f64], x: &[f64], f: impl Fn(f64, f64) -> f64 + Sync + Send) {
     }
 }
 
-/// The whole vector from every rank's block (or the block itself on one rank / serially).
-fn whole(
-    comm: Option<&Comm>,
-    part: &Partition,
-    local: &[f64],
-    out: &mut Vec<f64>,
-) -> spmd::Result<()> {
-    match comm {
-        Some(c) if c.size() > 1 => c.all_gather_partitioned_into(local, part, out)?,
-        _ => {
-            out.clear();
-            out.extend_from_slice(local);
-        }
-    }
-    Ok(())
+fn slice(v: &DistVector) -> &[f64] {
+    v.local().to_slice().expect("contiguous")
+}
+
+fn slice_mut(v: &mut DistVector) -> &mut [f64] {
+    v.local_mut().into_slice().expect("contiguous")
+}
+
+/// The vectors of the inverse power method, allocated once.
+struct Work {
+    x: DistVector,
+    z: DistVector,
+    p: DistVector,
+    q: DistVector,
+    r: DistVector,
 }
 
 /// One inverse-power step: 25 CG iterations on `A z = x`, returning `||x − A z||`.
-fn conj_grad(
-    comm: Option<&Comm>,
-    part: &Partition,
-    a: &Rows,
-    x: &[f64],
-    z: &mut [f64],
-) -> spmd::Result<f64> {
-    let n = x.len();
-    let mut q = vec![0.0; n];
-    let mut r = x.to_vec();
-    let mut p = r.clone();
-    z.fill(0.0);
-    let mut p_all = Vec::new();
-    let mut rho = dot(comm, &r, &r);
+fn conj_grad(a: &DistCsrMatrix, w: &mut Work) -> spmd::Result<f64> {
+    let comm = a.comm();
+    let Work { x, z, p, q, r } = w;
+    slice_mut(z).fill(0.0);
+    slice_mut(r).copy_from_slice(slice(x));
+    slice_mut(p).copy_from_slice(slice(x));
+    let mut rho = dot(comm, slice(r), slice(r));
     for _ in 0..CG_ITERATIONS {
-        whole(comm, part, &p, &mut p_all)?;
-        multiply(a, &p_all, &mut q);
-        let alpha = rho / dot(comm, &p, &q);
+        a.apply(p, q)?;
+        let alpha = rho / dot(comm, slice(p), slice(q));
         let rho0 = rho;
-        update(z, &p, |z, p| z + alpha * p);
-        update(&mut r, &q, |r, q| r - alpha * q);
-        rho = dot(comm, &r, &r);
+        update(slice_mut(z), slice(p), |z, p| z + alpha * p);
+        update(slice_mut(r), slice(q), |r, q| r - alpha * q);
+        rho = dot(comm, slice(r), slice(r));
         let beta = rho / rho0;
-        update(&mut p, &r, |p, r| r + beta * p);
+        update(slice_mut(p), slice(r), |p, r| r + beta * p);
     }
-    whole(comm, part, z, &mut p_all)?;
-    multiply(a, &p_all, &mut r);
-    let local: f64 = x.iter().zip(&r).map(|(x, az)| (x - az) * (x - az)).sum();
-    Ok(comm.map_or(local, |c| c.all_reduce(local, Op::Sum)).sqrt())
+    a.apply(z, r)?;
+    let local: f64 = slice(x)
+        .iter()
+        .zip(slice(r))
+        .map(|(x, az)| (x - az) * (x - az))
+        .sum();
+    Ok(comm.all_reduce(local, Op::Sum).sqrt())
 }
 
-/// The benchmark on `rows` (all rows when `comm` is `None`): returns the final zeta.
-fn benchmark(
-    spmd: Option<&Spmd>,
-    spec: &Spec,
-    part: &Partition,
-    a: &Rows,
-    print: bool,
-) -> spmd::Result<f64> {
-    let comm = spmd.map(|s| s.world());
-    let rows = a.start.len() - 1;
-    let mut x = vec![1.0; rows];
-    let mut z = vec![0.0; rows];
+/// The benchmark on `a`'s communicator: returns the final zeta.
+fn benchmark(spec: &Spec, a: &DistCsrMatrix, print: bool) -> spmd::Result<f64> {
+    let comm = a.comm();
+    let mut w = Work {
+        x: a.domain_vector(1.0)?,
+        z: a.domain_vector(0.0)?,
+        p: a.domain_vector(0.0)?,
+        q: a.domain_vector(0.0)?,
+        r: a.domain_vector(0.0)?,
+    };
     let mut zeta = 0.0;
     // One untimed step first, as the specification does, then x back to ones.
     for (step, timed) in [(0, false)]
         .into_iter()
         .chain((1..=spec.niter).map(|s| (s, true)))
     {
-        let rnorm = conj_grad(comm, part, a, &x, &mut z)?;
-        let xz = dot(comm, &x, &z);
-        let zz = dot(comm, &z, &z);
+        let rnorm = conj_grad(a, &mut w)?;
+        let xz = dot(comm, slice(&w.x), slice(&w.z));
+        let zz = dot(comm, slice(&w.z), slice(&w.z));
         let norm = 1.0 / zz.sqrt();
         if timed {
             zeta = spec.shift + 1.0 / xz;
             if print {
                 println!("    {step:5}       {rnorm:20.14e}{zeta:20.13e}");
             }
-            update(&mut x, &z, |_, z| norm * z);
+            let Work { x, z, .. } = &mut w;
+            update(slice_mut(x), slice(z), |_, z| norm * z);
         } else {
-            x.fill(1.0);
+            slice_mut(&mut w.x).fill(1.0);
         }
     }
     Ok(zeta)
+}
+
+/// The class's matrix on `comm`: each rank's share of the generation steps as triplets.
+fn assemble(spec: &Spec, comm: &Comm) -> spmd::Result<DistCsrMatrix> {
+    let mine = Partition::block(spec.na, comm.size())?.range(comm.rank());
+    let triplets = make_triplets(spec, mine);
+    DistCsrMatrix::from_triplets(comm, (spec.na, spec.na), &triplets)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -301,13 +252,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let spmd = Spmd::init()?;
     let world = spmd.world();
 
-    let part = Partition::block(spec.na, world.size())?;
-    let first = part.displacements()[world.rank()];
-    let rows = first..first + part.count(world.rank());
     let init = Instant::now();
     let a = {
         let _m = spmd.region("makea");
-        make_matrix(&spec, rows)
+        assemble(&spec, world)?
     };
     let init = world.all_reduce(init.elapsed().as_secs_f64(), Op::Max);
     if spmd.is_root() {
@@ -320,21 +268,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let run = || -> spmd::Result<f64> {
         let _b = spmd.region("inverse power method");
-        benchmark(Some(&spmd), &spec, &part, &a, spmd.is_root())
+        benchmark(&spec, &a, spmd.is_root())
     };
     let repeat = args.measure.repeat(&spmd);
     let zeta = if args.measure.baseline {
-        // The same benchmark on one core of the root, on the whole matrix built beforehand
-        // (as the parallel runs' pieces are).
-        let whole = spmd
-            .is_root()
-            .then(|| (Partition::block(spec.na, 1), make_matrix(&spec, 0..spec.na)));
-        let serial = || {
-            let (all, a) = whole.as_ref().expect("the baseline runs on the root");
-            let all = all.as_ref().expect("one part");
-            benchmark(None, &spec, all, a, false).expect("serial CG cannot fail")
+        // The same benchmark on the root alone (a one-rank communicator), on the whole
+        // matrix assembled at its first run (the warm-up, with --repeat 2 or more).
+        let mut whole: Option<DistCsrMatrix> = None;
+        let serial = |alone: &Comm| {
+            if whole.is_none() {
+                whole = Some(assemble(&spec, alone).expect("assembling on one rank"));
+            }
+            let a = whole.as_ref().expect("assembled above");
+            benchmark(&spec, a, false).expect("serial CG cannot fail")
         };
-        repeat.baseline(serial).run(run)?.result
+        repeat.baseline_with_comm(serial).run(run)?.result
     } else {
         repeat.run(run)?.result
     };

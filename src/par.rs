@@ -15,3 +15,16 @@ pub enum Par {
     #[default]
     Rayon,
 }
+
+impl Par {
+    /// What a kernel should actually do: `Seq` for [`Par::Rayon`] when the current rayon
+    /// pool has a single thread (a parallel loop there only hands the work to the pool's
+    /// thread, which shares the caller's core and spins between loops: measurably slower
+    /// than running inline), else `self`.
+    pub fn effective(self) -> Par {
+        match self {
+            Par::Rayon if rayon::current_num_threads() <= 1 => Par::Seq,
+            other => other,
+        }
+    }
+}

@@ -75,7 +75,7 @@ impl Jacobi {
         comm.share_outcome(zero)?;
         Ok(Jacobi {
             inverse_diagonal: d.iter().map(|v| 1.0 / v).collect(),
-            par: comm.par(),
+            par: comm.par().effective(),
         })
     }
 }

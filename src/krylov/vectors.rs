@@ -160,7 +160,7 @@ impl Reductions {
     pub(crate) fn new(comm: &Comm, reproducible: bool) -> Reductions {
         Reductions {
             comm: comm.clone(),
-            par: comm.par(),
+            par: comm.par().effective(),
             reproducible,
             plans: Vec::new(),
         }

@@ -184,22 +184,47 @@ impl<I: ColumnIndex> CsrView<'_, I> {
     #[inline]
     pub(crate) unsafe fn rows_into(&self, first: usize, x: &[f64], y: &mut [f64]) {
         debug_assert!(first + y.len() < self.row_starts.len());
+        // SAFETY: as this function's contract (the rows exist).
+        let entries = unsafe {
+            self.row_starts.get_unchecked(first + y.len()).at()
+                - self.row_starts.get_unchecked(first).at()
+        };
+        // Short rows (a stencil's) need the prefetch hints; long ones are streams that the
+        // hardware prefetchers follow, where the hints only cost (NPB CG's rows of ~130).
+        // SAFETY: as this function's contract.
+        unsafe {
+            if entries <= SHORT_ROWS * y.len() {
+                self.rows_into_with::<true>(first, x, y)
+            } else {
+                self.rows_into_with::<false>(first, x, y)
+            }
+        }
+    }
+
+    /// [`rows_into`](Self::rows_into), with or without prefetch hints.
+    ///
+    /// # Safety
+    /// As `rows_into`.
+    #[inline(always)]
+    unsafe fn rows_into_with<const PREFETCH: bool>(&self, first: usize, x: &[f64], y: &mut [f64]) {
         // SAFETY: the caller guarantees the rows exist; row starts are non-decreasing and end
         // at the entry count, so every entry index is inside `columns` and `values`.
         unsafe {
             let mut start = self.row_starts.get_unchecked(first).at();
             for (k, yk) in y.iter_mut().enumerate() {
                 let end = self.row_starts.get_unchecked(first + k + 1).at();
-                prefetch(
-                    self.values
-                        .as_ptr()
-                        .wrapping_add(start + PREFETCH_BYTES / 8),
-                );
-                prefetch(
-                    self.columns
-                        .as_ptr()
-                        .wrapping_add(start + PREFETCH_BYTES / size_of::<I>()),
-                );
+                if PREFETCH {
+                    prefetch(
+                        self.values
+                            .as_ptr()
+                            .wrapping_add(start + PREFETCH_BYTES / 8),
+                    );
+                    prefetch(
+                        self.columns
+                            .as_ptr()
+                            .wrapping_add(start + PREFETCH_BYTES / size_of::<I>()),
+                    );
+                }
                 let mut sum = 0.0;
                 for j in start..end {
                     let c = self.columns.get_unchecked(j).at();
@@ -211,6 +236,9 @@ impl<I: ColumnIndex> CsrView<'_, I> {
         }
     }
 }
+
+/// Rows of at most this many entries on average are "short": the kernel prefetches for them.
+const SHORT_ROWS: usize = 16;
 
 /// How far ahead of the row being summed the kernel asks for the matrix's arrays. Rows of a
 /// few entries each are too short for the hardware prefetchers to run far enough ahead on

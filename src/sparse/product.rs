@@ -66,7 +66,7 @@ impl DistCsrMatrix {
     pub(crate) fn apply_slices(&self, x: &[f64], y: &mut [f64]) {
         let mut plan = self.ghosts.borrow_mut();
         plan.start(x);
-        let par = self.comm.par();
+        let par = self.comm.par().effective();
         with_view!(self.diagonal, |diagonal| {
             for run in &self.interior_runs {
                 interior_rows(diagonal, run.start, x, &mut y[run.clone()], par);
