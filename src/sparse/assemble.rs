@@ -98,8 +98,17 @@ impl DistCsrMatrix {
                 .binary_search(j)
                 .expect("every off-diagonal column is a ghost column");
         }
-        let boundary_rows: Vec<usize> = (0..local_rows)
+        // Each boundary row with its count of ghosts left of this rank's columns (where its
+        // own columns come in the global column order).
+        let boundary_rows: Vec<(usize, usize)> = (0..local_rows)
             .filter(|&i| off.0[i + 1] > off.0[i])
+            .map(|i| {
+                let row = &off.1[off.0[i]..off.0[i + 1]];
+                (
+                    i,
+                    row.partition_point(|&g| ghost_columns[g] < column_range.start),
+                )
+            })
             .collect();
         let interior_runs = interior_runs(local_rows, &boundary_rows);
         let plan = GhostPlan::new(comm, &columns, &ghost_columns)?;
@@ -118,10 +127,14 @@ impl DistCsrMatrix {
 }
 
 /// The maximal runs of rows between the boundary rows (ascending).
-fn interior_runs(rows: usize, boundary_rows: &[usize]) -> Vec<std::ops::Range<usize>> {
+fn interior_runs(rows: usize, boundary_rows: &[(usize, usize)]) -> Vec<std::ops::Range<usize>> {
     let mut runs = Vec::new();
     let mut start = 0;
-    for &b in boundary_rows.iter().chain(std::iter::once(&rows)) {
+    for b in boundary_rows
+        .iter()
+        .map(|b| b.0)
+        .chain(std::iter::once(rows))
+    {
         if b > start {
             runs.push(start..b);
         }

@@ -93,8 +93,9 @@ pub struct DistCsrMatrix {
     off_diagonal: LocalCsr,
     /// The global column of each ghost entry, ascending.
     ghost_columns: Vec<usize>,
-    /// Local rows with at least one off-diagonal entry (computed after the exchange).
-    boundary_rows: Vec<usize>,
+    /// Local rows with at least one off-diagonal entry (computed after the exchange), each
+    /// with its number of off-diagonal entries left of this rank's columns.
+    boundary_rows: Vec<(usize, usize)>,
     /// The runs of rows between them (computed behind the exchange).
     interior_runs: Vec<Range<usize>>,
     /// The ghost exchange, with its buffers (mutable through `&self` in the product).

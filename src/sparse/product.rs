@@ -77,17 +77,14 @@ impl DistCsrMatrix {
         if self.boundary_rows.is_empty() {
             return;
         }
-        let first_right = self
-            .ghost_columns
-            .partition_point(|&g| g < self.column_range().start);
         let out = RowsOut(y.as_mut_ptr());
         with_view!(self.diagonal, |diagonal| {
             with_view!(self.off_diagonal, |off| {
-                let row = |&i: &usize| {
+                let row = |&(i, left): &(usize, usize)| {
                     // SAFETY: diagonal columns are below the owned column count (= x.len(),
                     // checked by `apply`); off-diagonal ones below the ghost count
                     // (= ghosts.len(), the plan's receive size).
-                    let value = unsafe { ordered_row(diagonal, off, first_right, i, x, ghosts) };
+                    let value = unsafe { ordered_row(diagonal, off, i, left, x, ghosts) };
                     // SAFETY: `boundary_rows` are distinct local rows (< y.len()), so each
                     // task writes its own element and nothing reads `y` meanwhile.
                     unsafe { out.write(i, value) };
@@ -150,8 +147,8 @@ fn interior_rows<I: ColumnIndex>(
     }
 }
 
-/// Row `i` summed in global column order: the ghosts left of this rank's columns, its own
-/// columns, the ghosts right of them.
+/// Row `i` summed in global column order: its `left` ghosts left of this rank's columns, its
+/// own columns, the ghosts right of them.
 ///
 /// # Safety
 /// Diagonal columns below `x.len()`, off-diagonal ones below `ghosts.len()`.
@@ -159,13 +156,13 @@ fn interior_rows<I: ColumnIndex>(
 unsafe fn ordered_row<I: ColumnIndex, J: ColumnIndex>(
     diagonal: CsrView<'_, I>,
     off: CsrView<'_, J>,
-    first_right: usize,
     i: usize,
+    left: usize,
     x: &[f64],
     ghosts: &[f64],
 ) -> f64 {
     let (off_columns, off_values) = off.row(i);
-    let split = off_columns.partition_point(|g| g.at() < first_right);
+    let split = left;
     let (columns, values) = diagonal.row(i);
     // SAFETY: as the caller guarantees.
     unsafe {
