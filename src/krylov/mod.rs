@@ -34,7 +34,7 @@
 //! | --- | --- | --- | --- |
 //! | CG | 1 | 1 | 2 (one scalar, then two fused) |
 //! | BiCGStab | 2 | 2 | 4 (of 1 or 2 values) |
-//! | GMRES(m), step j | 1 | 1 | 2 of `j + 1` values (classical Gram–Schmidt, twice) |
+//! | GMRES(m), step j | 1 | 1 | 3: two of `j + 1` values (classical Gram–Schmidt, twice), one norm |
 //!
 //! Products exchange only ghost entries (see [`crate::sparse`]); local vector work runs on
 //! the comm's rayon threads.
