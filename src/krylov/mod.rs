@@ -14,8 +14,8 @@
 //! let b = a.range_vector(1.0)?;
 //! let mut x = a.domain_vector(0.0)?;
 //! let jacobi = Jacobi::new(a)?;
-//! let stats = krylov::cg(a, &jacobi, &b, &mut x, &Options::new().relative_tolerance(1e-10))?;
-//! stats.converged_or_err()?;
+//! let options = Options::new().relative_tolerance(1e-10);
+//! let stats = krylov::cg(a, &jacobi, &b, &mut x, &options)?.converged_or_err()?;
 //! println!("{} iterations, residual {:e}", stats.iterations, stats.residual_norm);
 //! # Ok(())
 //! # }
