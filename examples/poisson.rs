@@ -33,6 +33,7 @@ use spmd::{Comm, Op, Partition, Spmd};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Solver {
     Cg,
+    PipelinedCg,
     Bicgstab,
     Gmres,
 }
@@ -180,6 +181,7 @@ fn solve(args: &Args, grid: Grid, comm: &Comm, spmd: Option<&Spmd>) -> spmd::Res
     let started = std::time::Instant::now();
     let stats = match args.solver {
         Solver::Cg => krylov::cg(&a, m.as_ref(), &b, &mut x, &options)?,
+        Solver::PipelinedCg => krylov::pipelined_cg(&a, m.as_ref(), &b, &mut x, &options)?,
         Solver::Bicgstab => krylov::bicgstab(&a, m.as_ref(), &b, &mut x, &options)?,
         Solver::Gmres => krylov::gmres(&a, m.as_ref(), &b, &mut x, &options)?,
     };

@@ -12,7 +12,7 @@
 //! | [`collective`] | typed reduce/all_reduce/broadcast/gather/scatter/all_to_all on [`Comm`], equal and uneven counts ([`Varcount`]), checked on every rank; immediate (non-blocking) forms and persistent [`AllReducePlan`](collective::AllReducePlan)s |
 //! | [`array`](mod@array) | [`DistArray`](array::DistArray): N-d arrays split over ranks along one axis or a process grid, halos, scatter/gather, redistribution, reductions, checkpoints |
 //! | [`sparse`] | [`DistCsrMatrix`](sparse::DistCsrMatrix): distributed CSR matrices assembled from triplets any rank contributes, diagonal and off-diagonal blocks with compressed ghost columns, a product that exchanges only ghost entries behind the interior rows |
-//! | [`krylov`] | CG, BiCGStab and restarted GMRES on any [`Operator`](krylov::Operator), Jacobi and block-Jacobi ILU(0) preconditioners, a reproducible mode bit-identical at any rank count |
+//! | [`krylov`] | CG (plain and pipelined), BiCGStab and restarted GMRES on any [`Operator`](krylov::Operator), Jacobi and block-Jacobi ILU(0) preconditioners, a reproducible mode bit-identical at any rank count |
 //! | [`farm`] | [`Farm`](farm::Farm): a task farm (manager/worker) with dynamic load balancing, prefetch, chunking, a manager that works too and never spins, failures collected or ending the run on every rank |
 //! | [`pipeline`] | [`Pipeline`](pipeline::Pipeline): stages on groups of ranks streaming typed items, with credit-based backpressure, fan-out/fan-in, keyed routing and the limiting stage in the report |
 //! | [`partition`] | [`Partition`]: `Block`, `Cyclic`, `BlockCyclic` index math, no MPI |

@@ -1,7 +1,9 @@
 //! BiCGStab (van der Vorst), right-preconditioned.
 
 use super::vectors::{local, local_mut, update, update2, Reductions};
-use super::{check_problem, Operator, Options, Preconditioner, SolveStats, Stop, Tolerance};
+use super::{
+    check_problem, residual, zeros_like, Operator, Options, Preconditioner, SolveStats, Stop,
+};
 use crate::error::Result;
 use crate::sparse::DistVector;
 
@@ -27,38 +29,18 @@ pub fn bicgstab(
     check_problem("krylov::bicgstab", a, b, x, options)?;
     let mut sums = Reductions::new(a.comm(), options.reproducible);
     let par = sums.par();
-    let mut r = b.clone();
-    a.apply(x, &mut r)?;
-    update(par, local_mut(&mut r), local(b), |r, b| *r = b - *r);
+    let mut r = residual(a, b, x, par)?;
     let shadow = r.clone();
     let first = sums.dots(&[
         (local(&r), local(&r)),
         (local(b), local(b)),
         (local(&shadow), local(&r)),
     ])?;
-    let rhs_norm = first[1].sqrt();
-    let mut stats = SolveStats {
-        solver: NAME,
-        iterations: 0,
-        initial_residual_norm: first[0].sqrt(),
-        residual_norm: first[0].sqrt(),
-        rhs_norm,
-        stop: Stop::MaxIterations,
-        history: Vec::new(),
-    };
-    let tolerance = Tolerance::new(options, rhs_norm);
-    if options.history {
-        stats.history.push(stats.residual_norm);
-    }
-    if let Some(stop) = tolerance.reached(stats.residual_norm) {
-        stats.stop = stop;
+    let (mut stats, tolerance) = SolveStats::begin(NAME, options, first[0].sqrt(), first[1].sqrt());
+    if stats.converged() {
         return Ok(stats);
     }
-    let zeros = || {
-        let mut v = b.clone();
-        local_mut(&mut v).fill(0.0);
-        v
-    };
+    let zeros = || zeros_like(b);
     let (mut p, mut v, mut s, mut t) = (zeros(), zeros(), zeros(), zeros());
     let (mut p_hat, mut s_hat) = (zeros(), zeros());
     let (mut rho_old, mut alpha, mut omega) = (1.0, 1.0, 1.0);
@@ -84,14 +66,9 @@ pub fn bicgstab(
             *s = r - alpha * v
         });
         let s_norm = sums.norm(local(&s))?;
-        if let Some(stop) = tolerance.reached(s_norm) {
+        if tolerance.reached(s_norm).is_some() {
             update(par, local_mut(x), local(&p_hat), |x, p| *x += alpha * p);
-            stats.iterations += 1;
-            stats.residual_norm = s_norm;
-            if options.history {
-                stats.history.push(s_norm);
-            }
-            stats.stop = stop;
+            stats.record(stats.iterations + 1, s_norm, &tolerance, options.history);
             return Ok(stats);
         }
         m.apply(&s, &mut s_hat)?;
@@ -113,13 +90,12 @@ pub fn bicgstab(
             *r = s - omega * t
         });
         let next = sums.dots(&[(local(&r), local(&r)), (local(&shadow), local(&r))])?;
-        stats.iterations += 1;
-        stats.residual_norm = next[0].sqrt();
-        if options.history {
-            stats.history.push(stats.residual_norm);
-        }
-        if let Some(stop) = tolerance.reached(stats.residual_norm) {
-            stats.stop = stop;
+        if stats.record(
+            stats.iterations + 1,
+            next[0].sqrt(),
+            &tolerance,
+            options.history,
+        ) {
             return Ok(stats);
         }
         if omega == 0.0 {

@@ -1,7 +1,9 @@
 //! Preconditioned conjugate gradients.
 
 use super::vectors::{local, local_mut, scale_and_dots, step, update, Reductions};
-use super::{check_problem, Operator, Options, Preconditioner, SolveStats, Stop, Tolerance};
+use super::{
+    check_problem, residual, zeros_like, Operator, Options, Preconditioner, SolveStats, Stop,
+};
 use crate::error::Result;
 use crate::sparse::DistVector;
 
@@ -27,33 +29,17 @@ pub fn cg(
     check_problem("krylov::cg", a, b, x, options)?;
     let mut sums = Reductions::new(a.comm(), options.reproducible);
     let par = sums.par();
-    // r = b − A x.
-    let mut r = b.clone();
-    a.apply(x, &mut r)?;
-    update(par, local_mut(&mut r), local(b), |r, b| *r = b - *r);
-    let mut z = b.clone();
+    let mut r = residual(a, b, x, par)?;
+    let mut z = zeros_like(b);
     m.apply(&r, &mut z)?;
     let first = sums.dots(&[
         (local(&r), local(&z)),
         (local(&r), local(&r)),
         (local(b), local(b)),
     ])?;
-    let (mut rho, rhs_norm) = (first[0], first[2].sqrt());
-    let mut stats = SolveStats {
-        solver: NAME,
-        iterations: 0,
-        initial_residual_norm: first[1].sqrt(),
-        residual_norm: first[1].sqrt(),
-        rhs_norm,
-        stop: Stop::MaxIterations,
-        history: Vec::new(),
-    };
-    let tolerance = Tolerance::new(options, rhs_norm);
-    if options.history {
-        stats.history.push(stats.residual_norm);
-    }
-    if let Some(stop) = tolerance.reached(stats.residual_norm) {
-        stats.stop = stop;
+    let mut rho = first[0];
+    let (mut stats, tolerance) = SolveStats::begin(NAME, options, first[1].sqrt(), first[2].sqrt());
+    if stats.converged() {
         return Ok(stats);
     }
     let mut p = z.clone();
@@ -85,13 +71,12 @@ pub fn cg(
                 sums.dots(&[(local(&r), local(&z)), (local(&r), local(&r))])?
             }
         };
-        stats.iterations += 1;
-        stats.residual_norm = next[1].sqrt();
-        if options.history {
-            stats.history.push(stats.residual_norm);
-        }
-        if let Some(stop) = tolerance.reached(stats.residual_norm) {
-            stats.stop = stop;
+        if stats.record(
+            stats.iterations + 1,
+            next[1].sqrt(),
+            &tolerance,
+            options.history,
+        ) {
             return Ok(stats);
         }
         let beta = next[0] / rho;

@@ -1,7 +1,9 @@
 //! Restarted GMRES, right-preconditioned, with classical Gram–Schmidt applied twice.
 
 use super::vectors::{local, local_mut, update, Reductions};
-use super::{check_problem, Operator, Options, Preconditioner, SolveStats, Stop, Tolerance};
+use super::{
+    check_problem, residual, zeros_like, Operator, Options, Preconditioner, SolveStats, Stop,
+};
 use crate::error::Result;
 use crate::sparse::DistVector;
 
@@ -28,41 +30,16 @@ pub fn gmres(
     let mut sums = Reductions::new(a.comm(), options.reproducible);
     let par = sums.par();
     let restart = options.restart;
-    let zeros = || {
-        let mut v = b.clone();
-        local_mut(&mut v).fill(0.0);
-        v
-    };
+    let zeros = || zeros_like(b);
     let (mut w, mut z) = (zeros(), zeros());
     let mut basis: Vec<DistVector> = Vec::with_capacity(restart + 1);
-    let mut stats = SolveStats {
-        solver: NAME,
-        iterations: 0,
-        initial_residual_norm: 0.0,
-        residual_norm: 0.0,
-        rhs_norm: 0.0,
-        stop: Stop::MaxIterations,
-        history: Vec::new(),
-    };
-    let mut tolerance = None;
+    let mut r = residual(a, b, x, par)?;
+    let first = sums.dots(&[(local(&r), local(&r)), (local(b), local(b))])?;
+    let (mut stats, target) = SolveStats::begin(NAME, options, first[0].sqrt(), first[1].sqrt());
+    let mut beta = stats.initial_residual_norm;
     loop {
-        // The true residual, at the start and at every restart.
-        let mut r = b.clone();
-        a.apply(x, &mut r)?;
-        update(par, local_mut(&mut r), local(b), |r, b| *r = b - *r);
-        let beta = if tolerance.is_none() {
-            let first = sums.dots(&[(local(&r), local(&r)), (local(b), local(b))])?;
-            stats.rhs_norm = first[1].sqrt();
-            stats.initial_residual_norm = first[0].sqrt();
-            if options.history {
-                stats.history.push(stats.initial_residual_norm);
-            }
-            first[0].sqrt()
-        } else {
-            sums.norm(local(&r))?
-        };
+        // `r` is the true residual here: at the start and after every restart.
         stats.residual_norm = beta;
-        let target = tolerance.get_or_insert_with(|| Tolerance::new(options, stats.rhs_norm));
         if let Some(stop) = target.reached(beta) {
             stats.stop = stop;
             return Ok(stats);
@@ -117,12 +94,13 @@ pub fn gmres(
             g.push(-s * g[j]);
             g[j] *= c;
             columns.push(column);
-            stats.iterations += 1;
-            stats.residual_norm = g[j + 1].abs();
-            if options.history {
-                stats.history.push(stats.residual_norm);
-            }
-            stop = target.reached(stats.residual_norm);
+            let reached = stats.record(
+                stats.iterations + 1,
+                g[j + 1].abs(),
+                &target,
+                options.history,
+            );
+            stop = reached.then_some(stats.stop);
             if stop.is_some() || norm == 0.0 {
                 break;
             }
@@ -150,5 +128,7 @@ pub fn gmres(
             stats.stop = stop;
             return Ok(stats);
         }
+        r = residual(a, b, x, par)?;
+        beta = sums.norm(local(&r))?;
     }
 }

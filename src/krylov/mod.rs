@@ -1,5 +1,5 @@
-//! Krylov solvers for `A x = b` on distributed vectors: [`cg`] (symmetric positive definite
-//! `A`), [`bicgstab`] and restarted [`gmres`] (any non-singular `A`), with [`Jacobi`] and
+//! Krylov solvers for `A x = b` on distributed vectors: [`cg`] and [`pipelined_cg`]
+//! (symmetric positive definite `A`), [`bicgstab`] and restarted [`gmres`] (any non-singular `A`), with [`Jacobi`] and
 //! [`BlockJacobi`] (ILU(0) of each rank's diagonal block) preconditioners.
 //!
 //! The operator is anything that implements [`Operator`] (a [`DistCsrMatrix`] does, and so
@@ -33,6 +33,7 @@
 //! | solver | products | preconditioner | reductions (`MPI_Allreduce`) |
 //! | --- | --- | --- | --- |
 //! | CG | 1 | 1 | 2 (one scalar, then two fused) |
+//! | pipelined CG | 1 | 1 | 1 of 3 values, non-blocking, behind the product and `M` |
 //! | BiCGStab | 2 | 2 | 4 (of 1 or 2 values) |
 //! | GMRES(m), step j | 1 | 1 | 3: two of `j + 1` values (classical Gram–Schmidt, twice), one norm |
 //!
@@ -51,17 +52,20 @@
 mod bicgstab;
 mod cg;
 mod gmres;
+mod pipelined;
 mod precond;
 mod vectors;
 
 use crate::collective::{Field, Preflight};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
+use crate::par::Par;
 use crate::sparse::{DistCsrMatrix, DistVector};
 
 pub use bicgstab::bicgstab;
 pub use cg::cg;
 pub use gmres::gmres;
+pub use pipelined::pipelined_cg;
 pub use precond::{BlockJacobi, Identity, Jacobi, Preconditioner};
 
 /// A linear operator `y = A x` on distributed vectors.
@@ -248,6 +252,81 @@ impl SolveStats {
             ),
         ))
     }
+}
+
+impl SolveStats {
+    /// The bookkeeping of a solve whose initial residual norm is `initial`: the stats (with
+    /// `stop` set if `initial` already meets the tolerance) and the stopping test.
+    fn begin(
+        solver: &'static str,
+        options: &Options,
+        initial: f64,
+        rhs_norm: f64,
+    ) -> (SolveStats, Tolerance) {
+        let tolerance = Tolerance::new(options, rhs_norm);
+        let stats = SolveStats {
+            solver,
+            iterations: 0,
+            initial_residual_norm: initial,
+            residual_norm: initial,
+            rhs_norm,
+            stop: tolerance.reached(initial).unwrap_or(Stop::MaxIterations),
+            history: if options.history {
+                vec![initial]
+            } else {
+                Vec::new()
+            },
+        };
+        (stats, tolerance)
+    }
+
+    /// Records the residual norm after `iterations` iterations; whether it meets the
+    /// tolerance (then `stop` says which).
+    fn record(
+        &mut self,
+        iterations: usize,
+        residual: f64,
+        tolerance: &Tolerance,
+        history: bool,
+    ) -> bool {
+        self.iterations = iterations;
+        self.residual_norm = residual;
+        if history {
+            self.history.push(residual);
+        }
+        match tolerance.reached(residual) {
+            Some(stop) => {
+                self.stop = stop;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// `b − A x`, a new vector.
+fn residual(
+    a: &(impl Operator + ?Sized),
+    b: &DistVector,
+    x: &DistVector,
+    par: Par,
+) -> Result<DistVector> {
+    let mut r = b.clone();
+    a.apply(x, &mut r)?;
+    vectors::update(
+        par,
+        vectors::local_mut(&mut r),
+        vectors::local(b),
+        |r, b| *r = b - *r,
+    );
+    Ok(r)
+}
+
+/// A vector of zeros in `b`'s layout.
+fn zeros_like(b: &DistVector) -> DistVector {
+    let mut v = b.clone();
+    vectors::local_mut(&mut v).fill(0.0);
+    v
 }
 
 /// The stopping test shared by the solvers.

@@ -176,7 +176,7 @@ impl<I: ColumnIndex> CsrView<'_, I> {
         (&self.columns[range.clone()], &self.values[range])
     }
 
-    /// `y[k] = Σ row (first + k) · x` for every `k`, each row left to right.
+    /// `y[k] = Σ row (first + k) · x` for every `k`, each row summed in [`Lanes`].
     ///
     /// # Safety
     /// Rows `first..first + y.len()` must be rows of the block, and every column below
@@ -225,12 +225,11 @@ impl<I: ColumnIndex> CsrView<'_, I> {
                             .wrapping_add(start + PREFETCH_BYTES / size_of::<I>()),
                     );
                 }
-                let mut sum = 0.0;
-                for j in start..end {
-                    let c = self.columns.get_unchecked(j).at();
-                    sum += self.values.get_unchecked(j) * x.get_unchecked(c);
-                }
-                *yk = sum;
+                *yk = row_sum(
+                    self.columns.get_unchecked(start..end),
+                    self.values.get_unchecked(start..end),
+                    x,
+                );
                 start = end;
             }
         }
@@ -260,21 +259,93 @@ fn prefetch<T>(at: *const T) {
     let _ = at;
 }
 
-/// `sum + Σ values[k] · x[columns[k]]`, left to right.
+/// A whole row's sum in [`Lanes`].
 ///
 /// # Safety
-/// Every column must be below `x.len()` (validated at assembly; `x`'s length is checked by
-/// the product before any kernel runs).
+/// Every column must be below `x.len()`.
 #[inline(always)]
-pub(crate) unsafe fn row_dot<I: ColumnIndex>(
-    mut sum: f64,
-    columns: &[I],
-    values: &[f64],
-    x: &[f64],
-) -> f64 {
-    for (c, v) in columns.iter().zip(values) {
-        // SAFETY: the caller guarantees `c < x.len()`.
-        sum += v * unsafe { *x.get_unchecked(c.at()) };
+unsafe fn row_sum<I: ColumnIndex>(columns: &[I], values: &[f64], x: &[f64]) -> f64 {
+    let mut sum = Lanes::new();
+    // SAFETY: as the caller guarantees.
+    unsafe { sum.add(columns, values, x) };
+    sum.total()
+}
+
+/// A row's sum in four interleaved lanes: entry `k` of the row (in global column order) goes
+/// to lane `k mod 4`, each lane adds its entries in order from zero, and the row's value is
+/// `(l0 + l1) + (l2 + l3)`. Four independent chains of additions instead of one, so long rows
+/// are not bound by the latency of one running sum; and one fixed order whatever the split, so
+/// the product stays bit-identical at any rank and thread count.
+#[derive(Clone, Copy)]
+pub(crate) struct Lanes {
+    sums: [f64; 4],
+    /// The row position of the next entry.
+    next: usize,
+}
+
+impl Lanes {
+    pub(crate) fn new() -> Lanes {
+        Lanes {
+            sums: [0.0; 4],
+            next: 0,
+        }
     }
-    sum
+
+    /// Adds the next segment of the row: `values[k] · x[columns[k]]`, continuing the row's
+    /// positions.
+    ///
+    /// # Safety
+    /// Every column must be below `x.len()` (validated at assembly; `x`'s length is checked
+    /// by the product before any kernel runs).
+    #[inline(always)]
+    pub(crate) unsafe fn add<I: ColumnIndex>(&mut self, columns: &[I], values: &[f64], x: &[f64]) {
+        let n = columns.len().min(values.len());
+        // SAFETY: `k < n` indexes both slices; the caller guarantees every column < x.len().
+        let term = |k: usize| unsafe {
+            *values.get_unchecked(k) * *x.get_unchecked(columns.get_unchecked(k).at())
+        };
+        // Lane `(next + k) % 4` for entry k: rotate the lanes so that entry k of every group
+        // of four goes to a fixed local (what the compiler keeps in registers).
+        let turn = self.next % 4;
+        let lane = |j: usize| (turn + j) % 4;
+        let (mut a, mut b, mut c, mut d) = (
+            self.sums[lane(0)],
+            self.sums[lane(1)],
+            self.sums[lane(2)],
+            self.sums[lane(3)],
+        );
+        let mut k = 0;
+        while k + 4 <= n {
+            a += term(k);
+            b += term(k + 1);
+            c += term(k + 2);
+            d += term(k + 3);
+            k += 4;
+        }
+        match n - k {
+            1 => a += term(k),
+            2 => {
+                a += term(k);
+                b += term(k + 1);
+            }
+            3 => {
+                a += term(k);
+                b += term(k + 1);
+                c += term(k + 2);
+            }
+            _ => {}
+        }
+        (
+            self.sums[lane(0)],
+            self.sums[lane(1)],
+            self.sums[lane(2)],
+            self.sums[lane(3)],
+        ) = (a, b, c, d);
+        self.next += n;
+    }
+
+    /// The row's value.
+    pub(crate) fn total(self) -> f64 {
+        (self.sums[0] + self.sums[1]) + (self.sums[2] + self.sums[3])
+    }
 }

@@ -36,11 +36,15 @@
 //! 3. waits for the ghost entries and computes the remaining rows.
 //!
 //! Bytes moved per product: 8 × [`ghost_count`](DistCsrMatrix::ghost_count) received per
-//! rank (reported by [`stats`](DistCsrMatrix::stats)), and as many sent in all. Each row is
-//! summed from left to right in global column order, on one rayon thread, so **the product
-//! is bit-identical to a serial CSR product** at any rank and thread count; that, with exact
-//! dot products, is what makes the [Krylov solvers](crate::krylov)' reproducible mode
-//! possible.
+//! rank (reported by [`stats`](DistCsrMatrix::stats)), and as many sent in all.
+//!
+//! Each row is summed on one rayon thread in one fixed order: its entries in global column
+//! order, entry `k` into lane `k mod 4` (each lane from zero, in order), the row's value
+//! `(l0 + l1) + (l2 + l3)`. Four independent chains of additions keep long rows from being
+//! bound by the latency of one running sum, and the order does not depend on the split, so
+//! **the product is bit-identical at any rank and thread count** (and to a serial CSR product
+//! summed the same way); that, with exact dot products, is what makes the
+//! [Krylov solvers](crate::krylov)' reproducible mode possible.
 //!
 //! ```no_run
 //! use spmd::sparse::DistCsrMatrix;

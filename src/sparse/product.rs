@@ -1,9 +1,10 @@
 //! The matrix–vector product: ghost exchange behind the interior rows, then the boundary
-//! rows, each row summed in global column order (bit-identical to a serial CSR product).
+//! rows, each row summed in global column order in four interleaved lanes ([`Lanes`]): the
+//! same bits at any rank and thread count.
 
 use rayon::prelude::*;
 
-use super::local::{row_dot, with_view, ColumnIndex, CsrView};
+use super::local::{with_view, ColumnIndex, CsrView, Lanes};
 use super::{DistCsrMatrix, DistVector};
 use crate::error::{Error, ErrorKind, Result};
 use crate::par::Par;
@@ -39,8 +40,9 @@ impl DistCsrMatrix {
     /// Communication: one persistent neighbour exchange of
     /// [`stats().bytes_per_product`](super::MatrixStats) bytes per rank; no check (the plan
     /// was agreed at assembly). Rows run on the comm's rayon threads unless its
-    /// [`Par`] is `Seq`. Each row is summed left to right in global column order, so `y` is
-    /// bit-identical at any rank and thread count.
+    /// [`Par`] is `Seq`. Each row is summed in one fixed order (see the
+    /// [module docs](super#the-product)), so `y` is bit-identical at any rank and thread
+    /// count.
     ///
     /// # Errors
     /// `InvalidPartition` if `x` or `y` is on another communicator; `Shape` if `x` is not a
@@ -164,10 +166,12 @@ unsafe fn ordered_row<I: ColumnIndex, J: ColumnIndex>(
     let (off_columns, off_values) = off.row(i);
     let split = left;
     let (columns, values) = diagonal.row(i);
+    let mut sum = Lanes::new();
     // SAFETY: as the caller guarantees.
     unsafe {
-        let sum = row_dot(0.0, &off_columns[..split], &off_values[..split], ghosts);
-        let sum = row_dot(sum, columns, values, x);
-        row_dot(sum, &off_columns[split..], &off_values[split..], ghosts)
+        sum.add(&off_columns[..split], &off_values[..split], ghosts);
+        sum.add(columns, values, x);
+        sum.add(&off_columns[split..], &off_values[split..], ghosts);
     }
+    sum.total()
 }

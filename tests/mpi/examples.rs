@@ -411,7 +411,7 @@ fn poisson() -> Result<(), String> {
                 "--baseline",
             ],
             3 => &["--dim", "3", "--n", "10", "--solver", "bicgstab"],
-            _ => &["--iterations", "5", "--preconditioner", "none"],
+            _ => &["--iterations", "5", "--solver", "pipelined-cg"],
         };
         let (report, _) = verified("poisson", ranks, extra)?;
         if extra.contains(&"--baseline") && report.speedup.is_none() {

@@ -106,9 +106,12 @@ type Solver = fn(
     &Options,
 ) -> spmd::Result<SolveStats>;
 
-fn solvers() -> [(&'static str, Solver); 3] {
+fn solvers() -> [(&'static str, Solver); 4] {
     [
         ("cg", |a, m, b, x, o| krylov::cg(a, m, b, x, o)),
+        ("pipelined_cg", |a, m, b, x, o| {
+            krylov::pipelined_cg(a, m, b, x, o)
+        }),
         ("bicgstab", |a, m, b, x, o| krylov::bicgstab(a, m, b, x, o)),
         ("gmres", |a, m, b, x, o| krylov::gmres(a, m, b, x, o)),
     ]
@@ -146,7 +149,7 @@ fn run_solvers() {
             ("block-jacobi", &block),
         ];
         for (solver, solve) in solvers() {
-            if solver == "cg" && wind != 0.0 {
+            if solver.ends_with("cg") && wind != 0.0 {
                 continue;
             }
             for (pc, m) in preconditioners {
@@ -370,7 +373,7 @@ fn run_reproducible() {
         if solver != "cg" && world.size() > 3 {
             continue;
         }
-        let wind = if solver == "cg" { 0.0 } else { 0.3 };
+        let wind = if solver.ends_with("cg") { 0.0 } else { 0.3 };
         let options = Options::new()
             .relative_tolerance(1e-9)
             .history(true)

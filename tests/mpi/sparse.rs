@@ -70,23 +70,27 @@ pub fn share(world: &Comm, all: &[(usize, usize, f64)]) -> Vec<(usize, usize, f6
         .collect()
 }
 
-/// The serial product, row by row in column order, duplicates summed first (in the order
-/// the test data makes exact: integers).
+/// The serial product as the library defines its order: each row's entries in column order
+/// (duplicates summed first, in ascending order of value), entry `k` into lane `k mod 4`,
+/// the row's value `(l0 + l1) + (l2 + l3)`.
 fn serial_product(triplets: &[(usize, usize, f64)], rows: usize, x: &[f64]) -> Vec<f64> {
     let mut entries: BTreeMap<(usize, usize), Vec<f64>> = BTreeMap::new();
     for &(i, j, v) in triplets {
         entries.entry((i, j)).or_default().push(v);
     }
-    let mut y = vec![0.0; rows];
-    let mut sums = vec![0.0; rows];
+    let mut lanes = vec![([0.0_f64; 4], 0_usize); rows];
     for (&(i, j), values) in &entries {
         let mut values = values.clone();
         values.sort_by(f64::total_cmp);
-        let a: f64 = values.iter().fold(0.0, |s, v| s + v);
-        sums[i] += a * x[j];
-        y[i] = sums[i];
+        let a = values[1..].iter().fold(values[0], |s, v| s + v);
+        let (sums, next) = &mut lanes[i];
+        sums[*next % 4] += a * x[j];
+        *next += 1;
     }
-    y
+    lanes
+        .iter()
+        .map(|(l, _)| (l[0] + l[1]) + (l[2] + l[3]))
+        .collect()
 }
 
 fn vector(world: &Comm, values: &[f64]) -> DistVector {
