@@ -530,32 +530,27 @@ impl Comm {
     /// Collective; one `MPI_Allreduce` of 70 `i64`s, no agreement check (nothing can
     /// disagree).
     pub fn all_reduce_exact(&self, local: &ExactSum) -> ExactSum {
-        let _timer = self.timed("all_reduce_exact", 2 * WIRE_LEN * size_of::<i64>());
-        let mine = local.to_wire();
-        let mut all = [0_i64; WIRE_LEN];
-        mpi::collective::CommunicatorCollectives::all_reduce_into(
-            self.raw(),
-            &mine[..],
-            &mut all[..],
-            mpi::collective::SystemOperation::sum(),
-        );
-        ExactSum::from_wire(&all)
+        self.all_reduce_exact_slice(std::slice::from_ref(local))
+            .pop()
+            .expect("one accumulator in, one out")
     }
 
     /// [`all_reduce_exact`](Self::all_reduce_exact) of several accumulators in one
     /// `MPI_Allreduce` (every rank must pass as many: the callers are solvers with a fixed
-    /// number of dot products per step).
+    /// number of dot products per step). Encoding and decoding the accumulators is local work,
+    /// outside the comm region.
     pub(crate) fn all_reduce_exact_slice(&self, locals: &[ExactSum]) -> Vec<ExactSum> {
-        let words = locals.len() * WIRE_LEN;
-        let _timer = self.timed("all_reduce_exact", 2 * words * size_of::<i64>());
         let mine: Vec<i64> = locals.iter().flat_map(|s| s.to_wire()).collect();
-        let mut all = vec![0_i64; words];
-        mpi::collective::CommunicatorCollectives::all_reduce_into(
-            self.raw(),
-            &mine[..],
-            &mut all[..],
-            mpi::collective::SystemOperation::sum(),
-        );
+        let mut all = vec![0_i64; mine.len()];
+        {
+            let _timer = self.timed("all_reduce_exact", 2 * mine.len() * size_of::<i64>());
+            mpi::collective::CommunicatorCollectives::all_reduce_into(
+                self.raw(),
+                &mine[..],
+                &mut all[..],
+                mpi::collective::SystemOperation::sum(),
+            );
+        }
         all.chunks_exact(WIRE_LEN)
             .map(|w| ExactSum::from_wire(w.try_into().expect("a wire's length")))
             .collect()
