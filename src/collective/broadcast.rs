@@ -116,9 +116,13 @@ impl Comm {
         let [len] = self.announce_from_root(root, [data.len()], root_error)?;
         data.resize(len, T::default());
         timer.add_bytes(size_of_val(&data[..]));
-        self.raw()
-            .process_at_rank(root as i32)
-            .broadcast_into(&mut data[..]);
+        // Every rank knows the length now; Open MPI refuses a zero-count broadcast of an
+        // empty vector's dangling pointer (MPI_ERR_ARG), so an empty one moves nothing.
+        if len > 0 {
+            self.raw()
+                .process_at_rank(root as i32)
+                .broadcast_into(&mut data[..]);
+        }
         Ok(())
     }
 
