@@ -24,7 +24,6 @@ use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use spmd::farm::Farm;
-use spmd::Spmd;
 
 #[derive(Parser, Debug)]
 #[command(about = "Find cats in images: a manager/worker task farm over MPI ranks")]
@@ -228,7 +227,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.tile == 0 {
         return Err("--tile must be positive".into());
     }
-    let spmd = Spmd::init()?;
+    let spmd = args.measure.builder().init()?;
     let world = spmd.world();
     let template = match &args.template {
         Some(path) => grey(path)?,

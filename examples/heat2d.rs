@@ -30,7 +30,7 @@ use indicatif::ProgressBar;
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2, Axis, Ix2, Zip};
 use rayon::prelude::*;
 use spmd::array::{Boundary, DistArray, Split};
-use spmd::{Op, Spmd};
+use spmd::Op;
 
 #[derive(Parser, Debug)]
 #[command(about = "Steady-state 2-D heat equation by Jacobi iteration on a DistArray")]
@@ -174,7 +174,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.n < 3 || args.m < 3 {
         return Err("the grid needs at least 3 x 3 points (boundary plus interior)".into());
     }
-    let spmd = Spmd::init()?;
+    let spmd = args.measure.builder().init()?;
     let world = spmd.world();
     let (n, m) = (args.n, args.m);
 

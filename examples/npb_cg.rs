@@ -33,7 +33,7 @@ use clap::Parser;
 use npb_common::{mul_mod, uniform, Class, MULTIPLIER};
 use rayon::prelude::*;
 use spmd::sparse::{DistCsrMatrix, DistVector};
-use spmd::{Comm, Op, Partition, Spmd};
+use spmd::{Comm, Op, Partition};
 
 /// One class's parameters.
 struct Spec {
@@ -249,7 +249,7 @@ fn assemble(spec: &Spec, comm: &Comm) -> spmd::Result<DistCsrMatrix> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Cli::parse().npb;
     let spec = args.class.spec();
-    let spmd = Spmd::init()?;
+    let spmd = args.measure.builder().init()?;
     let world = spmd.world();
 
     let init = Instant::now();

@@ -24,7 +24,7 @@ mod npb_common;
 use clap::Parser;
 use npb_common::{mul_mod, pow_mod, uniform, Class, MULTIPLIER};
 use rayon::prelude::*;
-use spmd::{Op, Partition, Spmd};
+use spmd::{Op, Partition};
 
 impl Class {
     /// log2 of the number of pairs, and the official (sx, sy, pairs) of NPB 3.4.
@@ -111,7 +111,7 @@ fn kernel(batches: std::ops::Range<u64>) -> Tally {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Cli::parse().npb;
     let (m, sx_ref, sy_ref, gc_ref) = args.class.spec();
-    let spmd = Spmd::init()?;
+    let spmd = args.measure.builder().init()?;
     let world = spmd.world();
     let batches = 1u64 << (m - MK);
 

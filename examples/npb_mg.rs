@@ -31,7 +31,7 @@ use clap::Parser;
 use ndarray::{s, Array3, ArrayView3, ArrayViewMut3, Axis, Ix3};
 use npb_common::{mul_mod, pow_mod, uniform, Class, MULTIPLIER};
 use spmd::array::{Boundary, DistArray, Split};
-use spmd::{Comm, Op, Spmd};
+use spmd::{Comm, Op};
 
 /// Grid side, iterations, verification value.
 fn spec(class: Class) -> (usize, usize, f64) {
@@ -498,7 +498,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Class::B => [-3.0 / 17.0, 1.0 / 33.0, -1.0 / 61.0, 0.0],
         _ => [-3.0 / 8.0, 1.0 / 32.0, -1.0 / 64.0, 0.0],
     };
-    let spmd = Spmd::init()?;
+    let spmd = args.measure.builder().init()?;
     let world = spmd.world();
     let p = world.size();
     if !p.is_power_of_two() || p > n / 2 {

@@ -22,7 +22,7 @@ use clap::Parser;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
-use spmd::{Op, Partition, Spmd};
+use spmd::{Op, Partition};
 
 /// Samples per chunk: the unit of work handed to ranks and threads.
 const CHUNK: u64 = 1 << 16;
@@ -61,7 +61,9 @@ fn hits_in_chunk(seed: u64, chunk: u64, samples: u64) -> u64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let spmd = Spmd::builder()
+    let spmd = args
+        .measure
+        .builder()
         .wait_separation(args.wait_separation)
         .init()?;
     let world = spmd.world();

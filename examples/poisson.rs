@@ -201,7 +201,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         dim: usize::from(args.dim),
         n: args.n,
     };
-    let spmd = Spmd::init()?;
+    let spmd = args.measure.builder().init()?;
     let world = spmd.world();
     let run = || solve(&args, grid, world, Some(&spmd));
     let repeat = args.measure.repeat(&spmd);

@@ -17,7 +17,7 @@ use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
-use spmd::{Op, Partition, Spmd};
+use spmd::{Op, Partition};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Keys {
@@ -142,7 +142,7 @@ fn merge_into(a: &[u64], b: &[u64], out: &mut [u64]) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let spmd = Spmd::init()?;
+    let spmd = args.measure.builder().init()?;
     let world = spmd.world();
     let (p, me) = (world.size(), world.rank());
     let all_keys = |n: usize| {

@@ -32,7 +32,7 @@ use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
-use spmd::{Op, Spmd};
+use spmd::Op;
 
 /// How the ranks combine their gradients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -200,7 +200,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.samples == 0 || args.batch == 0 || args.features == 0 {
         return Err("--samples, --batch and --features must be positive".into());
     }
-    let spmd = Spmd::init()?;
+    let spmd = args.measure.builder().init()?;
     let world = spmd.world();
     let truth = true_weights(args.features);
 

@@ -26,7 +26,6 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use spmd::pipeline::{Pipeline, PipelineStats};
-use spmd::Spmd;
 
 #[derive(Parser, Debug)]
 #[command(about = "Cameras -> motion detection -> archive: a pipeline over groups of MPI ranks")]
@@ -268,7 +267,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.width <= ANIMAL + 2 || args.height <= ANIMAL + 2 {
         return Err(format!("frames must be larger than the {ANIMAL}-pixel animal").into());
     }
-    let spmd = Spmd::init()?;
+    let spmd = args.measure.builder().init()?;
     let world = spmd.world();
     let (cameras, detectors, archivers) = layout(world.size());
 

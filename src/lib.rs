@@ -18,7 +18,7 @@
 //! | [`partition`] | [`Partition`]: `Block`, `Cyclic`, `BlockCyclic` index math, no MPI |
 //! | [`par`] | [`Par`]: run a kernel on the rank's rayon threads or serially |
 //! | [`exact`] | [`ExactSum`](exact::ExactSum): reproducible, correctly rounded sums and dot products, bit-identical for any ranks and threads |
-//! | [`timing`] | [`Profiler`](timing::Profiler) regions (compute vs comm, collectives timed automatically), cross-rank [`Report`](timing::Report) with speedup and efficiency, scaling model |
+//! | [`timing`] | [`Profiler`](timing::Profiler) regions (compute vs comm, collectives timed automatically), cross-rank [`Report`](timing::Report) with speedup and efficiency (table, JSON, CSV, one-page HTML), the communication matrix, timeline traces (`SPMD_TRACE=trace.json`, see [`runtime::trace`]) for Perfetto UI, scaling model |
 //! | `bench` | `MpiBencher`: criterion benchmarks under `mpirun`, rank 0 leading (feature `bench`) |
 //! | [`error`] | [`Error`], [`ErrorKind`], [`Result`]; the table of bad inputs and what every rank gets |
 //! | [`guide`] | longer guides: [spmd for mpi4py users](guide::mpi4py) |

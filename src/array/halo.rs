@@ -1,6 +1,6 @@
 //! Ghost layers and their exchange between neighbouring ranks, for stencil codes.
 
-use std::mem::size_of;
+use std::mem::{size_of, size_of_val};
 
 use mpi::point_to_point::{send_receive_into_with_tags, Destination, Source};
 use mpi::topology::Communicator;
@@ -12,6 +12,7 @@ use crate::collective::{fingerprint, Field};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
 use crate::partition::Distribution;
+use crate::timing::EventKind;
 
 /// What lies beyond the first and last piece along a split axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -354,6 +355,10 @@ pub(crate) fn exchange<T: Element>(
     receive: &mut [T],
     from: Option<usize>,
 ) {
+    const OP: &str = "DistArray::exchange_halos";
+    if let Some(to) = to {
+        comm.note_message(OP, EventKind::Send, to, TAG as u32, size_of_val(send));
+    }
     let raw = comm.raw();
     match (to, from) {
         (Some(to), Some(from)) => {
@@ -372,5 +377,14 @@ pub(crate) fn exchange<T: Element>(
                 .receive_into_with_tag(receive, TAG);
         }
         (None, None) => {}
+    }
+    if let Some(from) = from {
+        comm.note_message(
+            OP,
+            EventKind::Receive,
+            from,
+            TAG as u32,
+            size_of_val(receive),
+        );
     }
 }

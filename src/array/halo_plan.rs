@@ -36,6 +36,7 @@ use crate::comm::ffi::{self, MPI_Request, MPI_Status};
 use crate::comm::request::{op_names, OpNames};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
+use crate::timing::EventKind;
 
 /// Library tags of halo messages: upward and downward along each split axis.
 const HALO_TAG: c_int = crate::comm::HALO_TAGS;
@@ -222,6 +223,7 @@ impl<T: Element> AxisPlan<T> {
             }
             return;
         }
+        self.note(comm, EventKind::Send);
         if self.direct {
             let base = data.as_mut_ptr();
             self.requests.clear();
@@ -276,12 +278,29 @@ impl<T: Element> AxisPlan<T> {
         ffi::test_all(&mut self.requests, &mut self.statuses).0
     }
 
+    /// Records this axis's messages in the profiler: the sends as they start, the receives
+    /// as they complete.
+    fn note(&self, comm: &Comm, kind: EventKind) {
+        let bytes = |r: &Range<usize>| r.len() * self.layer * std::mem::size_of::<T>();
+        for (direction, shift) in self.shifts.iter().enumerate() {
+            let tag = (self.tag + direction as c_int) as u32;
+            let peer = match kind {
+                EventKind::Send => shift.to.map(|p| (p, bytes(&shift.send_layers))),
+                _ => shift.from.map(|p| (p, bytes(&shift.receive_layers))),
+            };
+            if let Some((peer, bytes)) = peer {
+                comm.note_message(NAMES.op, kind, peer, tag, bytes);
+            }
+        }
+    }
+
     /// Waits for the requests and unpacks the received layers into the ghosts.
-    fn complete<D: Dimension>(&mut self, data: &mut ndarray::Array<T, D>) {
+    fn complete<D: Dimension>(&mut self, comm: &Comm, data: &mut ndarray::Array<T, D>) {
         if self.wraps_locally {
             return;
         }
         ffi::wait_all(&mut self.requests, &mut self.statuses);
+        self.note(comm, EventKind::Receive);
         if self.direct {
             return;
         }
@@ -453,7 +472,7 @@ impl<'a, T: Element, D: Dimension + RemoveAxis> HaloExchange<'a, T, D> {
                 if i > 0 {
                     axis.start(&comm, &mut data);
                 }
-                axis.complete(&mut data);
+                axis.complete(&comm, &mut data);
             }
             plan.in_flight = false;
         }

@@ -51,6 +51,7 @@
 //! [`HaloExchange::test`](crate::array::HaloExchange::test)); the performance docs measure
 //! what it buys on each MPI.
 
+pub(crate) mod clock;
 pub(crate) mod ffi;
 pub(crate) mod file;
 pub mod idle;
@@ -64,14 +65,15 @@ pub use p2p::{Source, Status, TagFilter, MAX_TAG};
 pub(crate) use p2p::{HALO_TAGS, LIBRARY_TAGS};
 pub use request::{wait_all, Request};
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::rc::Rc;
 
-use mpi::topology::{Color, Communicator, SimpleCommunicator};
+use mpi::topology::{Color, Communicator, Group, SimpleCommunicator};
 
 use crate::par::Par;
-use crate::timing::{Profiler, RegionGuard};
+use crate::timing::{EventKind, Profiler, RegionGuard};
 use watchdog::Watch;
 
 /// A handle on a communicator with typed collective helpers; see the [module docs](self).
@@ -93,6 +95,45 @@ struct Shared {
     /// Agreement checks entered on this communicator, by any handle: every rank counts the
     /// same, so the number is one of the values the check compares.
     checked_calls: Cell<u64>,
+    /// The world rank of every rank of the communicator (made at the first message).
+    world_ranks: OnceCell<Vec<u32>>,
+    /// The communicator's number in a trace, the same on all its members, so that the
+    /// trace pairs its sends and receives apart from other communicators' (0 when the
+    /// communicator was made while no trace was recorded).
+    channel: u64,
+}
+
+thread_local! {
+    /// How many communicators of each group (by its world ranks' fingerprint) this process
+    /// made while tracing: the members of a communicator make it collectively, in the same
+    /// order, so (group, count) numbers it alike on all of them.
+    static CHANNELS: RefCell<HashMap<u64, u64>> = RefCell::new(HashMap::new());
+}
+
+/// The world rank of each rank of `raw` (`u32::MAX` for none, which MPI never gives).
+fn world_ranks_of(raw: &SimpleCommunicator) -> Vec<u32> {
+    let ranks: Vec<i32> = (0..raw.size()).collect();
+    let world = SimpleCommunicator::world().group();
+    raw.group()
+        .translate_ranks(&ranks, &world)
+        .into_iter()
+        .map(|r| r.and_then(|r| u32::try_from(r).ok()).unwrap_or(u32::MAX))
+        .collect()
+}
+
+/// A number for a new communicator over `world_ranks` that its other members compute alike.
+fn channel_of(world_ranks: &[u32]) -> u64 {
+    let group = world_ranks.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &r| {
+        (h ^ u64::from(r)).wrapping_mul(0x100_0000_01b3)
+    });
+    let made = CHANNELS.with(|c| {
+        let mut counts = c.borrow_mut();
+        let n = counts.entry(group).or_insert(0);
+        *n += 1;
+        *n
+    });
+    // Never 0, the number of communicators made while not tracing.
+    (group ^ made.wrapping_mul(0x9e37_79b9_7f4a_7c15)).max(1)
 }
 
 impl std::fmt::Debug for Comm {
@@ -117,6 +158,13 @@ impl Comm {
     pub(crate) fn with_profiler(raw: SimpleCommunicator, profiler: Rc<Profiler>) -> Comm {
         let rank = usize::try_from(raw.rank()).expect("MPI ranks are non-negative");
         let size = usize::try_from(raw.size()).expect("MPI sizes are positive");
+        let world_ranks = OnceCell::new();
+        let mut channel = 0;
+        if profiler.tracing() {
+            let ranks = world_ranks_of(&raw);
+            channel = channel_of(&ranks);
+            let _ = world_ranks.set(ranks);
+        }
         Comm {
             shared: Rc::new(Shared {
                 raw,
@@ -124,6 +172,8 @@ impl Comm {
                 size,
                 profiler,
                 checked_calls: Cell::new(0),
+                world_ranks,
+                channel,
             }),
             agreement_checks: true,
             par: Par::default(),
@@ -167,6 +217,34 @@ impl Comm {
         CommGuard {
             region,
             _watch: watch,
+        }
+    }
+
+    /// The world rank of this communicator's rank `rank`.
+    pub(crate) fn world_rank_of(&self, rank: usize) -> u32 {
+        let ranks = self
+            .shared
+            .world_ranks
+            .get_or_init(|| world_ranks_of(&self.shared.raw));
+        ranks.get(rank).copied().unwrap_or(u32::MAX)
+    }
+
+    /// Records a point-to-point message of `operation` (`Send` to or `Receive` from `peer`,
+    /// a rank of this communicator) in the profiler: the communication matrix counts sends,
+    /// the trace shows both ends and pairs them.
+    #[inline]
+    pub(crate) fn note_message(
+        &self,
+        operation: &'static str,
+        kind: EventKind,
+        peer: usize,
+        tag: u32,
+        bytes: usize,
+    ) {
+        let profiler = self.profiler();
+        if profiler.enabled() {
+            let peer = self.world_rank_of(peer);
+            profiler.record_message(operation, kind, peer, tag, self.shared.channel, bytes);
         }
     }
 

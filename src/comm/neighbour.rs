@@ -16,6 +16,7 @@ use mpi::datatype::Equivalence;
 use super::ffi::{self, MPI_Request, MPI_Status};
 use super::request::OpNames;
 use super::Comm;
+use crate::timing::EventKind;
 
 /// A persistent neighbour exchange; see the [module docs](self).
 pub(crate) struct NeighbourExchange<T> {
@@ -28,6 +29,10 @@ pub(crate) struct NeighbourExchange<T> {
     /// Whether the requests are active (the buffers are MPI's until `finish`).
     in_flight: bool,
     posted_at: u64,
+    /// The tag and the (rank, elements) of every part, for the profiler's message records.
+    tag: u32,
+    sends: Vec<(usize, usize)>,
+    receives: Vec<(usize, usize)>,
 }
 
 impl<T: Equivalence + Copy + Default> NeighbourExchange<T> {
@@ -55,6 +60,9 @@ impl<T: Equivalence + Copy + Default> NeighbourExchange<T> {
             statuses: Vec::new(),
             in_flight: false,
             posted_at: 0,
+            tag: tag as u32,
+            sends: sends.to_vec(),
+            receives: receives.to_vec(),
         };
         let count = |n: usize| c_int::try_from(n).expect("a neighbour part above i32::MAX");
         let peer = |rank: usize| {
@@ -125,6 +133,7 @@ impl<T> NeighbourExchange<T> {
         let bytes = std::mem::size_of::<T>() * (self.outgoing.len() + self.incoming.len());
         {
             let _timer = self.comm.timed(self.names.op, bytes);
+            self.note(EventKind::Send);
             ffi::start_all(&mut self.requests);
         }
         self.in_flight = true;
@@ -145,8 +154,23 @@ impl<T> NeighbourExchange<T> {
         {
             let _timer = self.comm.timed_wait(self.names, self.posted_at);
             ffi::wait_all(&mut self.requests, &mut self.statuses);
+            self.note(EventKind::Receive);
         }
         self.in_flight = false;
+    }
+
+    /// Records every part's message in the profiler (sends as they start, receives as they
+    /// complete).
+    fn note(&self, kind: EventKind) {
+        let parts = match kind {
+            EventKind::Send => &self.sends,
+            _ => &self.receives,
+        };
+        let item = std::mem::size_of::<T>();
+        for &(rank, n) in parts {
+            self.comm
+                .note_message(self.names.op, kind, rank, self.tag, n * item);
+        }
     }
 }
 

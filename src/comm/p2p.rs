@@ -24,7 +24,7 @@
 //! # }
 //! ```
 
-use std::mem::size_of;
+use std::mem::{size_of, size_of_val};
 use std::os::raw::c_int;
 use std::sync::OnceLock;
 
@@ -36,6 +36,7 @@ use super::ffi;
 use super::request::{op_names, OpNames, Request};
 use super::Comm;
 use crate::error::{Error, ErrorKind, Result};
+use crate::timing::EventKind;
 
 /// The largest tag a program may use; tags above it (up to MPI's guaranteed 32767) are the
 /// library's own (array transfers, halo exchanges).
@@ -163,6 +164,13 @@ impl Comm {
             self.check_tag(OP, tag)?,
         );
         let _timer = self.timed(OP, std::mem::size_of_val(data));
+        self.note_message(
+            OP,
+            EventKind::Send,
+            to as usize,
+            tag as u32,
+            size_of_val(data),
+        );
         let process = self.raw().process_at_rank(to);
         for chunk in chunks(data.len()) {
             process.send_with_tag(&data[chunk], tag);
@@ -202,6 +210,7 @@ impl Comm {
         let mut timer = self.timed(OP, 0);
         let status = self.receive_chunks(OP, from, tag, buffer)?;
         timer.add_bytes(status.count * size_of::<T>());
+        self.note_received::<T>(OP, &status);
         Ok(status)
     }
 
@@ -249,7 +258,20 @@ impl Comm {
             tag: got_tag as u32,
             count: data.len(),
         };
+        self.note_received::<T>(OP, &status);
         Ok((data, status))
+    }
+
+    /// Records the message `status` describes as received by `operation`.
+    fn note_received<T>(&self, operation: &'static str, status: &Status) {
+        let bytes = status.count * size_of::<T>();
+        self.note_message(
+            operation,
+            EventKind::Receive,
+            status.source,
+            status.tag,
+            bytes,
+        );
     }
 
     /// Receives the chunks of one message from `from` into `buffer` (see the module docs).
@@ -321,6 +343,13 @@ impl Comm {
             self.tag_arg(OP, receive_tag.into())?,
         );
         let mut timer = self.timed(OP, std::mem::size_of_val(send));
+        self.note_message(
+            OP,
+            EventKind::Send,
+            to as usize,
+            send_tag as u32,
+            size_of_val(send),
+        );
         let mut sends: Vec<ffi::MPI_Request> = chunks(send.len())
             .map(|chunk| {
                 // SAFETY: `send` outlives the requests: they are waited for below, on every
@@ -346,6 +375,7 @@ impl Comm {
         ffi::wait_all(&mut sends, &mut statuses);
         let status = received?;
         timer.add_bytes(status.count * size_of::<T>());
+        self.note_received::<T>(OP, &status);
         Ok(status)
     }
 
@@ -443,6 +473,8 @@ impl Comm {
         );
         let raw: Vec<ffi::MPI_Request> = {
             let _timer = self.timed(NAMES.op, std::mem::size_of_val(&data[..]));
+            let bytes = size_of_val(&data[..]);
+            self.note_message(NAMES.op, EventKind::Send, to as usize, tag as u32, bytes);
             chunks(data.len())
                 .map(|chunk| {
                     // SAFETY: the request's finish closure owns `data` (its heap buffer does
@@ -553,6 +585,14 @@ impl<T: Equivalence> MatchedReceive<T> {
                 self.received += count;
             }
             self.done = count < c;
+            if self.done && self.error.is_none() {
+                let status = Status {
+                    source: self.source as usize,
+                    tag: self.tag as u32,
+                    count: self.received,
+                };
+                self.comm.note_received::<T>("receive_immediate", &status);
+            }
         }
     }
 }

@@ -182,7 +182,9 @@ impl Spmd {
     /// time since the start (or the last [`Profiler::reset`](crate::timing::Profiler::reset)).
     /// When the program measured repetitions ([`repeat`](Self::repeat)), the figures are
     /// medians and spreads over those repetitions, and the regions their totals over them;
-    /// otherwise the whole run is one measurement (and the report warns that it is).
+    /// otherwise the whole run is one measurement (and the report warns that it is). With
+    /// tracing on, the trace file is written too (every event so far) and the report's
+    /// [`trace`](Report::trace) says what it holds.
     ///
     /// # Errors
     /// `RemoteError` if a rank's figures cannot be read back (a library bug).
@@ -195,7 +197,10 @@ impl Spmd {
         let mut mine = self.profiler().rank_times();
         mine.node = Some(self.node().clone());
         let bytes = serde_json::to_vec(&mine).expect("rank times always serialise");
-        let Some(gathered) = world.gather_varcount(self.root(), &bytes)? else {
+        let gathered = world.gather_varcount(self.root(), &bytes)?;
+        // With tracing on, the timeline so far goes to the trace file, which the report names.
+        let trace = self.write_trace_if_tracing()?;
+        let Some(gathered) = gathered else {
             return Ok(None);
         };
         let mut ranks = Vec::with_capacity(gathered.counts().len());
@@ -216,6 +221,7 @@ impl Spmd {
             &ranks,
             baseline,
         );
+        report.trace = trace;
         // The farm's or pipeline's own figures (every rank holds them; the root's serve).
         for section in self.profiler().sections() {
             report.results.insert(section.key.to_owned(), section.value);

@@ -45,11 +45,18 @@
 //! [`watchdog`]: crate::comm::watchdog
 //! [`watchdog::WATCHDOG_EXIT_CODE`]: crate::comm::watchdog::WATCHDOG_EXIT_CODE
 //!
+//! # Timeline traces
+//! `SPMD_TRACE=trace.json` records every region, collective, wait and message of every rank
+//! and writes one trace file for Perfetto UI or `chrome://tracing` when the context drops;
+//! see [`trace`].
+//!
 //! Without `mpirun` the program runs as a single rank (MPI's singleton start).
 
 mod measure;
 pub mod repeat;
+pub mod trace;
 
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Once;
@@ -75,8 +82,16 @@ pub struct Spmd {
     threading: Threading,
     threads: usize,
     node: NodeInfo,
+    /// The timeline being recorded, when tracing is on.
+    trace: Option<trace::Session>,
     // Declared last so it drops last: dropping the universe finalises MPI.
     _universe: Universe,
+}
+
+impl Drop for Spmd {
+    fn drop(&mut self) {
+        self.write_trace_at_exit();
+    }
 }
 
 impl std::fmt::Debug for Spmd {
@@ -97,6 +112,8 @@ pub struct SpmdBuilder {
     threads: Option<usize>,
     wait_separation: bool,
     min_ranks: usize,
+    trace: Option<PathBuf>,
+    trace_events: Option<usize>,
 }
 
 impl Spmd {
@@ -115,6 +132,8 @@ impl Spmd {
             threads: None,
             wait_separation: false,
             min_ranks: 1,
+            trace: None,
+            trace_events: None,
         }
     }
 
@@ -211,6 +230,22 @@ impl SpmdBuilder {
         self
     }
 
+    /// Records a timeline trace of the run and writes it to `path` (Chrome Trace Event JSON,
+    /// for Perfetto UI or `chrome://tracing`) when the context drops, overriding
+    /// `SPMD_TRACE`; see [`trace`](crate::runtime::trace).
+    pub fn trace(mut self, path: impl Into<PathBuf>) -> SpmdBuilder {
+        self.trace = Some(path.into());
+        self
+    }
+
+    /// How many events each rank's trace buffer keeps (default
+    /// [`DEFAULT_TRACE_EVENTS`](crate::timing::DEFAULT_TRACE_EVENTS)), overriding
+    /// `SPMD_TRACE_EVENTS`. Events past it are counted, not kept.
+    pub fn trace_events(mut self, events: usize) -> SpmdBuilder {
+        self.trace_events = Some(events);
+        self
+    }
+
     /// Initialises MPI, sizes the global rayon pool and installs the panic policy.
     ///
     /// # Errors
@@ -218,7 +253,8 @@ impl SpmdBuilder {
     /// - [`ErrorKind::ThreadLevel`]: MPI provides a lower thread level than requested.
     /// - [`ErrorKind::RankCount`]: fewer ranks than [`min_ranks`](Self::min_ranks).
     /// - [`ErrorKind::Config`]: zero threads requested, `SPMD_NUM_THREADS` is not a positive
-    ///   integer, or `SPMD_WATCHDOG` is not a positive number of seconds.
+    ///   integer, `SPMD_WATCHDOG` is not a positive number of seconds, or the trace settings
+    ///   are unusable (see [`trace`](crate::runtime::trace)).
     /// - [`ErrorKind::ThreadPool`]: the global rayon pool was already built with another size.
     pub fn init(self) -> Result<Spmd> {
         let requested_threads = match self.threads {
@@ -249,6 +285,13 @@ impl SpmdBuilder {
         };
         build_rayon_pool(threads, rank).map_err(|e| e.on_rank(rank))?;
         let node = node_info(&world, threads);
+        let trace = match trace::Settings::resolve(self.trace, self.trace_events) {
+            Ok(Some(settings)) => {
+                Some(trace::Session::start(&world, settings).map_err(|e| e.on_rank(rank))?)
+            }
+            Ok(None) => None,
+            Err(e) => return Err(e.on_rank(rank)),
+        };
         // The clock starts now: start-up is not the program's work.
         world.profiler().reset();
         world.profiler().set_wait_separation(self.wait_separation);
@@ -257,6 +300,7 @@ impl SpmdBuilder {
             threading: provided,
             threads,
             node,
+            trace,
             _universe: universe,
         })
     }

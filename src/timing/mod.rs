@@ -59,25 +59,45 @@
 //! performance section); a disabled profiler costs one branch. `Profiler::set_enabled(false)`
 //! turns accounting off.
 //!
+//! # Timeline traces
+//! `SPMD_TRACE=trace.json` (or [`SpmdBuilder::trace`](crate::runtime::SpmdBuilder::trace))
+//! records every region, collective, wait and point-to-point message of every rank, and
+//! writes them as one Chrome Trace Event file that Perfetto UI and `chrome://tracing` open:
+//! one process per rank, flow arrows from each message's send to its receive, the ranks'
+//! clocks aligned on rank 0's. See [`crate::runtime::trace`].
+//!
+//! # Communication matrix
+//! Every point-to-point message a rank sends (typed sends, halo and ghost exchanges, the
+//! farm's and pipeline's messages) counts in [`RankTimes::sent`]; the report sums them into
+//! [`Report::comm_matrix`]: bytes and messages per (source, destination) and per operation.
+//! Collectives are not in it (MPI chooses their messages); their bytes are in the regions.
+//!
 //! # Scaling
 //! [`scaling`] fits a model (serial and parallel compute, imbalance, per-message latency and
 //! per-byte cost) to measured runs and predicts speedup at rank counts not measured, with a
 //! bootstrap interval; the `spmd-scale` binary (feature `scale`) runs a program over rank and
 //! thread counts and prints, writes and plots the result.
 
+mod html;
+mod matrix;
 mod profiler;
 mod report;
 pub mod scaling;
 mod stats;
 mod table;
+mod trace;
+pub(crate) mod trace_file;
 
+pub use matrix::{CommMatrix, MatrixEntry};
 pub use profiler::{
     peak_rss_bytes, NodeInfo, Profiler, RankTimes, RegionGuard, RegionKind, RegionTimes,
     RepetitionTimes,
 };
 pub use report::{
-    karp_flatt, Overlap, RegionReport, Report, Sample, Stat, Warning, WarningKind,
+    karp_flatt, Overlap, RankShare, RegionReport, Report, Sample, Stat, Warning, WarningKind,
     IMBALANCE_WARNING, NOISY_RANGE,
 };
 pub use stats::{Spread, CONFIDENCE};
 pub use table::format_seconds;
+pub use trace::{EventKind, Traffic, DEFAULT_TRACE_EVENTS};
+pub use trace_file::TraceSummary;

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::trace::{Event, EventKind, Tracer, Traffic, TrafficTable, NO_PEER};
+
 /// What a region's time is spent on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -100,6 +102,10 @@ pub struct RankTimes {
     /// Where the rank runs (filled in by [`Spmd::report`](crate::Spmd::report)).
     #[serde(default)]
     pub node: Option<NodeInfo>,
+    /// Point-to-point traffic this rank sent, per operation and destination, over the whole
+    /// run since the start (or the last [`Profiler::reset`]), repetitions or not.
+    #[serde(default)]
+    pub sent: Vec<Traffic>,
 }
 
 impl RankTimes {
@@ -120,7 +126,12 @@ struct Region {
     bytes: u64,
     request_wait: u64,
     in_flight: u64,
+    /// The region's name in the trace recorder ([`NO_NAME`] until first traced).
+    trace_name: u32,
 }
+
+/// A region not yet named in the trace recorder.
+const NO_NAME: u32 = u32::MAX;
 
 /// The totals of one region at the start of the open repetition, or summed over the measured
 /// repetitions.
@@ -188,6 +199,10 @@ pub struct Profiler {
     repetitions: RefCell<Repetitions>,
     /// What the library's higher layers (a farm, a pipeline) report about their last run.
     sections: RefCell<Vec<Section>>,
+    /// The timeline recorder, when tracing is on.
+    tracer: RefCell<Option<Tracer>>,
+    /// Point-to-point traffic sent, for the communication matrix.
+    traffic: RefCell<TrafficTable>,
 }
 
 /// A block of figures a library layer adds to the report: a JSON value under `key` in the
@@ -239,6 +254,8 @@ impl Profiler {
             regions: RefCell::new(Vec::new()),
             repetitions: RefCell::new(Repetitions::default()),
             sections: RefCell::new(Vec::new()),
+            tracer: RefCell::new(None),
+            traffic: RefCell::new(TrafficTable::default()),
         }
     }
 
@@ -305,6 +322,75 @@ impl Profiler {
         self.wait_total.set(0);
         self.regions.borrow_mut().clear();
         *self.repetitions.borrow_mut() = Repetitions::default();
+        self.traffic.borrow_mut().clear();
+    }
+
+    /// Starts recording a timeline of at most `capacity` events in memory, times counted
+    /// from now (replacing an earlier recording); further events are counted, not kept.
+    /// The [`Spmd`](crate::Spmd) context does this for its profiler when tracing is asked for
+    /// and writes the trace file (see [`crate::runtime::trace`]); on a profiler of your own
+    /// the timeline stays in memory (e.g. to measure what tracing costs).
+    pub fn start_tracing(&self, capacity: usize) {
+        *self.tracer.borrow_mut() = Some(Tracer::new(self.clock.raw(), capacity));
+    }
+
+    /// Whether a timeline is being recorded.
+    pub fn tracing(&self) -> bool {
+        self.tracer.borrow().is_some()
+    }
+
+    /// With a timeline being recorded: the events kept and the events dropped (buffer full).
+    pub fn trace_counts(&self) -> Option<(usize, u64)> {
+        self.with_tracer(|t| (t.kept(), t.dropped()))
+    }
+
+    /// Runs `f` on the timeline recorder, if tracing is on.
+    pub(crate) fn with_tracer<R>(&self, f: impl FnOnce(&Tracer) -> R) -> Option<R> {
+        self.tracer.borrow().as_ref().map(f)
+    }
+
+    /// Nanoseconds from tick `origin` to tick `tick` (negative when `tick` is earlier).
+    pub(crate) fn nanos_between(&self, origin: u64, tick: u64) -> i64 {
+        if tick >= origin {
+            i64::try_from(self.clock.delta_as_nanos(origin, tick)).unwrap_or(i64::MAX)
+        } else {
+            -i64::try_from(self.clock.delta_as_nanos(tick, origin)).unwrap_or(i64::MAX)
+        }
+    }
+
+    /// Records a point-to-point message of `bytes` payload bytes that `operation` sent to,
+    /// or received from, world rank `peer` with `tag` on the communicator numbered `channel`:
+    /// sends count in the communication matrix, and both are instants of the timeline.
+    #[inline]
+    pub(crate) fn record_message(
+        &self,
+        operation: &'static str,
+        kind: EventKind,
+        peer: u32,
+        tag: u32,
+        channel: u64,
+        bytes: usize,
+    ) {
+        if !self.enabled.get() {
+            return;
+        }
+        if kind == EventKind::Send {
+            self.traffic.borrow_mut().add(operation, peer, bytes as u64);
+        }
+        if let Some(tracer) = self.tracer.borrow_mut().as_mut() {
+            let now = self.clock.raw();
+            let name = tracer.intern(operation);
+            tracer.push(Event {
+                start: now,
+                end: now,
+                bytes: bytes as u64,
+                name,
+                kind,
+                peer,
+                tag,
+                channel,
+            });
+        }
     }
 
     /// Starts one measured repetition of the program's timed part. Costs a clock read and a
@@ -426,10 +512,24 @@ impl Profiler {
         if self.wait_separation.get() {
             let before = self.clock.raw();
             barrier();
-            let waited = self.clock.raw().saturating_sub(before);
+            let after = self.clock.raw();
+            let waited = after.saturating_sub(before);
             self.wait_total.set(self.wait_total.get() + waited);
             if let Some(open) = &guard.open {
                 self.regions.borrow_mut()[open.index].wait += waited;
+            }
+            if let Some(tracer) = self.tracer.borrow_mut().as_mut() {
+                let name = tracer.intern(name);
+                tracer.push(Event {
+                    start: before,
+                    end: after,
+                    bytes: 0,
+                    name,
+                    kind: EventKind::Wait,
+                    peer: NO_PEER,
+                    tag: 0,
+                    channel: 0,
+                });
             }
         }
         guard
@@ -497,6 +597,7 @@ impl Profiler {
                 bytes: 0,
                 request_wait: 0,
                 in_flight: 0,
+                trace_name: NO_NAME,
             });
             regions.len() - 1
         })
@@ -517,6 +618,26 @@ impl Profiler {
                     region.request_wait += spent;
                     region.in_flight += open.start.saturating_sub(posted_at);
                 }
+            }
+            if let Some(tracer) = self.tracer.borrow_mut().as_mut() {
+                if region.trace_name == NO_NAME {
+                    region.trace_name = tracer.intern(region.name);
+                }
+                let kind = match (open.posted_at, open.kind) {
+                    (Some(_), _) => EventKind::Wait,
+                    (None, RegionKind::Compute) => EventKind::Compute,
+                    (None, RegionKind::Comm) => EventKind::Comm,
+                };
+                tracer.push(Event {
+                    start: open.start,
+                    end,
+                    bytes,
+                    name: region.trace_name,
+                    kind,
+                    peer: NO_PEER,
+                    tag: 0,
+                    channel: 0,
+                });
             }
         }
         if open.kind == RegionKind::Comm {
@@ -616,6 +737,7 @@ impl Profiler {
                 .collect(),
             baselines_s: reps.baselines_s.clone(),
             node: None,
+            sent: self.traffic.borrow().to_records(),
         }
     }
 }
@@ -869,6 +991,73 @@ mod tests {
         assert_eq!(t.regions[0].time_s, 0.060);
         // The whole-run wall time still counts everything.
         assert_eq!(t.wall_s, 0.416);
+    }
+
+    #[test]
+    fn tracing_records_spans_waits_and_messages_as_they_end() {
+        let (p, clock) = mocked();
+        drop(p.compute("before tracing"));
+        p.start_tracing(3);
+        {
+            let _step = p.compute("step");
+            clock.increment(ms(1));
+            {
+                let _exchange = p.comm("exchange", 8);
+                clock.increment(ms(2));
+                p.record_message("exchange", EventKind::Send, 1, 7, 42, 8);
+            }
+            clock.increment(ms(3));
+        }
+        let posted_at = p.now();
+        clock.increment(ms(1));
+        drop(p.library_wait("immediate_all_reduce", posted_at));
+        let (events, names, origin, dropped) = p
+            .with_tracer(|t| {
+                (
+                    t.events().copied().collect::<Vec<_>>(),
+                    t.names().to_vec(),
+                    t.origin(),
+                    t.dropped(),
+                )
+            })
+            .expect("tracing is on");
+        let ms_of = |tick: u64| p.nanos_between(origin, tick) / 1_000_000;
+        let seen: Vec<(&str, EventKind, i64, i64, u64)> = events
+            .iter()
+            .map(|e| {
+                let name = names[e.name as usize];
+                (name, e.kind, ms_of(e.start), ms_of(e.end), e.bytes)
+            })
+            .collect();
+        // Kept in the order they ended; the buffer holds three, the wait is dropped.
+        assert_eq!(
+            seen,
+            [
+                ("exchange", EventKind::Send, 3, 3, 8),
+                ("exchange", EventKind::Comm, 1, 3, 8),
+                ("step", EventKind::Compute, 0, 6, 0),
+            ]
+        );
+        assert_eq!(
+            (events[0].peer, events[0].tag, events[0].channel),
+            (1, 7, 42)
+        );
+        assert_eq!(events[1].peer, NO_PEER);
+        assert_eq!(dropped, 1);
+        // Sends also count in the traffic table, and a reset forgets them.
+        let sent = p.rank_times().sent;
+        assert_eq!(
+            sent,
+            [Traffic {
+                operation: "exchange".into(),
+                to: 1,
+                bytes: 8,
+                messages: 1
+            }]
+        );
+        p.reset();
+        assert!(p.rank_times().sent.is_empty());
+        assert!(p.tracing(), "a reset keeps the timeline");
     }
 
     #[test]

@@ -7,8 +7,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::matrix::CommMatrix;
 use super::profiler::{NodeInfo, RankTimes, RegionKind, RegionTimes};
 use super::stats::Spread;
+use super::trace_file::TraceSummary;
 use crate::error::{Error, Result};
 
 /// Minimum, mean and maximum of one figure over the ranks.
@@ -87,6 +89,18 @@ pub struct Overlap {
     pub in_flight_avg_s: f64,
 }
 
+/// One rank's share of the run: its median compute, comm and wait seconds over the
+/// repetitions.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RankShare {
+    /// Seconds not spent in communication.
+    pub compute_s: f64,
+    /// Seconds in communication, waiting included.
+    pub comm_s: f64,
+    /// Of `comm_s`, seconds waiting for slower ranks (wait separation only, else 0).
+    pub wait_s: f64,
+}
+
 /// One measured repetition over all ranks.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
@@ -160,6 +174,9 @@ pub const IMBALANCE_WARNING: f64 = 1.2;
 /// | `samples` | per repetition: `wall_s`, `compute_mean_s`, `compute_min_s`, `compute_max_s`, `transfer_s`, `baseline_s` — what the scaling model resamples |
 /// | `warnings` | `{kind, message}` of every warning the report raised (see [`WarningKind`]) |
 /// | `regions` | per region: `name`, `kind`, `calls`, `min_s`, `avg_s`, `max_s` over ranks, `bytes` summed, `wait_avg_s`, `overlap` (non-blocking operations: `posted_avg_s`, `waited_avg_s`, `in_flight_avg_s`, else `null`); with repetitions, totals over the measured repetitions |
+/// | `per_rank` | every rank's `compute_s`, `comm_s`, `wait_s` (medians over repetitions) |
+/// | `trace` | with tracing on, what the trace file holds (see [`TraceSummary`]), else `null` |
+/// | `comm_matrix` | point-to-point traffic: `ranks` and `entries` of `{operation, from, to, bytes, messages}` (see [`CommMatrix`]) |
 /// | `results` | what the program recorded with [`Report::record`], and the last run of a [farm](crate::farm) (`farm`) or [pipeline](crate::pipeline) (`pipeline`) |
 /// | `sections` | the farm's or pipeline's figures as the table prints them |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -209,6 +226,16 @@ pub struct Report {
     pub warnings: Vec<Warning>,
     /// Every region entered on any rank, slowest (by mean time) first.
     pub regions: Vec<RegionReport>,
+    /// Point-to-point bytes and messages between ranks, per operation, over the whole run.
+    #[serde(default)]
+    pub comm_matrix: CommMatrix,
+    /// Every rank's compute, comm and wait (medians over repetitions), index = rank.
+    #[serde(default)]
+    pub per_rank: Vec<RankShare>,
+    /// The timeline trace written with this report when tracing is on (see
+    /// [`crate::runtime::trace`]), else `None`.
+    #[serde(default)]
+    pub trace: Option<TraceSummary>,
     /// What the program recorded about its own run with [`record`](Report::record): its
     /// answer, whether it verified it, problem sizes (empty unless it recorded something).
     #[serde(default)]
@@ -260,6 +287,14 @@ impl Report {
         };
         let compute = per_rank(&|&(w, c, _)| (w - c).max(0.0));
         let comm = per_rank(&|&(_, c, _)| c);
+        let waited = per_rank(&|&(_, _, w)| w);
+        let shares: Vec<RankShare> = (0..ranks.len())
+            .map(|r| RankShare {
+                compute_s: compute[r],
+                comm_s: comm[r],
+                wait_s: waited[r],
+            })
+            .collect();
         let (wait_s, transfer_s) = if wait_separation {
             (
                 Some(Stat::of(per_rank(&|&(_, _, w)| w))),
@@ -321,6 +356,9 @@ impl Report {
             samples,
             warnings: Vec::new(),
             regions: merge_regions(ranks, wait_separation),
+            comm_matrix: CommMatrix::from_ranks(ranks),
+            per_rank: shares,
+            trace: None,
             results: BTreeMap::new(),
             sections: Vec::new(),
         };

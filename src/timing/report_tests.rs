@@ -28,6 +28,7 @@ fn rank(wall: f64, comm: f64, wait: f64, rss: u64, regions: Vec<RegionTimes>) ->
         repetitions: Vec::new(),
         baselines_s: Vec::new(),
         node: None,
+        sent: Vec::new(),
     }
 }
 

@@ -223,6 +223,28 @@ impl fmt::Display for Report {
                 }
             }
         }
+        let matrix = &self.comm_matrix;
+        if !matrix.entries.is_empty() {
+            let messages: u64 = matrix.entries.iter().map(|e| e.messages).sum();
+            let mut pairs: Vec<(usize, usize)> =
+                matrix.entries.iter().map(|e| (e.from, e.to)).collect();
+            pairs.dedup();
+            writeln!(
+                f,
+                "point-to-point: {} in {messages} messages between {} pairs of ranks",
+                mebibytes(matrix.total_bytes() as f64),
+                pairs.len()
+            )?;
+            for (operation, bytes, messages) in matrix.operations() {
+                writeln!(
+                    f,
+                    "  {operation:<40}{bytes:>14} bytes{messages:>10} messages"
+                )?;
+            }
+        }
+        if let Some(trace) = &self.trace {
+            writeln!(f, "{trace}")?;
+        }
         for section in &self.sections {
             f.write_str(section)?;
         }

@@ -33,6 +33,7 @@ mod sparse;
 mod support;
 mod timing;
 mod tools;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -54,6 +55,7 @@ const MODULES: &[&Module] = &[
     &krylov::MODULE,
     &runtime::MODULE,
     &timing::MODULE,
+    &trace::MODULE,
     #[cfg(feature = "bench")]
     &bench_driver::MODULE,
     &checkpoint::MODULE,
