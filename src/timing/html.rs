@@ -312,11 +312,23 @@ impl Timeline {
         out.push_str("</svg>");
     }
 
-    /// The close-up's window: about a fiftieth of the run (at least 20 us), from its middle.
+    /// The close-up's window: around the first message sent after the middle of the run,
+    /// from a little before its send to a little after its receive (so the work it travelled
+    /// behind is in view); without messages, a fiftieth of the run from its middle.
     fn detail_window(&self) -> (f64, f64) {
-        let length = ((self.end - self.start) / 50.0).max(20.0);
-        let from = self.start + (self.end - self.start) / 2.0;
-        (from, from + length)
+        let middle = self.start + (self.end - self.start) / 2.0;
+        let first = self
+            .arrows
+            .iter()
+            .filter(|a| a.1 >= middle)
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        match first {
+            Some(&(_, sent, _, taken)) => {
+                let flight = (taken - sent).max(10.0);
+                (sent - 0.5 * flight, taken + 0.5 * flight)
+            }
+            None => (middle, middle + ((self.end - self.start) / 50.0).max(20.0)),
+        }
     }
 }
 
@@ -413,7 +425,8 @@ impl Report {
                 let (from, to) = t.detail_window();
                 let _ = write!(
                     out,
-                    "<h3>Close-up: {} from {} into the run (arrows: messages)</h3>",
+                    "<h3>Close-up: {} from {} into the run, around a message (arrows: \
+                     messages, send to receive)</h3>",
                     format_seconds((to - from) * 1e-6),
                     format_seconds((from - t.start) * 1e-6)
                 );
