@@ -469,9 +469,8 @@ fn heat2d_trace() -> Result<(), String> {
 /// flows=M processes=[...]`, or `SKIP: why` when the package or the trace processor binary it
 /// downloads cannot be had.
 const PERFETTO_CHECK: &str = r#"
-import subprocess, sys
+import importlib, subprocess, sys
 path, target = sys.argv[1], sys.argv[2]
-sys.path.insert(0, target)
 try:
     from perfetto.trace_processor import TraceProcessor
 except ImportError:
@@ -480,6 +479,9 @@ except ImportError:
     if r.returncode != 0:
         print("SKIP: cannot install perfetto from PyPI:", r.stderr.strip()[-300:])
         sys.exit(0)
+    # The directory did not exist when Python started: look again.
+    sys.path.insert(0, target)
+    importlib.invalidate_caches()
     from perfetto.trace_processor import TraceProcessor
 try:
     tp = TraceProcessor(trace=path)
