@@ -232,7 +232,7 @@ impl SpmdBuilder {
 
     /// Records a timeline trace of the run and writes it to `path` (Chrome Trace Event JSON,
     /// for Perfetto UI or `chrome://tracing`) when the context drops, overriding
-    /// `SPMD_TRACE`; see [`trace`](crate::runtime::trace).
+    /// `SPMD_TRACE`; see [`trace`].
     pub fn trace(mut self, path: impl Into<PathBuf>) -> SpmdBuilder {
         self.trace = Some(path.into());
         self
@@ -254,7 +254,7 @@ impl SpmdBuilder {
     /// - [`ErrorKind::RankCount`]: fewer ranks than [`min_ranks`](Self::min_ranks).
     /// - [`ErrorKind::Config`]: zero threads requested, `SPMD_NUM_THREADS` is not a positive
     ///   integer, `SPMD_WATCHDOG` is not a positive number of seconds, or the trace settings
-    ///   are unusable (see [`trace`](crate::runtime::trace)).
+    ///   are unusable (see [`trace`]).
     /// - [`ErrorKind::ThreadPool`]: the global rayon pool was already built with another size.
     pub fn init(self) -> Result<Spmd> {
         let requested_threads = match self.threads {
