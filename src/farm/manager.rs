@@ -15,6 +15,11 @@ use crate::comm::idle::thread_cpu_time;
 use crate::comm::wire::{decode, encode};
 use crate::comm::{wait_all, Comm, Request, Source, TagFilter};
 use crate::error::Result;
+use crate::timing::EventKind;
+
+/// What the manager's task thread hands back per task: its index, outcome, time taken, and
+/// start and end in profiler clock ticks.
+type LocalOutcome<R> = (usize, Outcome<R>, Duration, (u64, u64));
 
 /// The manager's shortest and longest sleep between two looks at its queues.
 const MIN_NAP: Duration = Duration::from_micros(50);
@@ -124,13 +129,17 @@ impl Manager<'_> {
         std::thread::scope(|scope| -> Result<()> {
             // The manager's own tasks run here, so that this thread stays free to answer.
             let (to_local, local_tasks) = mpsc::channel::<(usize, T)>();
-            let (local_done, from_local) = mpsc::channel::<(usize, Outcome<R>, Duration)>();
+            let (local_done, from_local) = mpsc::channel::<LocalOutcome<R>>();
+            // The task thread reads the profiler's clock, so that its tasks can be drawn on
+            // a track of their own in a trace.
+            let clock = comm.profiler().clock_handle();
             scope.spawn(move || {
                 for (index, task) in local_tasks {
-                    let started = Instant::now();
+                    let (started, ticks_at_start) = (Instant::now(), clock.raw());
                     let outcome = run_task(f, task);
+                    let ticks = (ticks_at_start, clock.raw());
                     if local_done
-                        .send((index, outcome, started.elapsed()))
+                        .send((index, outcome, started.elapsed(), ticks))
                         .is_err()
                     {
                         return;
@@ -167,8 +176,15 @@ impl Manager<'_> {
                     self.refill(worker, &mut workers, &mut queue, &mut sends, stopping)?;
                 }
                 // Outcomes of the manager's own tasks.
-                while let Ok((index, outcome, busy)) = from_local.try_recv() {
+                while let Ok((index, outcome, busy, (start, end))) = from_local.try_recv() {
                     progressed = true;
+                    comm.profiler().record_thread_span(
+                        "farm: manager's tasks",
+                        "farm task",
+                        EventKind::Compute,
+                        start,
+                        end,
+                    );
                     local_in_flight -= 1;
                     work.tasks += 1;
                     work.busy_s += busy.as_secs_f64();

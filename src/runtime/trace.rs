@@ -311,12 +311,13 @@ impl Session {
                 continue;
             };
             let added = header.and_then(|header| {
-                let events = decode(&words, header.names.len()).map_err(|e| {
-                    Error::new(
-                        ErrorKind::RemoteError,
-                        format!("unreadable trace events from rank {rank}: {e}"),
-                    )
-                })?;
+                let events =
+                    decode(&words, header.names.len(), header.tracks.len()).map_err(|e| {
+                        Error::new(
+                            ErrorKind::RemoteError,
+                            format!("unreadable trace events from rank {rank}: {e}"),
+                        )
+                    })?;
                 w.add_rank(&header, events).map_err(failed)
             });
             if let Err(e) = added {

@@ -66,7 +66,8 @@ pub(crate) struct Timeline {
 
 impl Timeline {
     /// Reads a trace file written by spmd (or any Chrome Trace Event file with `X` events
-    /// and `s`/`f` flows).
+    /// and `s`/`f` flows): each rank's main thread (`tid` 0), whose regions the report's
+    /// figures are made of; other threads' tracks are left to a trace viewer.
     pub(crate) fn from_trace_json(text: &str) -> std::result::Result<Timeline, String> {
         let json: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let events = json["traceEvents"]
@@ -88,7 +89,8 @@ impl Timeline {
                 return Err(format!("pid {pid} is not a rank"));
             }
             match e["ph"].as_str() {
-                Some("X") => {
+                // The rank's main thread: where its regions and messages are.
+                Some("X") if e["tid"].as_u64().unwrap_or(0) == 0 => {
                     let end = ts + e["dur"].as_f64().unwrap_or(0.0);
                     if t.spans.len() <= pid {
                         t.spans.resize(pid + 1, Vec::new());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::trace::{Event, EventKind, Tracer, Traffic, TrafficTable, NO_PEER};
+use super::trace::{Event, EventKind, Tracer, Traffic, TrafficTable, MAIN_TRACK, NO_PEER};
 
 /// What a region's time is spent on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -389,6 +389,44 @@ impl Profiler {
                 peer,
                 tag,
                 channel,
+                track: MAIN_TRACK,
+            });
+        }
+    }
+
+    /// A handle on the profiler's clock for another thread of this rank: its
+    /// [`raw`](quanta::Clock::raw) readings are what [`Profiler::record_thread_span`] takes.
+    pub(crate) fn clock_handle(&self) -> quanta::Clock {
+        self.clock.clone()
+    }
+
+    /// Records, in the timeline only, a span `name` that the thread called `thread` spent
+    /// from tick `start` to tick `end` (readings of [`Profiler::clock_handle`]); the thread
+    /// gets its own track. Its time is not in the regions: those are this thread's.
+    pub(crate) fn record_thread_span(
+        &self,
+        thread: &'static str,
+        name: &'static str,
+        kind: EventKind,
+        start: u64,
+        end: u64,
+    ) {
+        if !self.enabled.get() {
+            return;
+        }
+        if let Some(tracer) = self.tracer.borrow_mut().as_mut() {
+            let track = tracer.track(thread);
+            let name = tracer.intern(name);
+            tracer.push(Event {
+                start,
+                end,
+                bytes: 0,
+                name,
+                kind,
+                peer: NO_PEER,
+                tag: 0,
+                channel: 0,
+                track,
             });
         }
     }
@@ -529,6 +567,7 @@ impl Profiler {
                     peer: NO_PEER,
                     tag: 0,
                     channel: 0,
+                    track: MAIN_TRACK,
                 });
             }
         }
@@ -637,6 +676,7 @@ impl Profiler {
                     peer: NO_PEER,
                     tag: 0,
                     channel: 0,
+                    track: MAIN_TRACK,
                 });
             }
         }
@@ -1058,6 +1098,35 @@ mod tests {
         p.reset();
         assert!(p.rank_times().sent.is_empty());
         assert!(p.tracing(), "a reset keeps the timeline");
+    }
+
+    #[test]
+    fn other_threads_spans_land_on_their_own_tracks() {
+        let (p, clock) = mocked();
+        p.record_thread_span("farm tasks", "farm task", EventKind::Compute, 0, 1);
+        p.start_tracing(8);
+        let handle = p.clock_handle();
+        let start = handle.raw();
+        clock.increment(ms(4));
+        let end = handle.raw();
+        p.record_thread_span("farm tasks", "farm task", EventKind::Compute, start, end);
+        drop(p.compute("step"));
+        let (seen, tracks) = p
+            .with_tracer(|t| {
+                let seen: Vec<(&str, u16, i64)> = t
+                    .events()
+                    .map(|e| {
+                        let ms = p.nanos_between(e.start, e.end) / 1_000_000;
+                        (t.names()[e.name as usize], e.track, ms)
+                    })
+                    .collect();
+                (seen, t.tracks().to_vec())
+            })
+            .expect("tracing is on");
+        assert_eq!(seen, [("farm task", 1, 4), ("step", MAIN_TRACK, 0)]);
+        assert_eq!(tracks, ["main", "farm tasks"]);
+        // Not a region of this thread.
+        assert_eq!(p.rank_times().regions.len(), 1);
     }
 
     #[test]

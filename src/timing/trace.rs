@@ -3,20 +3,28 @@
 //! receives becomes an [`Event`] in a bounded buffer. The runtime gathers the buffers and
 //! writes one trace file (see [`crate::runtime::trace`]).
 //!
-//! Recording an event is a clock read the region takes anyway plus a push into a block of
-//! [`BLOCK`] events (a new block, allocated once per 65 536 events, is the only allocation;
-//! nothing is ever copied), with no lock: the profiler lives on one thread. A full buffer
+//! Recording an event is a clock read the region takes anyway plus a store into a buffer
+//! allocated, and its pages touched, when tracing starts (in blocks of [`BLOCK`] events; the
+//! first write to a fresh page costs a page fault, which would otherwise fall on every 85th
+//! event), with no lock: the profiler lives on one thread. Other threads of the rank (the
+//! farm manager's task thread) hand their spans to it, each on its own track. A full buffer
 //! stops recording and counts what it dropped, so a long run keeps its first events and the
 //! trace file says how many are missing.
 
 use serde::{Deserialize, Serialize};
 
-/// Events a rank keeps by default before it stops recording (48 bytes each: at most 48 MiB,
-/// allocated as the events come).
+/// Events a rank keeps by default before it stops recording (48 bytes each: 48 MiB,
+/// allocated and touched when tracing starts).
 pub const DEFAULT_TRACE_EVENTS: usize = 1 << 20;
 
 /// Events per block of the buffer.
 pub(crate) const BLOCK: usize = 1 << 16;
+
+/// The smallest page the buffer's memory comes in.
+const PAGE_BYTES: usize = 4096;
+
+/// The track of the thread that owns the profiler.
+pub(crate) const MAIN_TRACK: u16 = 0;
 
 /// What an event of the timeline is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -86,6 +94,24 @@ pub(crate) struct Event {
     /// Messages: which communicator carried it (a number every member of the communicator
     /// computes alike; see `Comm`), so that sends and receives pair up.
     pub channel: u64,
+    /// The thread it happened on: an index into the recorder's tracks ([`MAIN_TRACK`] for
+    /// the profiler's own thread).
+    pub track: u16,
+}
+
+impl Event {
+    /// What fills the buffer's pages before events do.
+    const BLANK: Event = Event {
+        start: 0,
+        end: 0,
+        bytes: 0,
+        name: 0,
+        kind: EventKind::Compute,
+        peer: NO_PEER,
+        tag: 0,
+        channel: 0,
+        track: MAIN_TRACK,
+    };
 }
 
 /// The peer of an event that has none.
@@ -97,24 +123,58 @@ pub(crate) struct Tracer {
     /// The tick the trace's times count from on this rank.
     origin: u64,
     capacity: usize,
-    /// Blocks of at most [`BLOCK`] events, all full but the last.
+    /// Blocks of at most [`BLOCK`] events holding `capacity` in all, reserved up front;
+    /// those before the one at `len / BLOCK` are full, those after it empty.
     blocks: Vec<Vec<Event>>,
     len: usize,
     dropped: u64,
     names: Vec<&'static str>,
+    /// Thread names, by track ([`MAIN_TRACK`] is `main`).
+    tracks: Vec<&'static str>,
 }
 
 impl Tracer {
     /// A recorder keeping at most `capacity` events, times counted from tick `origin`.
+    /// The whole buffer is reserved and its pages touched here, so that recording costs no
+    /// page faults (about 12 ms for the default 48 MiB on a 2-core VM).
     pub fn new(origin: u64, capacity: usize) -> Tracer {
+        let per_page = (PAGE_BYTES / std::mem::size_of::<Event>()).max(1);
+        let blocks = (0..capacity.div_ceil(BLOCK))
+            .map(|b| {
+                let mut block = Vec::with_capacity(BLOCK.min(capacity - b * BLOCK));
+                for slot in block.spare_capacity_mut().iter_mut().step_by(per_page) {
+                    slot.write(Event::BLANK);
+                }
+                block
+            })
+            .collect();
         Tracer {
             origin,
             capacity,
-            blocks: Vec::new(),
+            blocks,
             len: 0,
             dropped: 0,
             names: Vec::new(),
+            tracks: vec!["main"],
         }
+    }
+
+    /// The track of the thread named `thread` (added if new; at most 2^16 tracks, the last
+    /// one shared by any beyond).
+    pub fn track(&mut self, thread: &'static str) -> u16 {
+        let found = self.tracks.iter().position(|t| *t == thread);
+        let index = found.unwrap_or_else(|| {
+            if self.tracks.len() <= usize::from(u16::MAX) {
+                self.tracks.push(thread);
+            }
+            self.tracks.len() - 1
+        });
+        index as u16
+    }
+
+    /// Thread names, by track.
+    pub fn tracks(&self) -> &[&'static str] {
+        &self.tracks
     }
 
     /// The index of `name` among the recorded names (added if new). Names are usually the
@@ -139,14 +199,8 @@ impl Tracer {
             self.dropped += 1;
             return;
         }
-        match self.blocks.last_mut() {
-            Some(block) if block.len() < BLOCK => block.push(event),
-            _ => {
-                let mut block = Vec::with_capacity(BLOCK.min(self.capacity - self.len));
-                block.push(event);
-                self.blocks.push(block);
-            }
-        }
+        // Within its reserved capacity: never reallocates.
+        self.blocks[self.len / BLOCK].push(event);
         self.len += 1;
     }
 
@@ -263,6 +317,7 @@ mod tests {
             peer: NO_PEER,
             tag: 0,
             channel: 0,
+            track: MAIN_TRACK,
         }
     }
 
@@ -287,6 +342,36 @@ mod tests {
         assert_eq!((t.kept(), t.dropped()), (2 * BLOCK + 10, 10));
         assert_eq!(t.blocks.len(), 3);
         assert!(t.events().map(|e| e.start).eq(0..(2 * BLOCK + 10) as u64));
+    }
+
+    #[test]
+    fn the_buffer_is_reserved_up_front_and_never_moves() {
+        let mut t = Tracer::new(0, BLOCK + 5);
+        let reserved: Vec<(*const Event, usize)> = t
+            .blocks
+            .iter()
+            .map(|b| (b.as_ptr(), b.capacity()))
+            .collect();
+        assert_eq!(reserved.iter().map(|r| r.1).collect::<Vec<_>>(), [BLOCK, 5]);
+        for k in 0..(BLOCK + 5) as u64 {
+            t.push(span(0, k, k));
+        }
+        let filled: Vec<(*const Event, usize)> = t
+            .blocks
+            .iter()
+            .map(|b| (b.as_ptr(), b.capacity()))
+            .collect();
+        assert_eq!(reserved, filled);
+        assert_eq!(t.kept(), BLOCK + 5);
+    }
+
+    #[test]
+    fn each_thread_name_gets_one_track() {
+        let mut t = Tracer::new(0, 1);
+        assert_eq!(t.track("farm tasks"), 1);
+        assert_eq!(t.track("main"), MAIN_TRACK);
+        assert_eq!(t.track("farm tasks"), 1);
+        assert_eq!(t.tracks(), ["main", "farm tasks"]);
     }
 
     #[test]

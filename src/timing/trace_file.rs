@@ -1,8 +1,9 @@
 //! The trace file: every rank's timeline as one JSON file in the Chrome Trace Event format,
 //! which Perfetto UI (<https://ui.perfetto.dev>) and `chrome://tracing` open.
 //!
-//! One process per rank (`pid` = rank, named `rank N`), one track per thread (the thread that
-//! owns the profiler, `tid` 0), a complete event (`"ph": "X"`) per region with its kind as
+//! One process per rank (`pid` = rank, named `rank N`), one track per thread (`tid` 0,
+//! `main`, is the thread that owns the profiler; others, such as the farm manager's task
+//! thread, follow, named by `thread_name` metadata), a complete event (`"ph": "X"`) per region with its kind as
 //! `cat` (`compute`, `comm`, `wait`) and its payload bytes in `args`, and a flow arrow
 //! (`"ph": "s"` on the sender, `"ph": "f"` on the receiver) per point-to-point message.
 //! Times are microseconds on rank 0's clock: each rank's clock is mapped onto it with the
@@ -66,6 +67,8 @@ impl ClockModel {
 pub(crate) struct RankHeader {
     pub rank: usize,
     pub names: Vec<String>,
+    /// Thread names, by track.
+    pub tracks: Vec<String>,
     pub dropped: u64,
     pub capacity: usize,
     pub clock: ClockModel,
@@ -77,6 +80,7 @@ impl RankHeader {
         RankHeader {
             rank,
             names: tracer.names().iter().map(|n| (*n).to_owned()).collect(),
+            tracks: tracer.tracks().iter().map(|t| (*t).to_owned()).collect(),
             dropped: tracer.dropped(),
             capacity: tracer.capacity(),
             clock,
@@ -98,6 +102,7 @@ pub(crate) struct TimedEvent {
     pub peer: u32,
     pub tag: u32,
     pub channel: u64,
+    pub track: u16,
 }
 
 /// `tracer`'s events as words for the wire, times converted by `nanos` (ticks to ns since
@@ -109,7 +114,7 @@ pub(crate) fn encode(tracer: &Tracer, nanos: impl Fn(u64) -> i64) -> Vec<u64> {
             nanos(e.start) as u64,
             nanos(e.end) as u64,
             e.bytes,
-            u64::from(e.name) | e.kind.code() << 32,
+            u64::from(e.name) | e.kind.code() << 32 | u64::from(e.track) << 40,
             u64::from(e.peer) | u64::from(e.tag) << 32,
             e.channel,
         ]);
@@ -117,8 +122,13 @@ pub(crate) fn encode(tracer: &Tracer, nanos: impl Fn(u64) -> i64) -> Vec<u64> {
     words
 }
 
-/// The events of [`encode`]'s words; `names` is how many names the header carries.
-pub(crate) fn decode(words: &[u64], names: usize) -> Result<Vec<TimedEvent>, String> {
+/// The events of [`encode`]'s words; `names` and `tracks` are how many names and thread
+/// tracks the header carries.
+pub(crate) fn decode(
+    words: &[u64],
+    names: usize,
+    tracks: usize,
+) -> Result<Vec<TimedEvent>, String> {
     if words.len() % WORDS != 0 {
         return Err(format!(
             "{} words is not a whole number of {WORDS}-word events",
@@ -129,10 +139,15 @@ pub(crate) fn decode(words: &[u64], names: usize) -> Result<Vec<TimedEvent>, Str
         .chunks_exact(WORDS)
         .map(|w| {
             let name = (w[3] & 0xffff_ffff) as u32;
-            let kind = EventKind::from_code(w[3] >> 32)
-                .ok_or_else(|| format!("unknown event kind {}", w[3] >> 32))?;
+            let code = (w[3] >> 32) & 0xff;
+            let kind =
+                EventKind::from_code(code).ok_or_else(|| format!("unknown event kind {code}"))?;
+            let track = (w[3] >> 40) as u16;
             if name as usize >= names {
                 return Err(format!("event name {name} of {names} names"));
+            }
+            if usize::from(track) >= tracks {
+                return Err(format!("event track {track} of {tracks} tracks"));
             }
             Ok(TimedEvent {
                 start_ns: w[0] as i64,
@@ -143,6 +158,7 @@ pub(crate) fn decode(words: &[u64], names: usize) -> Result<Vec<TimedEvent>, Str
                 peer: (w[4] & 0xffff_ffff) as u32,
                 tag: (w[4] >> 32) as u32,
                 channel: w[5],
+                track,
             })
         })
         .collect()
@@ -262,10 +278,13 @@ impl<W: Write> ChromeTraceWriter<W> {
             "{{\"name\":\"process_sort_index\",\"ph\":\"M\",\"pid\":{pid},\"tid\":0,\
              \"args\":{{\"sort_index\":{pid}}}}}"
         ))?;
-        self.line(&format!(
-            "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{pid},\"tid\":0,\
-             \"args\":{{\"name\":\"main\"}}}}"
-        ))?;
+        for (tid, thread) in header.tracks.iter().enumerate() {
+            let thread = serde_json::to_string(thread).expect("a string serialises");
+            self.line(&format!(
+                "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":{pid},\"tid\":{tid},\
+                 \"args\":{{\"name\":{thread}}}}}"
+            ))?;
+        }
         let names: Vec<String> = header
             .names
             .iter()
@@ -295,9 +314,10 @@ impl<W: Write> ChromeTraceWriter<W> {
             }
             let name = &names[e.name as usize];
             self.line(&format!(
-                "{{\"name\":{name},\"cat\":\"{}\",\"ph\":\"X\",\"pid\":{pid},\"tid\":0,\
+                "{{\"name\":{name},\"cat\":\"{}\",\"ph\":\"X\",\"pid\":{pid},\"tid\":{},\
                  \"ts\":{},\"dur\":{},\"args\":{{\"bytes\":{}}}}}",
                 e.kind.as_str(),
+                e.track,
                 micros(start),
                 micros(end.max(0) - start.max(0)),
                 e.bytes
@@ -378,6 +398,7 @@ mod tests {
             peer: NO_PEER,
             tag: 0,
             channel: 0,
+            track: 0,
         }
     }
 
@@ -391,6 +412,7 @@ mod tests {
             peer,
             tag,
             channel: 9,
+            track: 0,
         }
     }
 
@@ -398,6 +420,7 @@ mod tests {
         RankHeader {
             rank,
             names: names.iter().map(|n| n.to_string()).collect(),
+            tracks: vec!["main".into(), "farm tasks".into()],
             dropped,
             capacity: 100,
             clock,
@@ -435,6 +458,8 @@ mod tests {
     fn words_round_trip_and_bad_words_are_refused() {
         let mut tracer = Tracer::new(0, 8);
         let a = tracer.intern("a");
+        tracer.track("one");
+        let track = tracer.track("two");
         tracer.push(crate::timing::trace::Event {
             start: 10,
             end: 30,
@@ -444,9 +469,10 @@ mod tests {
             peer: 3,
             tag: 7,
             channel: 11,
+            track,
         });
         let words = encode(&tracer, |t| t as i64 * 2 - 25);
-        let events = decode(&words, 1).unwrap();
+        let events = decode(&words, 1, 3).unwrap();
         assert_eq!(
             events,
             [TimedEvent {
@@ -457,14 +483,18 @@ mod tests {
                 kind: EventKind::Wait,
                 peer: 3,
                 tag: 7,
-                channel: 11
+                channel: 11,
+                track: 2,
             }]
         );
-        assert!(decode(&words[..5], 1).unwrap_err().contains("whole number"));
-        assert!(decode(&words, 0).unwrap_err().contains("of 0 names"));
+        assert!(decode(&words[..5], 1, 3)
+            .unwrap_err()
+            .contains("whole number"));
+        assert!(decode(&words, 0, 3).unwrap_err().contains("of 0 names"));
+        assert!(decode(&words, 1, 2).unwrap_err().contains("track 2 of 2"));
         let mut bad = words.clone();
         bad[3] = 9 << 32;
-        assert!(decode(&bad, 1).unwrap_err().contains("kind 9"));
+        assert!(decode(&bad, 1, 3).unwrap_err().contains("kind 9"));
     }
 
     #[test]
@@ -479,6 +509,10 @@ mod tests {
                     span(0, EventKind::Comm, 2_000, 3_000),
                     span(1, EventKind::Compute, 1_000, 4_000),
                     message(EventKind::Send, 3_500, 1, 7, 64), // never received
+                    TimedEvent {
+                        track: 1,
+                        ..span(1, EventKind::Compute, 1_500, 2_000)
+                    },
                 ],
             )
             .unwrap();
@@ -498,7 +532,7 @@ mod tests {
             )
             .unwrap();
         let summary = writer.finish(PathBuf::from("t.json")).unwrap();
-        assert_eq!(summary.events, [4, 2]);
+        assert_eq!(summary.events, [5, 2]);
         assert_eq!(summary.dropped, [0, 4]);
         assert_eq!((summary.messages, summary.unmatched), (1, 1));
         assert_eq!(summary.clock_error_s, 1.5e-6);
@@ -522,11 +556,29 @@ mod tests {
             .map(|e| e["args"]["name"].as_str().unwrap())
             .collect();
         assert_eq!(names, ["rank 0", "rank 1"]);
-        let spans: Vec<(i64, &str, &str, f64, f64)> = of("X")
+        let threads: Vec<(i64, i64, &str)> = of("M")
+            .iter()
+            .filter(|e| e["name"] == "thread_name")
+            .map(|e| {
+                let (pid, tid) = (e["pid"].as_i64().unwrap(), e["tid"].as_i64().unwrap());
+                (pid, tid, e["args"]["name"].as_str().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            threads,
+            [
+                (0, 0, "main"),
+                (0, 1, "farm tasks"),
+                (1, 0, "main"),
+                (1, 1, "farm tasks")
+            ]
+        );
+        let spans: Vec<(i64, i64, &str, &str, f64, f64)> = of("X")
             .iter()
             .map(|e| {
                 (
                     e["pid"].as_i64().unwrap(),
+                    e["tid"].as_i64().unwrap(),
                     e["name"].as_str().unwrap(),
                     e["cat"].as_str().unwrap(),
                     e["ts"].as_f64().unwrap(),
@@ -537,9 +589,10 @@ mod tests {
         assert_eq!(
             spans,
             [
-                (0, "step \"one\"", "compute", 1.0, 3.0),
-                (0, "send", "comm", 2.0, 1.0),
-                (1, "receive", "wait", 2.5, 1.5),
+                (0, 0, "step \"one\"", "compute", 1.0, 3.0),
+                (0, 1, "step \"one\"", "compute", 1.5, 0.5),
+                (0, 0, "send", "comm", 2.0, 1.0),
+                (1, 0, "receive", "wait", 2.5, 1.5),
             ]
         );
         let (start, finish) = (of("s"), of("f"));

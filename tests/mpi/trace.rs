@@ -67,6 +67,7 @@ pub const MODULE: Module = Module {
             }));
         }
         trials.push(trial("trace_heat2d_example_np2", heat2d_trace));
+        trials.push(trial("trace_farm_threads_np3", farm_trace));
         trials.push(trial(
             "trace_opens_in_perfetto_trace_processor",
             perfetto_reads,
@@ -461,6 +462,80 @@ fn heat2d_trace() -> Result<(), String> {
     // One ghost row each way per sweep.
     if arrows != 40 {
         return Err(format!("{arrows} message arrows, expected 40"));
+    }
+    Ok(())
+}
+
+/// `cat_farm --trace` at 3 ranks: the manager's own tasks run on a second thread of rank 0,
+/// which gets a track of its own with one span per task it ran (as many as the example
+/// says rank 0 did), one after the other; no other rank has a second track.
+fn farm_trace() -> Result<(), String> {
+    let path = scratch("farm.json");
+    let args = [
+        "--images",
+        "4",
+        "--trace",
+        path.to_str().expect("UTF-8 path"),
+    ];
+    let out = run(
+        mpirun(3, &[], &launcher::example("cat_farm"), &args, &[]),
+        LAUNCH_TIMEOUT,
+    );
+    if out.code != Some(0) || !out.stdout.contains("verified: all") {
+        return Err(format!("cat_farm --trace failed: {}", out.describe()));
+    }
+    let per_rank: Vec<u64> = out
+        .stdout
+        .split("(rank 0 = manager): [")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .map(|list| list.split(", ").filter_map(|n| n.parse().ok()).collect())
+        .ok_or_else(|| format!("no tiles per rank in: {}", out.stdout))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("no trace file: {e}"))?;
+    let json: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let events = json["traceEvents"].as_array().ok_or("no traceEvents")?;
+    let mut manager_tasks: Vec<(f64, f64)> = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["tid"] != 0)
+        .map(|e| {
+            let on_manager = e["pid"] == 0 && e["tid"] == 1 && e["name"] == "farm task";
+            let (ts, dur) = (number(e, "ts"), number(e, "dur"));
+            on_manager
+                .then_some((ts, ts + dur))
+                .ok_or_else(|| format!("a span on another thread than rank 0's second: {e}"))
+        })
+        .collect::<Result<_, String>>()?;
+    if manager_tasks.len() as u64 != per_rank[0] {
+        return Err(format!(
+            "{} task spans on rank 0's task thread, but it ran {} tiles",
+            manager_tasks.len(),
+            per_rank[0]
+        ));
+    }
+    manager_tasks.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if let Some(w) = manager_tasks.windows(2).find(|w| w[1].0 < w[0].1) {
+        return Err(format!("the task thread's spans overlap: {w:?}"));
+    }
+    let thread_names: Vec<(u64, u64, &str)> = events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+        .filter_map(|e| {
+            Some((
+                e["pid"].as_u64()?,
+                e["tid"].as_u64()?,
+                e["args"]["name"].as_str()?,
+            ))
+        })
+        .collect();
+    let mut expected = vec![(0, 0, "main")];
+    if per_rank[0] > 0 {
+        expected.push((0, 1, "farm: manager's tasks"));
+    }
+    expected.extend([(1, 0, "main"), (2, 0, "main")]);
+    if thread_names != expected {
+        return Err(format!(
+            "thread names {thread_names:?}, expected {expected:?}"
+        ));
     }
     Ok(())
 }
