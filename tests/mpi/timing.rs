@@ -33,13 +33,16 @@ pub const MODULE: Module = Module {
                 trials.push(trial(name, move || {
                     // MPICH busy-polls inside collectives: with more ranks than cores the
                     // spinning ranks delay the sleeping one's wake-ups by tens of milliseconds.
-                    let slack = if flavor() == Flavor::Mpich && ranks > num_cpus() {
-                        "0.080"
-                    } else {
-                        "0.030"
-                    };
+                    let spinning = flavor() == Flavor::Mpich && ranks > num_cpus();
+                    let slack = if spinning { "0.080" } else { "0.030" };
                     let env = [("SPMD_TEST_WAIT", wait), ("SPMD_TEST_SLACK", slack)];
-                    succeeds(&KNOWN_SPLIT, ranks, &[], &env)
+                    match succeeds(&KNOWN_SPLIT, ranks, &[], &env) {
+                        // A late wake-up there is the machine's (one in a few hundred runs
+                        // missed even the wide slack); a wrong figure fails again.
+                        Err(first) if spinning => succeeds(&KNOWN_SPLIT, ranks, &[], &env)
+                            .map_err(|second| format!("{first}\nand again:\n{second}")),
+                        outcome => outcome,
+                    }
                 }));
             }
         }
