@@ -12,14 +12,16 @@
 //! barrier waits of [wait separation](crate::timing::Profiler::set_wait_separation)) and
 //! every point-to-point message it sends or receives, with its start, duration, payload
 //! bytes and peer, in a buffer of `SPMD_TRACE_EVENTS` events (default
-//! [`DEFAULT_TRACE_EVENTS`]; 48 bytes each, allocated in blocks as the run goes).
+//! [`DEFAULT_TRACE_EVENTS`]; 48 bytes each, reserved and touched when tracing starts, so
+//! that recording one costs a store and never a page fault).
 //! A full buffer keeps the first events and counts the rest; the trace file and rank 0's
 //! summary line say how many were dropped.
 //!
 //! # The file
 //! One Chrome Trace Event JSON file, written by rank 0: one process per rank, a track for the
 //! thread that owns the [`Spmd`] context (regions are that thread's; rayon work shows inside
-//! the region that waits for it), one slice per region with its kind (`compute`, `comm`,
+//! the region that waits for it) and one for each other thread that runs the rank's work (the
+//! [farm](crate::farm) manager's task thread: a slice per task), one slice per region with its kind (`compute`, `comm`,
 //! `wait`) and bytes, and an arrow from each message's send to its receive. The ranks' clocks
 //! are lined up on rank 0's with offsets measured at the start and at the end of the run
 //! (ping-pongs with rank 0, the fastest of 32 round trips; linear drift between the two), and
