@@ -67,8 +67,12 @@ pub fn flavor() -> Flavor {
     })
 }
 
+/// A launcher to use instead of `mpirun` (same arguments), e.g. the one `scripts/multihost`
+/// writes to spread the ranks over several hosts.
+pub const MPIRUN_ENV: &str = "SPMD_TEST_MPIRUN";
+
 /// `mpirun -n ranks [extra] program args…` with the flags this machine needs (root,
-/// oversubscription) and `env` added.
+/// oversubscription) and `env` added; [`MPIRUN_ENV`] names another launcher.
 pub fn mpirun(
     ranks: usize,
     extra: &[&str],
@@ -76,7 +80,8 @@ pub fn mpirun(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Command {
-    let mut cmd = Command::new("mpirun");
+    let launcher = std::env::var_os(MPIRUN_ENV).unwrap_or_else(|| "mpirun".into());
+    let mut cmd = Command::new(launcher);
     cmd.arg("-n").arg(ranks.to_string());
     if flavor() == Flavor::OpenMpi {
         // More ranks than cores must work here; as root Open MPI refuses to start without these.
