@@ -25,6 +25,18 @@
 //!   `β` are fitted to the multi-rank runs: both with two or more rank counts above one, `α`
 //!   alone with one.
 //!
+//! Two adjustments carry a fit to runs it did not see:
+//!
+//! - [`ScalingModel::with_cores`]: the cores the ranks share in all. Beyond them (more
+//!   `r·t` than cores: oversubscription) the ranks time-share the cores, and ranks that meet
+//!   at every step go at the pace of the busiest core, which runs `⌈r·t / cores⌉` of them: each
+//!   step's compute stretches by that factor. (An even share, `r·t / cores`, under-predicted
+//!   3 ranks of `heat2d` on 2 cores by 30-35%.)
+//! - [`ScalingModel::on_network`]: a different network (across hosts instead of shared
+//!   memory): the difference between two probes' one-way latency and per-byte time (spmd's
+//!   own ping-pong on each network) is added to `α` and `β`. What a message costs inside the
+//!   library stays; what the wire adds changes.
+//!
 //! Every figure is the median over each run's repetitions. [`ScalingModel::band`] resamples
 //! those repetitions (a bootstrap) and refits, which gives an interval around each prediction;
 //! with noisy runs it is wide, and it should be read before the prediction itself.
@@ -115,6 +127,13 @@ pub struct ScalingModel {
     pub messages: f64,
     /// Payload bytes per rank per repetition (from the largest run).
     pub bytes: f64,
+    /// The cores the ranks share in all, if limited (see [`with_cores`](Self::with_cores)).
+    #[serde(default)]
+    pub cores: Option<usize>,
+    /// What another network adds to `α` and `β` (see [`on_network`](Self::on_network));
+    /// zero for the network the model was fitted on.
+    #[serde(default)]
+    pub network_delta: (f64, f64),
 }
 
 impl ScalingModel {
@@ -169,17 +188,52 @@ impl ScalingModel {
             seconds_per_byte,
             messages: largest.messages,
             bytes: largest.bytes,
+            cores: None,
+            network_delta: (0.0, 0.0),
         })
+    }
+
+    /// This model on a machine (or set of nodes) of `cores` cores in all: a run of more
+    /// ranks × threads time-shares them, and goes at the pace of the busiest core, so each
+    /// rank's compute stretches by `⌈ranks·threads / cores⌉`.
+    pub fn with_cores(self, cores: usize) -> ScalingModel {
+        ScalingModel {
+            cores: Some(cores.max(1)),
+            ..self
+        }
+    }
+
+    /// This model on another network: each one-way message costs `extra_latency_s` more
+    /// and each byte `extra_seconds_per_byte` more (either may be negative) than on the
+    /// network the model was fitted on, as a probe of both networks measured them.
+    pub fn on_network(self, extra_latency_s: f64, extra_seconds_per_byte: f64) -> ScalingModel {
+        ScalingModel {
+            network_delta: (extra_latency_s, extra_seconds_per_byte),
+            ..self
+        }
+    }
+
+    /// `(α, β)` on the network predicted for: the fitted ones plus the network's difference,
+    /// never below zero.
+    pub fn network(&self) -> (f64, f64) {
+        (
+            (self.latency_s + self.network_delta.0).max(0.0),
+            (self.seconds_per_byte + self.network_delta.1).max(0.0),
+        )
     }
 
     /// The predicted compute seconds per repetition on `ranks × threads` (the slowest rank's).
     pub fn compute(&self, ranks: usize, threads: usize) -> f64 {
         let cores = (ranks.max(1) * threads.max(1)) as f64;
         let fastest = self.serial_s + self.parallel_s / cores;
+        // More threads than cores: the busiest core runs ⌈threads / cores⌉ of them.
+        let shared = self
+            .cores
+            .map_or(1.0, |c| (cores / c as f64).ceil().max(1.0));
         if ranks > 1 {
-            fastest * self.imbalance
+            fastest * self.imbalance * shared
         } else {
-            fastest
+            fastest * shared
         }
     }
 
@@ -188,7 +242,8 @@ impl ScalingModel {
         if ranks <= 1 {
             return 0.0;
         }
-        self.messages * self.latency_s * (ranks as f64).log2() + self.bytes * self.seconds_per_byte
+        let (latency_s, seconds_per_byte) = self.network();
+        self.messages * latency_s * (ranks as f64).log2() + self.bytes * seconds_per_byte
     }
 
     /// Predicted seconds per repetition on `ranks` ranks with `threads` threads each.
@@ -241,9 +296,15 @@ impl ScalingModel {
                         ..r.clone()
                     })
                     .collect();
-                ScalingModel::fit(&resampled)
-                    .ok()
-                    .map(|m| m.time(ranks, threads))
+                ScalingModel::fit(&resampled).ok().map(|m| {
+                    // The same machine and network as this model's predictions.
+                    let m = ScalingModel {
+                        cores: self.cores,
+                        network_delta: self.network_delta,
+                        ..m
+                    };
+                    m.time(ranks, threads)
+                })
             })
             .collect();
         predictions.sort_by(f64::total_cmp);
@@ -438,6 +499,55 @@ mod tests {
         let at = |r| m.speedup(reference, r, 1);
         assert!(at(8) > 5.0 && at(64) > 30.0, "{} {}", at(8), at(64));
         assert!(m.best_ranks(1, 512) >= 256, "{}", m.best_ranks(1, 512));
+    }
+
+    #[test]
+    fn oversubscription_and_another_network_change_the_prediction() {
+        let runs: Vec<RunFigures> = [1, 2]
+            .into_iter()
+            .map(|r| synthetic(r, 1.0, 8.0, 1.0, 100.0, 2e-6, 1e6, 1e-10, 0.0, 3))
+            .collect();
+        let m = ScalingModel::fit(&runs).unwrap();
+        // 4 ranks on 2 cores: each rank's (1 + 8/4) s of compute stretches by 4/2; 3 ranks
+        // by 2 too (one core runs two of them), 5 by 3.
+        let shared = m.with_cores(2);
+        assert!(
+            (shared.compute(4, 1) - 6.0).abs() < 1e-9,
+            "{}",
+            shared.compute(4, 1)
+        );
+        let three = (1.0 + 8.0 / 3.0) * 2.0;
+        assert!((shared.compute(3, 1) - three).abs() < 1e-9);
+        assert!((shared.compute(5, 1) - (1.0 + 8.0 / 5.0) * 3.0).abs() < 1e-9);
+        assert!((shared.compute(2, 1) - m.compute(2, 1)).abs() < 1e-12);
+        // A network 8 µs slower per message and 4e-10 s slower per byte.
+        let far = m.on_network(8e-6, 4e-10);
+        let (alpha, beta) = far.network();
+        assert!((alpha - (m.latency_s + 8e-6)).abs() < 1e-15, "{alpha}");
+        assert!(
+            (beta - (m.seconds_per_byte + 4e-10)).abs() < 1e-20,
+            "{beta}"
+        );
+        let transfer = 100.0 * alpha * 2.0 + 1e6 * beta;
+        assert!(
+            (far.transfer(4) - transfer).abs() < 1e-12,
+            "{}",
+            far.transfer(4)
+        );
+        // Never below zero.
+        assert_eq!(m.on_network(-1.0, -1.0).network(), (0.0, 0.0));
+        // The band refits on the same machine and network.
+        let runs3: Vec<RunFigures> = [1, 2]
+            .into_iter()
+            .map(|r| synthetic(r, 1.0, 8.0, 1.0, 100.0, 2e-6, 1e6, 1e-10, 0.01, 5))
+            .collect();
+        let both = ScalingModel::fit(&runs3)
+            .unwrap()
+            .with_cores(2)
+            .on_network(8e-6, 4e-10);
+        let (low, high) = both.band(&runs3, 4, 1, 100);
+        assert!(low <= both.time(4, 1) * 1.001 && both.time(4, 1) <= high * 1.001);
+        assert!(low > 5.0, "{low}: the band must time-share the cores too");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! model is fitted to the repetitions and predicts with a bootstrap interval.
 
 mod plot;
+mod probe;
 mod run;
 
 use std::path::PathBuf;
@@ -72,6 +73,26 @@ struct Args {
     /// Seconds before a run is killed.
     #[arg(long, default_value_t = 3600)]
     timeout: u64,
+    /// The cores the ranks share in all (e.g. nodes × cores per node): predictions for more
+    /// ranks × threads than that time-share them. Default: a core for every rank × thread.
+    #[arg(long)]
+    cores: Option<usize>,
+    /// Rank counts run after the fit and not used by it: their measured time is compared with
+    /// the model's prediction (strong scaling).
+    #[arg(long, value_delimiter = ',')]
+    held_out: Vec<usize>,
+    /// The launcher of the held-out runs, e.g. one that spreads the ranks over hosts
+    /// (default: `--mpirun`).
+    #[arg(long)]
+    held_out_mpirun: Option<String>,
+    /// Extra launcher arguments of the held-out runs (default: `--mpirun-args`).
+    #[arg(long, allow_hyphen_values = true)]
+    held_out_mpirun_args: Option<String>,
+    /// Before predicting the held-out runs, measure the network under both launchers (a
+    /// ping-pong between two ranks) and add the difference to the model's latency and time
+    /// per byte.
+    #[arg(long)]
+    probe: bool,
     /// The program and its arguments.
     #[arg(required = true, last = true)]
     program: Vec<String>,
@@ -100,6 +121,15 @@ struct Row {
 }
 
 fn main() -> ExitCode {
+    if let Ok(path) = std::env::var(probe::PROBE_ENV) {
+        return match probe::rank(&path) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("spmd-scale probe: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = Args::parse();
     match scale(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -149,7 +179,7 @@ fn scale(args: &Args) -> Result<(), String> {
     write_csv(&args.out.join("scaling.csv"), &rows)?;
 
     let model = match args.mode {
-        Mode::Strong => match fit(&reports) {
+        Mode::Strong => match fit(&reports, args.cores) {
             Ok(fitted) => {
                 print_model(args, &fitted);
                 Some(fitted)
@@ -164,6 +194,9 @@ fn scale(args: &Args) -> Result<(), String> {
             None
         }
     };
+    if let (Some(fitted), false) = (&model, args.held_out.is_empty()) {
+        held_out(args, &launcher, fitted)?;
+    }
     let svg = args.out.join("speedup.svg");
     let predict_to = args.predict.iter().copied().max().unwrap_or(8);
     plot::speedup(
@@ -342,12 +375,15 @@ impl Fitted {
     }
 }
 
-fn fit(reports: &[(Option<u64>, Report)]) -> Result<Fitted, String> {
+fn fit(reports: &[(Option<u64>, Report)], cores: Option<usize>) -> Result<Fitted, String> {
     let runs: Vec<RunFigures> = reports
         .iter()
         .map(|(_, r)| RunFigures::from_report(r))
         .collect();
-    let model = ScalingModel::fit(&runs)?;
+    let mut model = ScalingModel::fit(&runs)?;
+    if let Some(cores) = cores {
+        model = model.with_cores(cores);
+    }
     let reference = reports[0]
         .1
         .baseline_s
@@ -404,4 +440,107 @@ fn print_model(args: &Args, fitted: &Fitted) {
              costs more in transfer than it saves in compute"
         );
     }
+}
+
+/// One held-out run: the model's prediction against the measured time.
+#[derive(Debug, Serialize)]
+struct HeldOut {
+    ranks: usize,
+    threads: usize,
+    launcher: String,
+    predicted_s: f64,
+    band_s: (f64, f64),
+    measured_s: f64,
+    measured_min_s: f64,
+    measured_max_s: f64,
+    /// (predicted − measured) / measured.
+    error: f64,
+}
+
+/// Runs the held-out rank counts (under their own launcher, the network probed first when
+/// asked), and prints and writes (`held_out.json`) predicted against measured time.
+fn held_out(args: &Args, fit_launcher: &run::Launcher, fitted: &Fitted) -> Result<(), String> {
+    if args.mode != Mode::Strong {
+        return Err("--held-out checks strong-scaling predictions".into());
+    }
+    let mpirun = args.held_out_mpirun.as_deref().unwrap_or(&args.mpirun);
+    let extra = args
+        .held_out_mpirun_args
+        .as_deref()
+        .unwrap_or(&args.mpirun_args);
+    let launcher = run::Launcher::detect(mpirun, extra, args.timeout)?;
+    let mut model = fitted.model;
+    if args.probe {
+        let here = probe::measure(fit_launcher, 2, &args.out.join("probe_fit.json"))?;
+        let there = probe::measure(&launcher, 2, &args.out.join("probe_held_out.json"))?;
+        model = model.on_network(
+            there.latency_s - here.latency_s,
+            there.seconds_per_byte - here.seconds_per_byte,
+        );
+        println!(
+            "
+PROBE (spmd send/receive ping-pong, 2 ranks): fitted runs' network {:.2} µs +              {:.3} ns/byte one way; held-out runs' network {:.2} µs + {:.3} ns/byte; model's              α {:.3e} -> {:.3e} s, β {:.3e} -> {:.3e} s/byte",
+            here.latency_s * 1e6,
+            here.seconds_per_byte * 1e9,
+            there.latency_s * 1e6,
+            there.seconds_per_byte * 1e9,
+            fitted.model.latency_s,
+            model.network().0,
+            fitted.model.seconds_per_byte,
+            model.network().1
+        );
+    }
+    let mut rows = Vec::new();
+    for &threads in &args.threads {
+        for &ranks in &args.held_out {
+            let path = args.out.join(format!("held_out_r{ranks}_t{threads}.json"));
+            let mut program_args: Vec<String> = args.program[1..].to_vec();
+            program_args.extend(["--repeat".into(), args.repeat.to_string()]);
+            program_args.extend(["--report".into(), path.display().to_string()]);
+            eprintln!("spmd-scale: held out: {ranks} ranks x {threads} threads ({mpirun}) ...");
+            launcher.run(ranks, threads, &args.program[0], &program_args)?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("no report at {}: {e}", path.display()))?;
+            let report = Report::from_json(&text).map_err(|e| e.to_string())?;
+            let predicted = model.time(ranks, threads);
+            let measured = report.wall_s.median;
+            rows.push(HeldOut {
+                ranks,
+                threads,
+                launcher: format!("{mpirun} {extra}").trim().to_owned(),
+                predicted_s: predicted,
+                band_s: model.band(&fitted.runs, ranks, threads, BOOTSTRAPS),
+                measured_s: measured,
+                measured_min_s: report.wall_s.min,
+                measured_max_s: report.wall_s.max,
+                error: (predicted - measured) / measured,
+            });
+        }
+    }
+    println!(
+        "
+HELD OUT (not in the fit{}{}):",
+        args.cores
+            .map_or(String::new(), |c| format!("; {c} cores in all")),
+        if args.probe { "; network probed" } else { "" }
+    );
+    println!(
+        "{:>6} {:>8} {:>13} {:>24} {:>12} {:>21} {:>8}",
+        "ranks", "threads", "predicted s", "95% band", "measured s", "[min .. max]", "error"
+    );
+    for r in &rows {
+        println!(
+            "{:>6} {:>8} {:>13.4} {:>24} {:>12.4} {:>21} {:>7.1}%",
+            r.ranks,
+            r.threads,
+            r.predicted_s,
+            format!("[{:.4} .. {:.4}]", r.band_s.0, r.band_s.1),
+            r.measured_s,
+            format!("[{:.4} .. {:.4}]", r.measured_min_s, r.measured_max_s),
+            100.0 * r.error
+        );
+    }
+    let path = args.out.join("held_out.json");
+    let text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
 }

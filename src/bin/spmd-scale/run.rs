@@ -49,22 +49,35 @@ impl Launcher {
         program: &str,
         args: &[String],
     ) -> Result<(), String> {
+        self.run_with_env(ranks, threads, program, args, &[])
+    }
+
+    /// [`run`](Self::run) with the variables `env` set on every rank.
+    pub fn run_with_env(
+        &self,
+        ranks: usize,
+        threads: usize,
+        program: &str,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<(), String> {
         let mut cmd = Command::new(&self.program);
         cmd.arg("-n").arg(ranks.to_string());
-        match self.flavor {
-            Flavor::OpenMpi => {
-                // Bound to one core, a rank could not use its threads.
-                if threads > 1 {
-                    cmd.args(["--bind-to", "none"]);
-                }
-                cmd.args(["-x", &format!("SPMD_NUM_THREADS={threads}")]);
-            }
-            Flavor::Mpich => {
-                cmd.args(["-genv", "SPMD_NUM_THREADS", &threads.to_string()]);
-            }
+        let threads_text = threads.to_string();
+        let mut all_env = vec![("SPMD_NUM_THREADS", threads_text.as_str())];
+        all_env.extend_from_slice(env);
+        if self.flavor == Flavor::OpenMpi && threads > 1 {
+            // Bound to one core, a rank could not use its threads.
+            cmd.args(["--bind-to", "none"]);
+        }
+        for (name, value) in &all_env {
+            match self.flavor {
+                Flavor::OpenMpi => cmd.args(["-x", &format!("{name}={value}")]),
+                Flavor::Mpich => cmd.args(["-genv", name, value]),
+            };
+            cmd.env(name, value);
         }
         cmd.args(&self.extra).arg(program).args(args);
-        cmd.env("SPMD_NUM_THREADS", threads.to_string());
         cmd.stdin(Stdio::null());
         let mut child = cmd
             .spawn()
