@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::trace::{Event, EventKind, Tracer, Traffic, TrafficTable, MAIN_TRACK, NO_PEER};
+use super::trace::{Event, EventKind, Tracer, Traffic, TrafficTable, MAIN_TRACK};
 
 /// What a region's time is spent on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -417,17 +417,7 @@ impl Profiler {
         if let Some(tracer) = self.tracer.borrow_mut().as_mut() {
             let track = tracer.track(thread);
             let name = tracer.intern(name);
-            tracer.push(Event {
-                start,
-                end,
-                bytes: 0,
-                name,
-                kind,
-                peer: NO_PEER,
-                tag: 0,
-                channel: 0,
-                track,
-            });
+            tracer.push(Event::span(name, kind, start, end, 0, track));
         }
     }
 
@@ -558,17 +548,14 @@ impl Profiler {
             }
             if let Some(tracer) = self.tracer.borrow_mut().as_mut() {
                 let name = tracer.intern(name);
-                tracer.push(Event {
-                    start: before,
-                    end: after,
-                    bytes: 0,
+                tracer.push(Event::span(
                     name,
-                    kind: EventKind::Wait,
-                    peer: NO_PEER,
-                    tag: 0,
-                    channel: 0,
-                    track: MAIN_TRACK,
-                });
+                    EventKind::Wait,
+                    before,
+                    after,
+                    0,
+                    MAIN_TRACK,
+                ));
             }
         }
         guard
@@ -667,17 +654,8 @@ impl Profiler {
                     (None, RegionKind::Compute) => EventKind::Compute,
                     (None, RegionKind::Comm) => EventKind::Comm,
                 };
-                tracer.push(Event {
-                    start: open.start,
-                    end,
-                    bytes,
-                    name: region.trace_name,
-                    kind,
-                    peer: NO_PEER,
-                    tag: 0,
-                    channel: 0,
-                    track: MAIN_TRACK,
-                });
+                let name = region.trace_name;
+                tracer.push(Event::span(name, kind, open.start, end, bytes, MAIN_TRACK));
             }
         }
         if open.kind == RegionKind::Comm {
@@ -843,6 +821,7 @@ pub fn peak_rss_bytes() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::timing::trace::NO_PEER;
     use std::sync::Arc;
 
     /// A profiler on a mock clock that only moves when the test says so.

@@ -101,17 +101,30 @@ pub(crate) struct Event {
 
 impl Event {
     /// What fills the buffer's pages before events do.
-    const BLANK: Event = Event {
-        start: 0,
-        end: 0,
-        bytes: 0,
-        name: 0,
-        kind: EventKind::Compute,
-        peer: NO_PEER,
-        tag: 0,
-        channel: 0,
-        track: MAIN_TRACK,
-    };
+    const BLANK: Event = Event::span(0, EventKind::Compute, 0, 0, 0, MAIN_TRACK);
+
+    /// A span (no peer, tag or channel) named by index `name`, from tick `start` to `end`.
+    #[inline]
+    pub const fn span(
+        name: u32,
+        kind: EventKind,
+        start: u64,
+        end: u64,
+        bytes: u64,
+        track: u16,
+    ) -> Event {
+        Event {
+            start,
+            end,
+            bytes,
+            name,
+            kind,
+            peer: NO_PEER,
+            tag: 0,
+            channel: 0,
+            track,
+        }
+    }
 }
 
 /// The peer of an event that has none.
@@ -308,17 +321,7 @@ mod tests {
     use super::*;
 
     fn span(name: u32, start: u64, end: u64) -> Event {
-        Event {
-            start,
-            end,
-            bytes: 0,
-            name,
-            kind: EventKind::Compute,
-            peer: NO_PEER,
-            tag: 0,
-            channel: 0,
-            track: MAIN_TRACK,
-        }
+        Event::span(name, EventKind::Compute, start, end, 0, MAIN_TRACK)
     }
 
     #[test]

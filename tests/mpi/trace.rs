@@ -412,10 +412,35 @@ fn check_bad_setting(path: &str, events: Option<&str>, expected: &str) -> Result
     Ok(())
 }
 
+/// Runs example `name` on `ranks` ranks with `args` and `--trace` to a scratch file; once it
+/// exited 0 with `expect` in its output, its output and the trace's events.
+fn traced_example(
+    name: &str,
+    ranks: usize,
+    args: &[&str],
+    expect: &str,
+) -> Result<(String, Vec<Value>), String> {
+    let path = scratch(&format!("{name}.json"));
+    let mut args = args.to_vec();
+    args.extend(["--trace", path.to_str().expect("UTF-8 path")]);
+    let out = run(
+        mpirun(ranks, &[], &launcher::example(name), &args, &[]),
+        LAUNCH_TIMEOUT,
+    );
+    if out.code != Some(0) || !out.stdout.contains(expect) {
+        return Err(format!("{name} --trace failed: {}", out.describe()));
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("no trace file: {e}"))?;
+    let mut json: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    match json["traceEvents"].take() {
+        Value::Array(events) => Ok((out.stdout, events)),
+        _ => Err("no traceEvents array".into()),
+    }
+}
+
 /// `heat2d --trace`: both ranks' interior sweeps, the split-phase halo posts and waits, and
 /// the ghost rows as arrows between the ranks.
 fn heat2d_trace() -> Result<(), String> {
-    let path = scratch("heat2d.json");
     let args = [
         "--n",
         "64",
@@ -425,20 +450,9 @@ fn heat2d_trace() -> Result<(), String> {
         "20",
         "--halos",
         "split",
-        "--trace",
-        path.to_str().expect("UTF-8 path"),
     ];
-    let out = run(
-        mpirun(2, &[], &launcher::example("heat2d"), &args, &[]),
-        LAUNCH_TIMEOUT,
-    );
     // The report printed by rank 0 names the trace file.
-    if out.code != Some(0) || !out.stdout.contains("events over 2 ranks") {
-        return Err(format!("heat2d --trace failed: {}", out.describe()));
-    }
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("no trace file: {e}"))?;
-    let json: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let events = json["traceEvents"].as_array().ok_or("no traceEvents")?;
+    let (_, events) = traced_example("heat2d", 2, &args, "events over 2 ranks")?;
     for rank in 0..2 {
         let count = |name: &str, cat: &str| {
             events
@@ -470,30 +484,13 @@ fn heat2d_trace() -> Result<(), String> {
 /// which gets a track of its own with one span per task it ran (as many as the example
 /// says rank 0 did), one after the other; no other rank has a second track.
 fn farm_trace() -> Result<(), String> {
-    let path = scratch("farm.json");
-    let args = [
-        "--images",
-        "4",
-        "--trace",
-        path.to_str().expect("UTF-8 path"),
-    ];
-    let out = run(
-        mpirun(3, &[], &launcher::example("cat_farm"), &args, &[]),
-        LAUNCH_TIMEOUT,
-    );
-    if out.code != Some(0) || !out.stdout.contains("verified: all") {
-        return Err(format!("cat_farm --trace failed: {}", out.describe()));
-    }
-    let per_rank: Vec<u64> = out
-        .stdout
+    let (stdout, events) = traced_example("cat_farm", 3, &["--images", "4"], "verified: all")?;
+    let per_rank: Vec<u64> = stdout
         .split("(rank 0 = manager): [")
         .nth(1)
         .and_then(|rest| rest.split(']').next())
         .map(|list| list.split(", ").filter_map(|n| n.parse().ok()).collect())
-        .ok_or_else(|| format!("no tiles per rank in: {}", out.stdout))?;
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("no trace file: {e}"))?;
-    let json: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let events = json["traceEvents"].as_array().ok_or("no traceEvents")?;
+        .ok_or_else(|| format!("no tiles per rank in: {stdout}"))?;
     let mut manager_tasks: Vec<(f64, f64)> = events
         .iter()
         .filter(|e| e["ph"] == "X" && e["tid"] != 0)
