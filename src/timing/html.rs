@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::report::Report;
-use super::table::format_seconds;
+use super::table::{format_seconds, region_cells, REGION_COLUMNS};
 use crate::error::{Error, Result};
 
 /// Drawing width of the charts, px.
@@ -607,23 +607,17 @@ impl Report {
     }
 
     fn regions_table(&self, out: &mut String) {
-        out.push_str(
-            "<h2>Regions</h2><table><tr><th>region</th><th>kind</th><th>calls</th>\
-             <th>min</th><th>avg</th><th>max</th><th>bytes</th></tr>",
-        );
+        out.push_str("<h2>Regions</h2><table><tr>");
+        for column in REGION_COLUMNS {
+            let _ = write!(out, "<th>{column}</th>");
+        }
+        out.push_str("</tr>");
         for r in &self.regions {
-            let _ = write!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td></tr>",
-                escape(&r.name),
-                r.kind.as_str(),
-                r.calls,
-                format_seconds(r.min_s),
-                format_seconds(r.avg_s),
-                format_seconds(r.max_s),
-                r.bytes
-            );
+            out.push_str("<tr>");
+            for cell in region_cells(r) {
+                let _ = write!(out, "<td>{}</td>", escape(&cell));
+            }
+            out.push_str("</tr>");
         }
         out.push_str("</table>");
     }

@@ -5,7 +5,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::profiler::RegionKind;
-use super::report::{Report, Stat};
+use super::report::{RegionReport, Report, Stat};
 use super::stats::Spread;
 
 impl Report {
@@ -195,23 +195,11 @@ impl fmt::Display for Report {
             writeln!(f, "warning: {}", w.message)?;
         }
         if !self.regions.is_empty() {
-            writeln!(
-                f,
-                "{:<30}{:>8}{:>9}{:>11}{:>11}{:>11}{:>12}",
-                "region", "kind", "calls", "min", "avg", "max", "bytes"
-            )?;
+            let [a, b, c, d, e, g, h] = REGION_COLUMNS;
+            writeln!(f, "{a:<30}{b:>8}{c:>9}{d:>11}{e:>11}{g:>11}{h:>12}")?;
             for r in &self.regions {
-                writeln!(
-                    f,
-                    "{:<30}{:>8}{:>9}{:>11}{:>11}{:>11}{:>12}",
-                    r.name,
-                    r.kind.as_str(),
-                    r.calls,
-                    format_seconds(r.min_s),
-                    format_seconds(r.avg_s),
-                    format_seconds(r.max_s),
-                    r.bytes
-                )?;
+                let [a, b, c, d, e, g, h] = region_cells(r);
+                writeln!(f, "{a:<30}{b:>8}{c:>9}{d:>11}{e:>11}{g:>11}{h:>12}")?;
                 if let Some(o) = r.overlap {
                     writeln!(
                         f,
@@ -250,6 +238,23 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// The columns of the regions table (the text report's and the HTML page's).
+pub(super) const REGION_COLUMNS: [&str; 7] =
+    ["region", "kind", "calls", "min", "avg", "max", "bytes"];
+
+/// One region's row of the regions table, in [`REGION_COLUMNS`] order.
+pub(super) fn region_cells(r: &RegionReport) -> [String; 7] {
+    [
+        r.name.clone(),
+        r.kind.as_str().to_owned(),
+        r.calls.to_string(),
+        format_seconds(r.min_s),
+        format_seconds(r.avg_s),
+        format_seconds(r.max_s),
+        r.bytes.to_string(),
+    ]
 }
 
 /// Seconds in the unit that suits them (`1.234 s`, `5.678 ms`, `9.012 us`).

@@ -77,12 +77,13 @@ impl EventKind {
     }
 }
 
-/// One event, in ticks of the profiler's clock.
+/// One event, its times in ticks of the profiler's clock (`Time = u64`, as recorded) or in
+/// nanoseconds since the rank's trace origin (`i64`, as the trace file's writer reads them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Event {
-    pub start: u64,
+pub(crate) struct Event<Time = u64> {
+    pub start: Time,
     /// Equal to `start` for a message.
-    pub end: u64,
+    pub end: Time,
     pub bytes: u64,
     /// Index into the recorder's names.
     pub name: u32,
@@ -99,7 +100,7 @@ pub(crate) struct Event {
     pub track: u16,
 }
 
-impl Event {
+impl Event<u64> {
     /// What fills the buffer's pages before events do.
     const BLANK: Event = Event::span(0, EventKind::Compute, 0, 0, 0, MAIN_TRACK);
 

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::trace::{EventKind, Tracer, NO_PEER};
+use super::trace::{Event, EventKind, Tracer, NO_PEER};
 
 /// The largest clock drift between two ranks the alignment believes (one part in a
 /// thousand); a larger one is noise in the offsets and is clamped.
@@ -92,18 +92,7 @@ impl RankHeader {
 const WORDS: usize = 6;
 
 /// An event in nanoseconds since its rank's trace origin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TimedEvent {
-    pub start_ns: i64,
-    pub end_ns: i64,
-    pub bytes: u64,
-    pub name: u32,
-    pub kind: EventKind,
-    pub peer: u32,
-    pub tag: u32,
-    pub channel: u64,
-    pub track: u16,
-}
+pub(crate) type TimedEvent = Event<i64>;
 
 /// `tracer`'s events as words for the wire, times converted by `nanos` (ticks to ns since
 /// the origin).
@@ -150,8 +139,8 @@ pub(crate) fn decode(
                 return Err(format!("event track {track} of {tracks} tracks"));
             }
             Ok(TimedEvent {
-                start_ns: w[0] as i64,
-                end_ns: w[1] as i64,
+                start: w[0] as i64,
+                end: w[1] as i64,
                 bytes: w[2],
                 name,
                 kind,
@@ -291,10 +280,10 @@ impl<W: Write> ChromeTraceWriter<W> {
             .map(|n| serde_json::to_string(n).expect("a string serialises"))
             .collect();
         // Enclosing spans first: by start, the longer of two with the same start first.
-        events.sort_by(|a, b| a.start_ns.cmp(&b.start_ns).then(b.end_ns.cmp(&a.end_ns)));
+        events.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
         let clock = header.clock;
         for e in &events {
-            let (start, end) = (clock.on_root(e.start_ns), clock.on_root(e.end_ns));
+            let (start, end) = (clock.on_root(e.start), clock.on_root(e.end));
             if e.kind.is_message() {
                 let (from, to) = match e.kind {
                     EventKind::Send => (pid as u32, e.peer),
@@ -388,10 +377,10 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    fn span(name: u32, kind: EventKind, start_ns: i64, end_ns: i64) -> TimedEvent {
+    fn span(name: u32, kind: EventKind, start: i64, end: i64) -> TimedEvent {
         TimedEvent {
-            start_ns,
-            end_ns,
+            start,
+            end,
             bytes: 0,
             name,
             kind,
@@ -404,8 +393,8 @@ mod tests {
 
     fn message(kind: EventKind, at: i64, peer: u32, tag: u32, bytes: u64) -> TimedEvent {
         TimedEvent {
-            start_ns: at,
-            end_ns: at,
+            start: at,
+            end: at,
             bytes,
             name: 0,
             kind,
@@ -460,7 +449,7 @@ mod tests {
         let a = tracer.intern("a");
         tracer.track("one");
         let track = tracer.track("two");
-        tracer.push(crate::timing::trace::Event {
+        tracer.push(Event {
             start: 10,
             end: 30,
             bytes: 5,
@@ -476,8 +465,8 @@ mod tests {
         assert_eq!(
             events,
             [TimedEvent {
-                start_ns: -5,
-                end_ns: 35,
+                start: -5,
+                end: 35,
                 bytes: 5,
                 name: 0,
                 kind: EventKind::Wait,
