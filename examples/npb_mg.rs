@@ -94,22 +94,17 @@ impl Grid {
     }
 
     fn zero(&mut self) {
-        self.view_mut().fill(0.0);
+        // A slice fill is a memset; `ArrayBase::fill` walks the elements.
+        let all = self.view_mut().into_slice();
+        all.expect("grids are standard layout").fill(0.0);
     }
 
     /// NPB `comm3`: periodic ghosts along the two fast axes here, along planes by exchange.
     fn comm3(&mut self) -> spmd::Result<()> {
         let mut u = self.view_mut();
-        let (n3, n2, n1) = u.dim();
+        let (n3, _, _) = u.dim();
         for i3 in 1..n3 - 1 {
-            for i2 in 1..n2 - 1 {
-                u[[i3, i2, 0]] = u[[i3, i2, n1 - 2]];
-                u[[i3, i2, n1 - 1]] = u[[i3, i2, 1]];
-            }
-            for i1 in 0..n1 {
-                u[[i3, 0, i1]] = u[[i3, n2 - 2, i1]];
-                u[[i3, n2 - 1, i1]] = u[[i3, 1, i1]];
-            }
+            wrap_plane(u.index_axis_mut(Axis(0), i3));
         }
         match self {
             Grid::Dist(a) => a.exchange_halos(),
@@ -122,6 +117,21 @@ impl Grid {
             }
         }
     }
+}
+
+/// The periodic ghosts of one padded plane: each row's two ends, then the first and last
+/// rows (whole, corners included), as NPB's `comm3` orders them.
+fn wrap_plane(mut plane: ndarray::ArrayViewMut2<'_, f64>) {
+    let (n2, n1) = plane.dim();
+    let all = plane.as_slice_mut().expect("grids are standard layout");
+    for row in all.chunks_exact_mut(n1).skip(1).take(n2 - 2) {
+        row[0] = row[n1 - 2];
+        row[n1 - 1] = row[1];
+    }
+    let (first, rest) = all.split_at_mut(n1);
+    let (middle, last) = rest.split_at_mut((n2 - 2) * n1);
+    first.copy_from_slice(&middle[(n2 - 3) * n1..]);
+    last.copy_from_slice(&middle[..n1]);
 }
 
 /// Row `(i3, i2)` of a padded standard-layout grid as a slice (so the inner loops index
@@ -226,30 +236,35 @@ fn rprj3(r: ArrayView3<'_, f64>, mut s: ArrayViewMut3<'_, f64>) {
         let i3 = 2 * j3 - 1;
         for j2 in 1..m2j - 1 {
             let i2 = 2 * j2 - 1;
-            for j1 in 1..m1j {
-                let i1 = 2 * j1 - 1;
-                x1[i1] = r[[i3 + 1, i2, i1]]
-                    + r[[i3 + 1, i2 + 2, i1]]
-                    + r[[i3, i2 + 1, i1]]
-                    + r[[i3 + 2, i2 + 1, i1]];
-                y1[i1] = r[[i3, i2, i1]]
-                    + r[[i3 + 2, i2, i1]]
-                    + r[[i3, i2 + 2, i1]]
-                    + r[[i3 + 2, i2 + 2, i1]];
+            // r_ab: the fine row (i3 + a, i2 + b).
+            let [r00, r01, r02, r10, r11, r12, r20, r21, r22] = [
+                (0, 0),
+                (0, 1),
+                (0, 2),
+                (1, 0),
+                (1, 1),
+                (1, 2),
+                (2, 0),
+                (2, 1),
+                (2, 2),
+            ]
+            .map(|(a, b)| &row(&r, i3 + a, i2 + b)[..m1k]);
+            let (x1, y1) = (&mut x1[..m1k], &mut y1[..m1k]);
+            // Every fine point's sums, contiguous (so they vectorise): the odd points are
+            // the coarse points' x1/y1, the even ones their x2/y2, added in the same order.
+            for i1 in 0..m1k {
+                x1[i1] = r10[i1] + r12[i1] + r01[i1] + r21[i1];
+                y1[i1] = r00[i1] + r20[i1] + r02[i1] + r22[i1];
             }
+            let out = s
+                .slice_mut(s![j3, j2, ..])
+                .into_slice()
+                .expect("standard layout");
             for j1 in 1..m1j - 1 {
                 let i1 = 2 * j1 - 1;
-                let y2 = r[[i3, i2, i1 + 1]]
-                    + r[[i3 + 2, i2, i1 + 1]]
-                    + r[[i3, i2 + 2, i1 + 1]]
-                    + r[[i3 + 2, i2 + 2, i1 + 1]];
-                let x2 = r[[i3 + 1, i2, i1 + 1]]
-                    + r[[i3 + 1, i2 + 2, i1 + 1]]
-                    + r[[i3, i2 + 1, i1 + 1]]
-                    + r[[i3 + 2, i2 + 1, i1 + 1]];
-                s[[j3, j2, j1]] = 0.5 * r[[i3 + 1, i2 + 1, i1 + 1]]
-                    + 0.25 * (r[[i3 + 1, i2 + 1, i1]] + r[[i3 + 1, i2 + 1, i1 + 2]] + x2)
-                    + 0.125 * (x1[i1] + x1[i1 + 2] + y2)
+                out[j1] = 0.5 * r11[i1 + 1]
+                    + 0.25 * (r11[i1] + r11[i1 + 2] + x1[i1 + 1])
+                    + 0.125 * (x1[i1] + x1[i1 + 2] + y1[i1 + 1])
                     + 0.0625 * (y1[i1] + y1[i1 + 2]);
             }
         }
@@ -260,32 +275,46 @@ fn rprj3(r: ArrayView3<'_, f64>, mut s: ArrayViewMut3<'_, f64>) {
 /// does). `z_off` and `u_off` are the global padded indices of each array's local plane 0.
 fn interp(z: ArrayView3<'_, f64>, z_off: usize, mut u: ArrayViewMut3<'_, f64>, u_off: usize) {
     let (_, mm2, mm1) = z.dim();
-    let planes = u.dim().0;
+    let (planes, _, n1) = u.dim();
     let mut z1 = vec![0.0; mm1];
     let mut z2 = vec![0.0; mm1];
     let mut z3 = vec![0.0; mm1];
+    // Each coarse point writes a pair of fine points in each of two fine rows.
+    let pairs = mm1 - 1;
     for l in 0..planes {
         let g = l + u_off;
         let (i3, odd) = (g / 2 - z_off, g % 2 == 1);
+        let mut fine = u.index_axis_mut(Axis(0), l);
         for i2 in 0..mm2 - 1 {
+            let (a, b) = (row(&z, i3, i2), row(&z, i3, i2 + 1));
             for i1 in 0..mm1 {
-                z1[i1] = z[[i3, i2 + 1, i1]] + z[[i3, i2, i1]];
-                if odd {
-                    z2[i1] = z[[i3 + 1, i2, i1]] + z[[i3, i2, i1]];
-                    z3[i1] = z[[i3 + 1, i2 + 1, i1]] + z[[i3 + 1, i2, i1]] + z1[i1];
+                z1[i1] = b[i1] + a[i1];
+            }
+            if odd {
+                let (c, d) = (row(&z, i3 + 1, i2), row(&z, i3 + 1, i2 + 1));
+                for i1 in 0..mm1 {
+                    z2[i1] = c[i1] + a[i1];
+                    z3[i1] = d[i1] + c[i1] + z1[i1];
                 }
             }
-            for i1 in 0..mm1 - 1 {
+            let mut two = fine.slice_mut(s![2 * i2..2 * i2 + 2, ..]);
+            let (even_row, odd_row) = two
+                .as_slice_mut()
+                .expect("standard layout")
+                .split_at_mut(n1);
+            let even_row = even_row[..2 * pairs].chunks_exact_mut(2);
+            let odd_row = odd_row[..2 * pairs].chunks_exact_mut(2);
+            for (i1, (e, o)) in even_row.zip(odd_row).enumerate() {
                 if !odd {
-                    u[[l, 2 * i2, 2 * i1]] += z[[i3, i2, i1]];
-                    u[[l, 2 * i2, 2 * i1 + 1]] += 0.5 * (z[[i3, i2, i1 + 1]] + z[[i3, i2, i1]]);
-                    u[[l, 2 * i2 + 1, 2 * i1]] += 0.5 * z1[i1];
-                    u[[l, 2 * i2 + 1, 2 * i1 + 1]] += 0.25 * (z1[i1] + z1[i1 + 1]);
+                    e[0] += a[i1];
+                    e[1] += 0.5 * (a[i1 + 1] + a[i1]);
+                    o[0] += 0.5 * z1[i1];
+                    o[1] += 0.25 * (z1[i1] + z1[i1 + 1]);
                 } else {
-                    u[[l, 2 * i2, 2 * i1]] += 0.5 * z2[i1];
-                    u[[l, 2 * i2, 2 * i1 + 1]] += 0.25 * (z2[i1] + z2[i1 + 1]);
-                    u[[l, 2 * i2 + 1, 2 * i1]] += 0.25 * z3[i1];
-                    u[[l, 2 * i2 + 1, 2 * i1 + 1]] += 0.125 * (z3[i1] + z3[i1 + 1]);
+                    e[0] += 0.5 * z2[i1];
+                    e[1] += 0.25 * (z2[i1] + z2[i1 + 1]);
+                    o[0] += 0.25 * z3[i1];
+                    o[1] += 0.125 * (z3[i1] + z3[i1 + 1]);
                 }
             }
         }

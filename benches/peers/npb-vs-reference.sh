@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# An NPB kernel (cg, mg or ep; class A by default): spmd's npb_<kernel> example against the
+# NPB 3.4 MPI reference (Fortran), side by side: the two alternate in every round, and the
+# script prints each round's "Time in seconds" and the median ratio spmd / reference at 1 and
+# 2 ranks.
+#
+# The reference is not in this repository: pass the directory of an NPB3.4-MPI source tree
+# (NASA's release). The script builds the kernel there with this machine's mpif90 (gfortran
+# needs -fallow-argument-mismatch; the double-precision generator randdp).
+#
+#   bash benches/peers/npb-vs-reference.sh NPB_MPI_DIR KERNEL [ROUNDS] [CLASS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/mpi-env
+usage="usage: npb-vs-reference.sh NPB_MPI_DIR cg|mg|ep [ROUNDS] [CLASS]"
+npb="${1:?$usage}" kernel="${2:?$usage}"
+rounds="${3:-5}" class="${4:-A}"
+case "$kernel" in cg | mg | ep) ;; *) echo "$usage" >&2; exit 2 ;; esac
+[ -f "$npb/config/make.def" ] || cp "$npb/config/make.def.template" "$npb/config/make.def"
+sed -i 's/^FFLAGS\t= -O3$/FFLAGS\t= -O3 -fallow-argument-mismatch/; s/^RAND .*/RAND   = randdp/' \
+  "$npb/config/make.def"
+mkdir -p "$npb/bin"
+# gfortran's argument-mismatch warnings fill pages: show the build's output only if it fails.
+build_log=$(mktemp)
+trap 'rm -f "$build_log"' EXIT
+make -C "$npb" "$kernel" CLASS="$class" >"$build_log" 2>&1 || { cat "$build_log" >&2; exit 1; }
+cargo build --release --example "npb_$kernel" -q
+seconds() { sed -n 's/.*Time in seconds = *\([0-9.]*\).*/\1/p'; }
+for ranks in 1 2; do
+  rows=()
+  for round in $(seq 1 "$rounds"); do
+    s=$(mpirun -n "$ranks" "target/release/examples/npb_$kernel" --class "$class" | seconds)
+    r=$(mpirun -n "$ranks" "$npb/bin/$kernel.$class.x" | seconds)
+    echo "np=$ranks round $round: spmd ${s} s, reference ${r} s"
+    rows+=("$s $r")
+  done
+  printf '%s\n' "${rows[@]}" | python3 -c "
+import statistics, sys
+rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
+ratio = [s / r for s, r in rows]
+print(f'np=$ranks: spmd / reference {statistics.median(ratio):.3f} (range {min(ratio):.3f}-{max(ratio):.3f})')
+"
+done
