@@ -28,7 +28,7 @@
 use std::ops::Range;
 use std::os::raw::c_int;
 
-use ndarray::{ArrayView, Axis, Dimension, RemoveAxis, Slice};
+use ndarray::{ArrayView, ArrayViewMut, Axis, Dimension, RemoveAxis, Slice};
 
 use super::halo::Boundary;
 use super::{DistArray, Element};
@@ -443,6 +443,31 @@ impl<'a, T: Element, D: Dimension + RemoveAxis> HaloExchange<'a, T, D> {
         for p in self.array.layout.parts() {
             let count = data.len_of(Axis(p.axis)) - 2 * w;
             view.slice_axis_inplace(Axis(p.axis), Slice::from(w..w + count));
+        }
+        view
+    }
+
+    /// This rank's owned elements that no neighbour receives, writable while the ghosts
+    /// travel: the owned part less the `ghosts` layers at each end of every split axis.
+    /// Writing them changes no ghost on any rank, so the exchange's result is the blocking
+    /// exchange's followed by these writes. Empty along an axis where a rank owns fewer than
+    /// twice the ghost width.
+    ///
+    /// This is what lets an operator overlap its own exchange: compute the edge layers,
+    /// [`begin`](HaloPlan::begin), compute the inner layers here, `finish`.
+    pub fn inner_mut(&mut self) -> ArrayViewMut<'_, T, D> {
+        let w = self.array.ghosts;
+        let parts: Vec<usize> = self.array.layout.parts().map(|p| p.axis).collect();
+        let data = self
+            .data
+            .as_mut()
+            .expect("an exchange in flight holds the piece");
+        let mut view = data.view_mut();
+        for axis in parts {
+            // Owned layers are [w, w + count); the sent ones [w, 2w) and [count, count + w)
+            // are left out (along axis 0 MPI reads them in place).
+            let count = view.len_of(Axis(axis)) - 2 * w;
+            view.slice_axis_inplace(Axis(axis), Slice::from(2 * w..count.max(2 * w)));
         }
         view
     }

@@ -352,6 +352,30 @@ fn split_phase_halos() {
                     blocking.local_with_ghosts(),
                     "{label}"
                 );
+                // Writing the inner layers while the ghosts travel: the neighbours still
+                // get the edge layers as they were at `begin`.
+                let (mut expected, mut overlapped) = (make(4), make(4));
+                expected.exchange_halos().unwrap();
+                let mut exchange = overlapped.exchange_halos_begin().unwrap();
+                let mut inner = exchange.inner_mut();
+                // Owned less `width` layers at each end of each split axis, in padded
+                // coordinates; the other axis of a row split whole (it has no ghosts).
+                let owned = expected.local().dim();
+                let layers = |count: usize| 2 * width..count.max(2 * width);
+                let mut padded = expected.local_with_ghosts_mut();
+                let mut touched = padded.slice_mut(ndarray::s![layers(owned.0), ..]);
+                if split != Split::block(0) {
+                    touched.slice_axis_inplace(ndarray::Axis(1), layers(owned.1).into());
+                }
+                assert_eq!(inner, touched, "{label}: the inner layers");
+                inner.mapv_inplace(|v| -v);
+                touched.mapv_inplace(|v| -v);
+                exchange.finish().unwrap();
+                assert_eq!(
+                    overlapped.local_with_ghosts(),
+                    expected.local_with_ghosts(),
+                    "{label}: inner layers written during the exchange"
+                );
                 // A plan reused over changing data and over a second array of the pair.
                 let (mut a, mut b) = (make(2), make(3));
                 let mut plan = a.halo_plan().unwrap();
