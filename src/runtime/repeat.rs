@@ -182,7 +182,8 @@ impl<B: Baseline> Repeat<'_, B> {
     /// every rank. Returns what the last repetition and the last baseline returned.
     ///
     /// `step` is the parallel solution from the start: it must redo the work each time
-    /// (rebuild what it modifies), or the repetitions measure something else.
+    /// (rebuild what it modifies), or the repetitions measure something else; to reset
+    /// state outside the timed part, use [`run_prepared`](Self::run_prepared).
     ///
     /// Cost: one barrier per repetition besides `step`; the bookkeeping (a clock read and
     /// a copy of the profiler's region totals at each end) stays under a microsecond.
@@ -190,10 +191,45 @@ impl<B: Baseline> Repeat<'_, B> {
     /// # Errors
     /// The first error `step` returns, or a baseline error (as [`Spmd::baseline`]).
     pub fn run<R, E>(
-        mut self,
+        self,
         mut step: impl FnMut() -> Result<R, E>,
     ) -> Result<Measured<R, B::Output>, E>
     where
+        E: From<Error>,
+    {
+        self.run_prepared(&mut (), |_| {}, |_| step())
+    }
+
+    /// [`run`](Self::run) with untimed preparation: `prepare` runs on every rank before
+    /// each run of `step` (the warm-ups' too), outside the timed repetition, and both get
+    /// `state`. For what a benchmark resets before it starts its clock (a solution set back
+    /// to zero, input re-scattered), so that the repetitions time the work alone.
+    ///
+    /// ```no_run
+    /// # fn f(spmd: &spmd::Spmd) -> spmd::Result<()> {
+    /// let mut field = vec![0.0_f64; 1 << 20];
+    /// let measured = spmd.repeat(5).run_prepared(
+    ///     &mut field,
+    ///     |field| field.fill(0.0), // untimed
+    ///     |field| -> spmd::Result<f64> {
+    ///         field.iter_mut().enumerate().for_each(|(i, x)| *x += i as f64);
+    ///         Ok(field.iter().sum())
+    ///     },
+    /// )?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn run_prepared<S, R, E>(
+        mut self,
+        state: &mut S,
+        mut prepare: impl FnMut(&mut S),
+        mut step: impl FnMut(&mut S) -> Result<R, E>,
+    ) -> Result<Measured<R, B::Output>, E>
+    where
+        S: ?Sized,
         E: From<Error>,
     {
         let spmd = self.spmd;
@@ -201,7 +237,8 @@ impl<B: Baseline> Repeat<'_, B> {
             if self.baseline.present() {
                 self.baseline.run_once(spmd, false)?;
             }
-            step()?;
+            prepare(state);
+            step(state)?;
         }
         let mut last = None;
         let mut baseline = None;
@@ -209,9 +246,11 @@ impl<B: Baseline> Repeat<'_, B> {
             if self.baseline.present() {
                 baseline = self.baseline.run_once(spmd, true)?;
             }
+            // Before the barrier: the preparation is neither timed nor waited for.
+            prepare(state);
             mpi::collective::CommunicatorCollectives::barrier(spmd.world().raw());
             spmd.profiler().begin_repetition();
-            let outcome = step();
+            let outcome = step(state);
             spmd.profiler().end_repetition();
             last = Some(outcome?);
         }

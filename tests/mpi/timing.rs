@@ -18,15 +18,25 @@ static PROFILER_TRUTH: Scenario = Scenario {
     name: "profiler_truth",
     run: profiler_truth,
 };
+static REPEAT_PREPARED: Scenario = Scenario {
+    name: "repeat_prepared",
+    run: repeat_prepared,
+};
 static REPEAT_COUNTS: Scenario = Scenario {
     name: "repeat_counts",
     run: repeat_counts,
 };
 
 pub const MODULE: Module = Module {
-    scenarios: &[&KNOWN_SPLIT, &PROFILER_TRUTH, &REPEAT_COUNTS],
+    scenarios: &[
+        &KNOWN_SPLIT,
+        &PROFILER_TRUTH,
+        &REPEAT_COUNTS,
+        &REPEAT_PREPARED,
+    ],
     trials: || {
         let mut trials = at_ranks(&REPEAT_COUNTS, 1..=4);
+        trials.extend(at_ranks(&REPEAT_PREPARED, [1, 3]));
         for ranks in 1..=4 {
             for wait in ["0", "1"] {
                 let name = format!("timing_known_split_np{ranks}_wait{wait}");
@@ -358,6 +368,50 @@ fn profiler_truth() {
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
+}
+
+/// `Repeat::run_prepared`: the preparation runs before every step (warm-up included) on every
+/// rank, hands the step its state reset, and stays out of the timed repetitions.
+fn repeat_prepared() {
+    const K: usize = 3;
+    const PREPARE: Duration = Duration::from_millis(150);
+    let spmd = Spmd::init().expect("init");
+    let world = spmd.world();
+    // (preparations, steps, the value each step found)
+    let mut state = (0_usize, 0_usize, Vec::new());
+    let measured = spmd
+        .repeat(K)
+        .run_prepared(
+            &mut state,
+            |(prepared, _, _)| {
+                *prepared += 1;
+                std::thread::sleep(PREPARE);
+            },
+            |(prepared, steps, seen)| -> spmd::Result<usize> {
+                *steps += 1;
+                seen.push(*prepared);
+                Ok(world.all_reduce(1_usize, Op::Sum))
+            },
+        )
+        .expect("repeat");
+    assert_eq!(measured.result, world.size());
+    assert_eq!(state.0, K + 1, "preparations: warm-up + {K}");
+    assert_eq!(state.1, K + 1, "steps: warm-up + {K}");
+    assert_eq!(
+        state.2,
+        (1..=K + 1).collect::<Vec<_>>(),
+        "each step after its preparation"
+    );
+    if let Some(r) = spmd.report("repeat_prepared").expect("report") {
+        assert_eq!(r.repetitions, K);
+        // A step is one small all_reduce: a sample holding a preparation would exceed it.
+        assert!(
+            r.wall_s.max < PREPARE.as_secs_f64(),
+            "the untimed preparation was timed: {:?}",
+            r.wall_s
+        );
+    }
+    report_ok("repeat_prepared", &spmd);
 }
 
 /// `Spmd::repeat` at any rank count: the step runs warm-up + K times on every rank, the
