@@ -56,7 +56,7 @@ const SEED: u64 = 314_159_265;
 /// One level's grid: distributed planes (with ghosts) and the persistent plan of their ghost
 /// exchange, or the whole padded grid on every rank.
 enum Grid {
-    Dist(DistArray<f64, Ix3>, HaloPlan<f64>),
+    Dist(Box<DistArray<f64, Ix3>>, HaloPlan<f64>),
     Whole(Array3<f64>),
 }
 
@@ -68,7 +68,7 @@ impl Grid {
                     .and_then(|a| a.with_ghosts(1, Boundary::Periodic))
                     .expect("a valid level");
                 let plan = a.halo_plan().expect("a valid level");
-                Grid::Dist(a, plan)
+                Grid::Dist(Box::new(a), plan)
             }
             None => Grid::Whole(Array3::zeros((ng + 2, ng + 2, ng + 2))),
         }
