@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::ghosts::GhostPlan;
 use super::local::LocalCsr;
-use super::DistCsrMatrix;
+use super::{DistCsrMatrix, ProductBuffers};
 use crate::collective::{Field, Preflight};
 use crate::comm::Comm;
 use crate::error::{Error, ErrorKind, Result};
@@ -98,24 +98,45 @@ impl DistCsrMatrix {
                 .binary_search(j)
                 .expect("every off-diagonal column is a ghost column");
         }
-        // Each boundary row with its count of ghosts left of this rank's columns (where its
-        // own columns come in the global column order).
-        let boundary_rows: Vec<(usize, usize)> = (0..local_rows)
+        let boundary_rows: Vec<usize> = (0..local_rows)
             .filter(|&i| off.0[i + 1] > off.0[i])
-            .map(|i| {
-                let row = &off.1[off.0[i]..off.0[i + 1]];
-                (
-                    i,
-                    row.partition_point(|&g| ghost_columns[g] < column_range.start),
-                )
-            })
             .collect();
+        // The boundary rows again, in product order: columns index the extended vector
+        // [ghosts left of my columns | my columns | ghosts right of them], which is global
+        // column order, so each row is one run and sums as a serial product would.
+        let left_ghosts = ghost_columns.partition_point(|&g| g < column_range.start);
+        let own = column_range.len();
+        let mut extended = (vec![0usize], Vec::new(), Vec::new());
+        for &i in &boundary_rows {
+            let (ghosts, mine) = (off.0[i]..off.0[i + 1], diagonal.0[i]..diagonal.0[i + 1]);
+            let split = ghosts.start + off.1[ghosts.clone()].partition_point(|&g| g < left_ghosts);
+            let entries = (ghosts.start..split)
+                .map(|k| (off.1[k], off.2[k]))
+                .chain(mine.map(|k| (left_ghosts + diagonal.1[k], diagonal.2[k])))
+                .chain((split..ghosts.end).map(|k| (own + off.1[k], off.2[k])));
+            for (column, value) in entries {
+                extended.1.push(column);
+                extended.2.push(value);
+            }
+            extended.0.push(extended.1.len());
+        }
         let interior_runs = interior_runs(local_rows, &boundary_rows);
         let plan = GhostPlan::new(comm, &columns, &ghost_columns)?;
         Ok(DistCsrMatrix {
             comm: comm.clone(),
             diagonal: LocalCsr::new(diagonal.0, diagonal.1, diagonal.2, column_range.len()),
             off_diagonal: LocalCsr::new(off.0, off.1, off.2, ghost_columns.len()),
+            boundary: LocalCsr::new(
+                extended.0,
+                extended.1,
+                extended.2,
+                ghost_columns.len() + own,
+            ),
+            left_ghosts,
+            buffers: RefCell::new(ProductBuffers {
+                extended: vec![0.0; ghost_columns.len() + own],
+                boundary_values: vec![0.0; boundary_rows.len()],
+            }),
             rows,
             columns,
             ghost_columns,
@@ -127,14 +148,10 @@ impl DistCsrMatrix {
 }
 
 /// The maximal runs of rows between the boundary rows (ascending).
-fn interior_runs(rows: usize, boundary_rows: &[(usize, usize)]) -> Vec<std::ops::Range<usize>> {
+fn interior_runs(rows: usize, boundary_rows: &[usize]) -> Vec<std::ops::Range<usize>> {
     let mut runs = Vec::new();
     let mut start = 0;
-    for b in boundary_rows
-        .iter()
-        .map(|b| b.0)
-        .chain(std::iter::once(rows))
-    {
+    for b in boundary_rows.iter().copied().chain(std::iter::once(rows)) {
         if b > start {
             runs.push(start..b);
         }

@@ -169,13 +169,6 @@ macro_rules! with_view {
 pub(crate) use with_view;
 
 impl<I: ColumnIndex> CsrView<'_, I> {
-    /// Row `row`'s entries as `(columns, values)`.
-    #[inline(always)]
-    pub(crate) fn row(&self, row: usize) -> (&[I], &[f64]) {
-        let range = self.row_starts[row].at()..self.row_starts[row + 1].at();
-        (&self.columns[range.clone()], &self.values[range])
-    }
-
     /// `y[k] = Σ row (first + k) · x` for every `k`, each row summed in [`Lanes`].
     ///
     /// # Safety

@@ -82,6 +82,14 @@ use crate::partition::Partition;
 use ghosts::GhostPlan;
 use local::LocalCsr;
 
+/// Scratch of the product, reused from call to call.
+struct ProductBuffers {
+    /// `[left ghosts | x | right ghosts]`, what the boundary rows' columns index.
+    extended: Vec<f64>,
+    /// The boundary rows' values, before they go to their places in `y`.
+    boundary_values: Vec<f64>,
+}
+
 /// A distributed vector: a 1-D [`DistArray`] of `f64` split in blocks, the layout of a
 /// [`DistCsrMatrix`]'s rows and columns.
 pub type DistVector = DistArray<f64, Ix1>;
@@ -97,9 +105,17 @@ pub struct DistCsrMatrix {
     off_diagonal: LocalCsr,
     /// The global column of each ghost entry, ascending.
     ghost_columns: Vec<usize>,
-    /// Local rows with at least one off-diagonal entry (computed after the exchange), each
-    /// with its number of off-diagonal entries left of this rank's columns.
-    boundary_rows: Vec<(usize, usize)>,
+    /// Local rows with at least one off-diagonal entry (computed after the exchange),
+    /// ascending.
+    boundary_rows: Vec<usize>,
+    /// Those rows again, whole, in the order of `boundary_rows`, with columns indexed into
+    /// the extended vector `[left ghosts | own entries | right ghosts]` (global column
+    /// order): what the product reads for them.
+    boundary: LocalCsr,
+    /// How many ghost columns lie left of this rank's columns.
+    left_ghosts: usize,
+    /// The product's scratch: the extended vector and the boundary rows' values.
+    buffers: RefCell<ProductBuffers>,
     /// The runs of rows between them (computed behind the exchange).
     interior_runs: Vec<Range<usize>>,
     /// The ghost exchange, with its buffers (mutable through `&self` in the product).
@@ -211,15 +227,25 @@ impl DistCsrMatrix {
         }
     }
 
-    /// What a product reads and writes once: the diagonal block whole, the off-diagonal
-    /// block's entries and its row starts of the boundary rows only, `x` and its ghosts, `y`.
+    /// What a product reads and writes once: the diagonal block's interior rows, the
+    /// boundary rows' copy in product order, `x`, its ghosts and their extended copy, `y`.
     fn streamed_bytes(&self, ghosts: usize) -> usize {
-        let (d, o) = (&self.diagonal, &self.off_diagonal);
-        (8 + d.index_bytes()) * d.entries()
+        let (d, b) = (&self.diagonal, &self.boundary);
+        // The boundary copy holds every off-diagonal entry and the boundary rows' diagonal
+        // ones; the rest of the diagonal block is the interior rows'.
+        let interior_entries = d.entries() - (b.entries() - self.off_diagonal.entries());
+        let extended = if self.boundary_rows.is_empty() {
+            0
+        } else {
+            ghosts + self.column_range().len()
+        };
+        (8 + d.index_bytes()) * interior_entries
             + d.index_bytes() * (d.rows() + 1)
-            + (8 + o.index_bytes()) * o.entries()
-            + o.index_bytes() * 2 * self.boundary_rows.len()
+            + (8 + b.index_bytes()) * b.entries()
+            + b.index_bytes() * (b.rows() + 1)
             + 8 * (self.column_range().len() + ghosts + self.local_rows())
+            + 16 * extended
+            + 16 * self.boundary_rows.len()
     }
 
     /// The entries of local row `row` (`0..local_rows()`) as `(global column, value)`, in

@@ -4,33 +4,14 @@
 
 use rayon::prelude::*;
 
-use super::local::{with_view, ColumnIndex, CsrView, Lanes};
-use super::{DistCsrMatrix, DistVector};
+use super::local::{with_view, ColumnIndex, CsrView};
+use super::{DistCsrMatrix, DistVector, ProductBuffers};
 use crate::error::{Error, ErrorKind, Result};
 use crate::par::Par;
 use crate::partition::Partition;
 
 /// Rows per rayon task in the interior sweep.
 const ROWS_PER_TASK: usize = 2048;
-
-/// A pointer to the output rows that rayon tasks may share; each task writes distinct rows.
-#[derive(Clone, Copy)]
-struct RowsOut(*mut f64);
-// SAFETY: used only to write distinct rows of one slice from several threads (see `apply`).
-unsafe impl Send for RowsOut {}
-// SAFETY: as above.
-unsafe impl Sync for RowsOut {}
-
-impl RowsOut {
-    /// Writes row `i` (a method, so closures capture the whole `Sync` wrapper).
-    ///
-    /// # Safety
-    /// `i` must lie inside the slice, and no other thread may access element `i` meanwhile.
-    unsafe fn write(self, i: usize, value: f64) {
-        // SAFETY: as the caller guarantees.
-        unsafe { *self.0.add(i) = value };
-    }
-}
 
 impl DistCsrMatrix {
     /// `y = A x`: exchanges the ghost entries of `x` behind the product of the interior
@@ -79,28 +60,31 @@ impl DistCsrMatrix {
         if self.boundary_rows.is_empty() {
             return;
         }
-        let out = RowsOut(y.as_mut_ptr());
-        with_view!(self.diagonal, |diagonal| {
-            with_view!(self.off_diagonal, |off| {
-                let row = |&(i, left): &(usize, usize)| {
-                    // SAFETY: diagonal columns are below the owned column count (= x.len(),
-                    // checked by `apply`); off-diagonal ones below the ghost count
-                    // (= ghosts.len(), the plan's receive size).
-                    let value = unsafe { ordered_row(diagonal, off, i, left, x, ghosts) };
-                    // SAFETY: `boundary_rows` are distinct local rows (< y.len()), so each
-                    // task writes its own element and nothing reads `y` meanwhile.
-                    unsafe { out.write(i, value) };
-                };
-                match par {
-                    Par::Rayon => self
-                        .boundary_rows
-                        .par_iter()
-                        .with_min_len(512)
-                        .for_each(row),
-                    Par::Seq => self.boundary_rows.iter().for_each(row),
-                }
+        let mut buffers = self.buffers.borrow_mut();
+        let ProductBuffers {
+            extended,
+            boundary_values,
+        } = &mut *buffers;
+        let (left, own) = (self.left_ghosts, x.len());
+        extended[..left].copy_from_slice(&ghosts[..left]);
+        extended[left..left + own].copy_from_slice(x);
+        extended[left + own..].copy_from_slice(&ghosts[left..]);
+        // The boundary copy's rows are summed like interior rows, over the extended vector
+        // (its columns are below extended.len(), the width it was built with).
+        let sum_into = |values: &mut [f64]| {
+            with_view!(self.boundary, |boundary| {
+                interior_rows(boundary, 0, extended, values, par)
             })
-        });
+        };
+        if self.boundary_rows.len() == y.len() {
+            // Every row a boundary row (a random matrix, a small piece): straight into `y`.
+            sum_into(y);
+        } else {
+            sum_into(boundary_values);
+            for (&i, &value) in self.boundary_rows.iter().zip(boundary_values.iter()) {
+                y[i] = value;
+            }
+        }
     }
 
     fn check_vector(&self, op: &str, name: &str, v: &DistVector, layout: &Partition) -> Result<()> {
@@ -147,31 +131,4 @@ fn interior_rows<I: ColumnIndex>(
         }
         _ => y.chunks_mut(ROWS_PER_TASK).enumerate().for_each(task),
     }
-}
-
-/// Row `i` summed in global column order: its `left` ghosts left of this rank's columns, its
-/// own columns, the ghosts right of them.
-///
-/// # Safety
-/// Diagonal columns below `x.len()`, off-diagonal ones below `ghosts.len()`.
-#[inline]
-unsafe fn ordered_row<I: ColumnIndex, J: ColumnIndex>(
-    diagonal: CsrView<'_, I>,
-    off: CsrView<'_, J>,
-    i: usize,
-    left: usize,
-    x: &[f64],
-    ghosts: &[f64],
-) -> f64 {
-    let (off_columns, off_values) = off.row(i);
-    let split = left;
-    let (columns, values) = diagonal.row(i);
-    let mut sum = Lanes::new();
-    // SAFETY: as the caller guarantees.
-    unsafe {
-        sum.add(&off_columns[..split], &off_values[..split], ghosts);
-        sum.add(columns, values, x);
-        sum.add(&off_columns[split..], &off_values[split..], ghosts);
-    }
-    sum.total()
 }
