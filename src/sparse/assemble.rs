@@ -102,18 +102,30 @@ impl DistCsrMatrix {
             .filter(|&i| off.0[i + 1] > off.0[i])
             .collect();
         // The boundary rows again, in product order: columns index the extended vector
-        // [ghosts left of my columns | my columns | ghosts right of them], which is global
-        // column order, so each row is one run and sums as a serial product would.
+        // [ghosts left of my columns | my columns these rows use | ghosts right of them],
+        // which is global column order, so each row is one run and sums as a serial product
+        // would. Only the own columns they use are gathered into it before each product
+        // (a PDE's boundary rows use a sliver of them; a random matrix's, all).
         let left_ghosts = ghost_columns.partition_point(|&g| g < column_range.start);
-        let own = column_range.len();
+        let mut boundary_columns: Vec<usize> = boundary_rows
+            .iter()
+            .flat_map(|&i| diagonal.1[diagonal.0[i]..diagonal.0[i + 1]].iter().copied())
+            .collect();
+        boundary_columns.par_sort_unstable();
+        boundary_columns.dedup();
+        let used = boundary_columns.len();
         let mut extended = (vec![0usize], Vec::new(), Vec::new());
         for &i in &boundary_rows {
             let (ghosts, mine) = (off.0[i]..off.0[i + 1], diagonal.0[i]..diagonal.0[i + 1]);
             let split = ghosts.start + off.1[ghosts.clone()].partition_point(|&g| g < left_ghosts);
+            let own = |c: usize| {
+                let at = boundary_columns.binary_search(&c);
+                left_ghosts + at.expect("a boundary row's own column is gathered")
+            };
             let entries = (ghosts.start..split)
                 .map(|k| (off.1[k], off.2[k]))
-                .chain(mine.map(|k| (left_ghosts + diagonal.1[k], diagonal.2[k])))
-                .chain((split..ghosts.end).map(|k| (own + off.1[k], off.2[k])));
+                .chain(mine.map(|k| (own(diagonal.1[k]), diagonal.2[k])))
+                .chain((split..ghosts.end).map(|k| (used + off.1[k], off.2[k])));
             for (column, value) in entries {
                 extended.1.push(column);
                 extended.2.push(value);
@@ -130,17 +142,18 @@ impl DistCsrMatrix {
                 extended.0,
                 extended.1,
                 extended.2,
-                ghost_columns.len() + own,
+                ghost_columns.len() + used,
             ),
             left_ghosts,
             buffers: RefCell::new(ProductBuffers {
-                extended: vec![0.0; ghost_columns.len() + own],
+                extended: vec![0.0; ghost_columns.len() + used],
                 boundary_values: vec![0.0; boundary_rows.len()],
             }),
             rows,
             columns,
             ghost_columns,
             boundary_rows,
+            boundary_columns,
             interior_runs,
             ghosts: RefCell::new(plan),
         })

@@ -36,8 +36,10 @@
 //! 3. waits for the ghost entries and computes the remaining rows (the *boundary* rows).
 //!
 //! The boundary rows are kept a second time, whole, in product order: their columns index
-//! an extended vector `[ghosts left of my columns | my entries | ghosts right of them]`,
-//! which is global column order, so each is summed in one pass like an interior row. Before,
+//! an extended vector `[ghosts left of my columns | my entries they use | ghosts right of
+//! them]`, which is global column order, so each is summed in one pass like an interior row;
+//! before each product the entries of `x` they use are gathered into it (a sliver of `x`
+//! for a PDE on a block split, all of it for a random matrix). Before,
 //! each was three runs over two vectors; on NPB CG at 2 ranks, where every row is a boundary
 //! row, the single pass made the product about 14% faster. The price is memory: the
 //! boundary rows' entries are stored twice (a few percent of the matrix for a PDE on a
@@ -92,7 +94,8 @@ use local::LocalCsr;
 
 /// Scratch of the product, reused from call to call.
 struct ProductBuffers {
-    /// `[left ghosts | x | right ghosts]`, what the boundary rows' columns index.
+    /// `[left ghosts | x at the boundary columns | right ghosts]`, what the boundary rows'
+    /// columns index.
     extended: Vec<f64>,
     /// The boundary rows' values, before they go to their places in `y`.
     boundary_values: Vec<f64>,
@@ -117,9 +120,12 @@ pub struct DistCsrMatrix {
     /// ascending.
     boundary_rows: Vec<usize>,
     /// Those rows again, whole, in the order of `boundary_rows`, with columns indexed into
-    /// the extended vector `[left ghosts | own entries | right ghosts]` (global column
-    /// order): what the product reads for them.
+    /// the extended vector `[left ghosts | the own entries they use | right ghosts]` (global
+    /// column order): what the product reads for them.
     boundary: LocalCsr,
+    /// The own columns (relative to the first) the boundary rows use, ascending: gathered
+    /// into the extended vector before each product.
+    boundary_columns: Vec<usize>,
     /// How many ghost columns lie left of this rank's columns.
     left_ghosts: usize,
     /// The product's scratch: the extended vector and the boundary rows' values.
@@ -236,16 +242,18 @@ impl DistCsrMatrix {
     }
 
     /// What a product reads and writes once: the diagonal block's interior rows, the
-    /// boundary rows' copy in product order, `x`, its ghosts and their extended copy, `y`.
+    /// boundary rows' copy in product order, `x`, its ghosts and the extended vector they
+    /// are gathered into, `y`.
     fn streamed_bytes(&self, ghosts: usize) -> usize {
         let (d, b) = (&self.diagonal, &self.boundary);
         // The boundary copy holds every off-diagonal entry and the boundary rows' diagonal
         // ones; the rest of the diagonal block is the interior rows'.
         let interior_entries = d.entries() - (b.entries() - self.off_diagonal.entries());
+        let gathered = self.boundary_columns.len();
         let extended = if self.boundary_rows.is_empty() {
             0
         } else {
-            ghosts + self.column_range().len()
+            ghosts + gathered
         };
         (8 + d.index_bytes()) * interior_entries
             + d.index_bytes() * (d.rows() + 1)
@@ -253,6 +261,7 @@ impl DistCsrMatrix {
             + b.index_bytes() * (b.rows() + 1)
             + 8 * (self.column_range().len() + ghosts + self.local_rows())
             + 16 * extended
+            + 8 * gathered
             + 16 * self.boundary_rows.len()
     }
 

@@ -65,10 +65,18 @@ impl DistCsrMatrix {
             extended,
             boundary_values,
         } = &mut *buffers;
-        let (left, own) = (self.left_ghosts, x.len());
+        let (left, used) = (self.left_ghosts, self.boundary_columns.len());
         extended[..left].copy_from_slice(&ghosts[..left]);
-        extended[left..left + own].copy_from_slice(x);
-        extended[left + own..].copy_from_slice(&ghosts[left..]);
+        let gathered = &mut extended[left..left + used];
+        if used == x.len() {
+            // Every own column (distinct, ascending, so exactly 0..x.len()).
+            gathered.copy_from_slice(x);
+        } else {
+            for (slot, &c) in gathered.iter_mut().zip(&self.boundary_columns) {
+                *slot = x[c];
+            }
+        }
+        extended[left + used..].copy_from_slice(&ghosts[left..]);
         // The boundary copy's rows are summed like interior rows, over the extended vector
         // (its columns are below extended.len(), the width it was built with).
         let sum_into = |values: &mut [f64]| {

@@ -110,12 +110,33 @@ fn run_product() {
     let label = format!("rank {} of {}", world.rank(), world.size());
     // Rectangular, integer-valued, with duplicates and empty rows; then square with
     // non-integer values (no duplicates), where the sums must still be bit-identical.
-    for (shape, count, integer) in [
-        ((97, 61), 700, true),
-        ((61, 97), 500, true),
-        ((150, 150), 1200, false),
+    // Last, a banded matrix with a few long-range entries: interior rows between boundary
+    // rows that use only some of their rank's columns (the product gathers just those).
+    let banded = |n: usize| -> Vec<(usize, usize, f64)> {
+        let mut t = Vec::new();
+        for i in 0..n {
+            t.push((i, i, 2.5 + i as f64 / 7.0));
+            if i > 0 {
+                t.push((i, i - 1, -1.1));
+            }
+            if i + 1 < n {
+                t.push((i, i + 1, -0.9));
+            }
+            if i % 17 == 0 {
+                t.push((i, (i * 7 + 3) % n, 0.3));
+            }
+        }
+        t
+    };
+    let random = |shape: (usize, usize), count, integer| {
+        random_triplets(shape.0 as u64 * 31 + shape.1 as u64, shape, count, integer)
+    };
+    for (shape, all, integer) in [
+        ((97, 61), random((97, 61), 700, true), true),
+        ((61, 97), random((61, 97), 500, true), true),
+        ((150, 150), random((150, 150), 1200, false), false),
+        ((301, 301), banded(301), false),
     ] {
-        let all = random_triplets(shape.0 as u64 * 31 + shape.1 as u64, shape, count, integer);
         let all = if integer {
             all
         } else {
