@@ -6,12 +6,14 @@
 #
 #   bash benches/peers/heat2d-vs-c.sh [ROUNDS] [N] [SWEEPS] [CHECK_EVERY]
 #   defaults: 5 rounds of 4096 x 4096, 100 sweeps, residual every 100, at 1 and 2 ranks
+#   C_FLAGS=-DFOUR_LANES gives the C peer heat2d.rs's four running maxima of the change
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/mpi-env
 rounds="${1:-5}" n="${2:-4096}" sweeps="${3:-100}" every="${4:-100}"
 mkdir -p target/peers
-mpicc -O3 -o target/peers/heat2d-c benches/peers/heat2d.c -lm
+# shellcheck disable=SC2086 # C_FLAGS holds several flags
+mpicc -O3 ${C_FLAGS:-} -o target/peers/heat2d-c benches/peers/heat2d.c -lm
 cargo build --release --example heat2d -q
 out=target/peers/heat2d-report.json
 spmd_time() { # ranks halos
