@@ -146,8 +146,8 @@ fn row_update(up: &[f64], here: &[f64], down: &[f64], out: &mut [f64]) -> f64 {
             point(4 * q + lane, change, slot);
         }
     }
-    for j in whole..k {
-        point(j, &mut lanes[0], &mut out[j]);
+    for (j, slot) in out.iter_mut().enumerate().skip(whole) {
+        point(j, &mut lanes[0], slot);
     }
     lanes
         .into_iter()
