@@ -6,6 +6,8 @@
 //! before each repetition on the root — baseline, parallel, baseline, parallel, … — so slow
 //! drift of the machine hits both alike, and the [report](Spmd::report) gives medians, ranges
 //! and confidence intervals of the time and of the speedup, paired repetition by repetition.
+//! What must be reset between repetitions without being timed (a solution set back to zero)
+//! goes in [`Repeat::run_prepared`]'s preparation.
 //!
 //! ```no_run
 //! use spmd::{Op, Spmd};
