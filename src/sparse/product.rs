@@ -52,7 +52,7 @@ impl DistCsrMatrix {
         let par = self.comm.par().effective();
         with_view!(self.diagonal, |diagonal| {
             for run in &self.interior_runs {
-                interior_rows(diagonal, run.start, x, &mut y[run.clone()], par);
+                block_rows(diagonal, run.start, x, &mut y[run.clone()], par);
             }
         });
         plan.test();
@@ -81,7 +81,7 @@ impl DistCsrMatrix {
         // (its columns are below extended.len(), the width it was built with).
         let sum_into = |values: &mut [f64]| {
             with_view!(self.boundary, |boundary| {
-                interior_rows(boundary, 0, extended, values, par)
+                block_rows(boundary, 0, extended, values, par)
             })
         };
         if self.boundary_rows.len() == y.len() {
@@ -119,9 +119,10 @@ impl DistCsrMatrix {
     }
 }
 
-/// `y[k] = Σ diagonal row (first + k) · x` for a run of rows without off-diagonal entries.
-fn interior_rows<I: ColumnIndex>(
-    diagonal: CsrView<'_, I>,
+/// `y[k]` = row `first + k` of `block` times `x`, for a run of rows whose columns all index
+/// `x`:/// the diagonal block's interior rows over `x`, or the boundary copy over the extended vector.
+fn block_rows<I: ColumnIndex>(
+    block: CsrView<'_, I>,
     first: usize,
     x: &[f64],
     y: &mut [f64],
@@ -129,9 +130,10 @@ fn interior_rows<I: ColumnIndex>(
 ) {
     let task = |(t, rows): (usize, &mut [f64])| {
         let start = first + t * ROWS_PER_TASK;
-        // SAFETY: rows of the diagonal block (a run of local rows), whose columns are
-        // below x.len() (see `apply_slices`).
-        unsafe { diagonal.rows_into(start, x, rows) };
+        // SAFETY: rows of the block (a run of its rows), whose columns are below x.len():
+        // validated at assembly against the width of the vector passed with it (see
+        // `apply_slices`).
+        unsafe { block.rows_into(start, x, rows) };
     };
     match par {
         Par::Rayon if y.len() > ROWS_PER_TASK => {
