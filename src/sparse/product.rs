@@ -120,7 +120,8 @@ impl DistCsrMatrix {
 }
 
 /// `y[k]` = row `first + k` of `block` times `x`, for a run of rows whose columns all index
-/// `x`:/// the diagonal block's interior rows over `x`, or the boundary copy over the extended vector.
+/// `x`: the diagonal block's interior rows over `x`, or the boundary copy over the extended
+/// vector.
 fn block_rows<I: ColumnIndex>(
     block: CsrView<'_, I>,
     first: usize,
