@@ -13,11 +13,18 @@
 //!
 //! **Layout**: every level whose planes (the slowest axis) number at least twice the ranks is
 //! a 3-D [`DistArray`] split in blocks of planes with one periodic ghost plane on each side,
-//! exchanged with `exchange_halos` after every operator (the two other axes are periodic
-//! inside each rank). Blocks halve from level to level, so each coarse plane's fine planes sit
-//! on the same rank. The few coarsest levels, with fewer planes than that, are gathered once
-//! (`all_gather`) and computed redundantly on every rank, as small levels are in many
-//! production multigrid codes. Ranks: a power of two, at most `n / 2`.
+//! exchanged after every operator through a persistent [`HaloPlan`] (the two other axes are
+//! periodic inside each rank). Blocks halve from level to level, so each coarse plane's fine
+//! planes sit on the same rank. The few coarsest levels, with fewer planes than that, are
+//! gathered once (`all_gather`) and computed redundantly on every rank, as small levels are in
+//! many production multigrid codes. Ranks: a power of two, at most `n / 2`.
+//!
+//! **Order of work**: each operator computes its two edge planes first and the planes between
+//! while their ghost exchange runs. On the way up a V-cycle the prolongation, residual and
+//! smoother of a level run as one sweep over its planes (`Sweep`), each plane passing through
+//! the three while its neighbours are in cache, where the reference makes three passes over
+//! the level; the arithmetic of every point is the reference's, so the result is
+//! bit-identical to three separate passes.
 
 // The kernels index neighbours `i1 − 1` and `i1 + 1` as the specification writes them; an
 // iterator form would hide that correspondence.
@@ -315,51 +322,148 @@ fn rprj3(
 
 /// Prolongation `u = u + Q z` on every local fine plane (ghosts too, as the specification
 /// does). `z_off` and `u_off` are the global padded indices of each array's local plane 0.
-fn interp(z: ArrayView3<'_, f64>, z_off: usize, mut u: ArrayViewMut3<'_, f64>, u_off: usize) {
+fn interp(z: &ArrayView3<'_, f64>, z_off: usize, mut u: ArrayViewMut3<'_, f64>, u_off: usize) {
+    let (_, n2, n1) = u.dim();
+    let all = u.as_slice_mut().expect("grids are standard layout");
+    for (l, fine) in all.chunks_exact_mut(n2 * n1).enumerate() {
+        interp_plane(z, z_off, l + u_off, fine, n1);
+    }
+}
+
+/// Fine plane `g` (global padded index) of `u = u + Q z`, `fine` being that plane's elements
+/// (rows of `n1`).
+fn interp_plane(z: &ArrayView3<'_, f64>, z_off: usize, g: usize, fine: &mut [f64], n1: usize) {
     let (_, mm2, mm1) = z.dim();
-    let (planes, _, n1) = u.dim();
-    let mut z1 = vec![0.0; mm1];
-    let mut z2 = vec![0.0; mm1];
-    let mut z3 = vec![0.0; mm1];
+    let (mut z1, mut z2, mut z3) = (vec![0.0; mm1], vec![0.0; mm1], vec![0.0; mm1]);
     // Each coarse point writes a pair of fine points in each of two fine rows.
     let pairs = mm1 - 1;
-    for l in 0..planes {
-        let g = l + u_off;
-        let (i3, odd) = (g / 2 - z_off, g % 2 == 1);
-        let mut fine = u.index_axis_mut(Axis(0), l);
-        for i2 in 0..mm2 - 1 {
-            let (a, b) = (row(&z, i3, i2), row(&z, i3, i2 + 1));
+    let (i3, odd) = (g / 2 - z_off, g % 2 == 1);
+    for i2 in 0..mm2 - 1 {
+        let (a, b) = (row(z, i3, i2), row(z, i3, i2 + 1));
+        for i1 in 0..mm1 {
+            z1[i1] = b[i1] + a[i1];
+        }
+        if odd {
+            let (c, d) = (row(z, i3 + 1, i2), row(z, i3 + 1, i2 + 1));
             for i1 in 0..mm1 {
-                z1[i1] = b[i1] + a[i1];
-            }
-            if odd {
-                let (c, d) = (row(&z, i3 + 1, i2), row(&z, i3 + 1, i2 + 1));
-                for i1 in 0..mm1 {
-                    z2[i1] = c[i1] + a[i1];
-                    z3[i1] = d[i1] + c[i1] + z1[i1];
-                }
-            }
-            let mut two = fine.slice_mut(s![2 * i2..2 * i2 + 2, ..]);
-            let (even_row, odd_row) = two
-                .as_slice_mut()
-                .expect("standard layout")
-                .split_at_mut(n1);
-            let even_row = even_row[..2 * pairs].chunks_exact_mut(2);
-            let odd_row = odd_row[..2 * pairs].chunks_exact_mut(2);
-            for (i1, (e, o)) in even_row.zip(odd_row).enumerate() {
-                if !odd {
-                    e[0] += a[i1];
-                    e[1] += 0.5 * (a[i1 + 1] + a[i1]);
-                    o[0] += 0.5 * z1[i1];
-                    o[1] += 0.25 * (z1[i1] + z1[i1 + 1]);
-                } else {
-                    e[0] += 0.5 * z2[i1];
-                    e[1] += 0.25 * (z2[i1] + z2[i1 + 1]);
-                    o[0] += 0.25 * z3[i1];
-                    o[1] += 0.125 * (z3[i1] + z3[i1 + 1]);
-                }
+                z2[i1] = c[i1] + a[i1];
+                z3[i1] = d[i1] + c[i1] + z1[i1];
             }
         }
+        let (even_row, odd_row) = fine[2 * i2 * n1..(2 * i2 + 2) * n1].split_at_mut(n1);
+        let even_row = even_row[..2 * pairs].chunks_exact_mut(2);
+        let odd_row = odd_row[..2 * pairs].chunks_exact_mut(2);
+        for (i1, (e, o)) in even_row.zip(odd_row).enumerate() {
+            if !odd {
+                e[0] += a[i1];
+                e[1] += 0.5 * (a[i1 + 1] + a[i1]);
+                o[0] += 0.5 * z1[i1];
+                o[1] += 0.25 * (z1[i1] + z1[i1 + 1]);
+            } else {
+                e[0] += 0.5 * z2[i1];
+                e[1] += 0.25 * (z2[i1] + z2[i1 + 1]);
+                o[0] += 0.25 * z3[i1];
+                o[1] += 0.125 * (z3[i1] + z3[i1 + 1]);
+            }
+        }
+    }
+}
+
+/// The way up through one distributed level as one sweep over its planes: prolongation
+/// (`interp`), residual (`resid`) and smoother (`psinv`), each plane computed by the three in
+/// turn while its neighbours are still in cache, instead of three passes over the level.
+/// Every point's arithmetic is that of the three separate passes, so the results are
+/// bit-identical; what changes is the order of the planes.
+///
+/// The order, `l` being a padded local plane index and `n3` the planes with ghosts: the
+/// prolongation of plane `l + 1` comes before the residual of plane `l`, which reads planes
+/// `l − 1 ..= l + 1` of `u`; the smoother of plane `l − 1` comes after that residual (the last
+/// to read plane `l − 1` of `u` before the smoother changes it). The residual's edge planes
+/// are computed first and their ghost exchange runs during the inner planes; the smoother's
+/// two edge planes need those ghosts and come last, then `u`'s own ghost exchange.
+struct Sweep<'a> {
+    /// The coarser level's solution and the global padded index of its local plane 0.
+    z: ArrayView3<'a, f64>,
+    z_off: usize,
+    /// The right-hand side on the finest level (`r = v − A u`); `None` means `r −= A u`.
+    v: Option<ArrayView3<'a, f64>>,
+    c: [f64; 4],
+}
+
+impl Sweep<'_> {
+    fn run(
+        &self,
+        u: &mut DistArray<f64, Ix3>,
+        u_plan: &mut HaloPlan<f64>,
+        r: &mut DistArray<f64, Ix3>,
+        r_plan: &mut HaloPlan<f64>,
+    ) -> spmd::Result<()> {
+        let (n3, n2, n1) = u.local_with_ghosts().dim();
+        let layer = n2 * n1;
+        let u_off = u.global_range(0).map_or(0, |g| g.start);
+        let mut scratch = Scratch::new(n1);
+        let interp_plane_of = |u: &mut DistArray<f64, Ix3>, l: usize| {
+            let all = u.local_with_ghosts_mut().into_slice();
+            let all = all.expect("grids are standard layout");
+            interp_plane(
+                &self.z,
+                self.z_off,
+                l + u_off,
+                &mut all[l * layer..][..layer],
+                n1,
+            );
+        };
+        let resid_plane = |u: &DistArray<f64, Ix3>, l: usize, out: &mut [f64], s: &mut Scratch| {
+            resid(&u.local_with_ghosts(), self.v.as_ref(), l, out, s);
+            wrap_plane(out, n1);
+        };
+        // `r` is read through a view whose plane 0 is padded plane `first`.
+        let psinv_plane = |r: &ArrayView3<'_, f64>,
+                           first: usize,
+                           u: &mut DistArray<f64, Ix3>,
+                           l: usize,
+                           s: &mut Scratch| {
+            let all = u.local_with_ghosts_mut().into_slice();
+            let out = &mut all.expect("grids are standard layout")[l * layer..][..layer];
+            psinv(r, self.c, l - first, out, s);
+            wrap_plane(out, n1);
+        };
+        for l in [0, 1, 2, n3 - 3, n3 - 2, n3 - 1] {
+            interp_plane_of(u, l);
+        }
+        {
+            let all = r.local_with_ghosts_mut().into_slice();
+            let all = all.expect("grids are standard layout");
+            for l in [1, n3 - 2] {
+                resid_plane(u, l, &mut all[l * layer..][..layer], &mut scratch);
+            }
+        }
+        let mut exchange = r_plan.begin(r)?;
+        for l in 2..=n3 - 3 {
+            if l < n3 - 4 {
+                interp_plane_of(u, l + 1);
+            }
+            {
+                // Inner padded planes start at 2.
+                let inner = exchange.inner_mut().into_slice();
+                let inner = inner.expect("grids are standard layout");
+                resid_plane(u, l, &mut inner[(l - 2) * layer..][..layer], &mut scratch);
+            }
+            if l >= 3 {
+                // Owned padded planes start at 1; the smoother of plane l − 1 reads l − 2 ..= l.
+                psinv_plane(&exchange.owned(), 1, u, l - 1, &mut scratch);
+            }
+            if l % 8 == 0 {
+                exchange.test();
+            }
+        }
+        psinv_plane(&exchange.owned(), 1, u, n3 - 3, &mut scratch);
+        exchange.finish()?;
+        let r_all = r.local_with_ghosts();
+        for l in [1, n3 - 2] {
+            psinv_plane(&r_all, 0, u, l, &mut scratch);
+        }
+        u_plan.begin(u)?.finish()
     }
 }
 
@@ -475,15 +579,43 @@ impl Multigrid {
         self.smooth(1)?;
         for k in 2..top {
             self.u[k].zero();
-            self.prolong(k);
+            self.ascend(k)?;
+        }
+        self.ascend(top)
+    }
+
+    /// Level `k` on the way up: `u[k] += Q u[k − 1]`, then `r[k] = v − A u[k]` (the finest
+    /// level) or `r[k] −= A u[k]`, then `u[k] += C r[k]`. On distributed levels with enough
+    /// planes the three run as one sweep ([`fused_sweep`]); elsewhere one after the other.
+    fn ascend(&mut self, k: usize) -> spmd::Result<()> {
+        let top = self.levels;
+        let planes = |g: &Grid| g.view().dim().0;
+        let fusable = matches!((&self.u[k], &self.r[k]), (Grid::Dist(..), Grid::Dist(..)))
+            && planes(&self.u[k]) >= 6;
+        if fusable {
+            let (coarse, fine) = self.u.split_at_mut(k);
+            let v = (k == top).then(|| self.v.view());
+            let (Grid::Dist(u, u_plan), Grid::Dist(r, r_plan)) = (&mut fine[0], &mut self.r[k])
+            else {
+                unreachable!("checked above")
+            };
+            let sweep = Sweep {
+                z: coarse[k - 1].view(),
+                z_off: coarse[k - 1].offset(),
+                v,
+                c: self.c,
+            };
+            return sweep.run(u, u_plan, r, r_plan);
+        }
+        self.prolong(k);
+        if k == top {
+            self.residual()?;
+        } else {
             let u = self.u[k].view();
             let mut scratch = Scratch::new(u.dim().2);
             self.r[k].produce(|i3, out| resid(&u, None, i3, out, &mut scratch))?;
-            self.smooth(k)?;
         }
-        self.prolong(top);
-        self.residual()?;
-        self.smooth(top)
+        self.smooth(k)
     }
 
     /// `u[k] += Q u[k − 1]`.
@@ -491,7 +623,7 @@ impl Multigrid {
         let (coarse, fine) = self.u.split_at_mut(k);
         let (z, z_off) = (coarse[k - 1].view(), coarse[k - 1].offset());
         let u_off = fine[0].offset();
-        interp(z, z_off, fine[0].view_mut(), u_off);
+        interp(&z, z_off, fine[0].view_mut(), u_off);
     }
 
     /// When level `k` is distributed but `k − 1` is whole, level `k`'s residual as a whole
