@@ -370,17 +370,24 @@ fn interp_plane(z: &ArrayView3<'_, f64>, z_off: usize, g: usize, fine: &mut [f64
 }
 
 /// The way up through one distributed level as one sweep over its planes: prolongation
-/// (`interp`), residual (`resid`) and smoother (`psinv`), each plane computed by the three in
-/// turn while its neighbours are still in cache, instead of three passes over the level.
-/// Every point's arithmetic is that of the three separate passes, so the results are
-/// bit-identical; what changes is the order of the planes.
+/// (`interp`), residual (`resid`) and smoother (`psinv`), on the finest level followed by the
+/// next residual (`r = v − A u` with the smoothed `u`, which NPB computes after each V-cycle),
+/// each plane passing through them in turn while its neighbours are still in cache, instead of
+/// one pass over the level per operator. Every point's arithmetic is that of the separate
+/// passes, so the results are bit-identical; what changes is the order of the planes.
 ///
-/// The order, `l` being a padded local plane index and `n3` the planes with ghosts: the
-/// prolongation of plane `l + 1` comes before the residual of plane `l`, which reads planes
-/// `l − 1 ..= l + 1` of `u`; the smoother of plane `l − 1` comes after that residual (the last
-/// to read plane `l − 1` of `u` before the smoother changes it). The residual's edge planes
-/// are computed first and their ghost exchange runs during the inner planes; the smoother's
-/// two edge planes need those ghosts and come last, then `u`'s own ghost exchange.
+/// The order, `l` being a padded local plane index and `n3` the planes with ghosts:
+/// - the prolongation of plane `l + 1` comes before the residual of plane `l`, which reads
+///   planes `l − 1 ..= l + 1` of `u`;
+/// - the smoother of plane `l − 1` comes after that residual (the last to read the prolonged
+///   plane `l − 1`), and reads residual planes `l − 2 ..= l`;
+/// - the final residual of plane `l − 2` comes after that smoother (the last to read residual
+///   plane `l − 2`), and reads smoothed planes `l − 3 ..= l − 1`.
+///
+/// The residual's edge planes come first and their ghost exchange runs during the inner
+/// planes. Planes that need ghosts of a later stage wait for the end: the smoother's two edge
+/// planes (they read the residual's ghosts), `u`'s ghost exchange, then the final residual's
+/// two planes at each end and its ghost exchange.
 struct Sweep<'a> {
     /// The coarser level's solution and the global padded index of its local plane 0.
     z: ArrayView3<'a, f64>,
@@ -388,9 +395,20 @@ struct Sweep<'a> {
     /// The right-hand side on the finest level (`r = v − A u`); `None` means `r −= A u`.
     v: Option<ArrayView3<'a, f64>>,
     c: [f64; 4],
+    /// Whether to end with the final residual (only with `v`).
+    then_residual: bool,
+}
+
+/// Every element of a grid's padded piece, in order.
+fn whole(a: &mut DistArray<f64, Ix3>) -> &mut [f64] {
+    let all = a.local_with_ghosts_mut().into_slice();
+    all.expect("grids are standard layout")
 }
 
 impl Sweep<'_> {
+    /// The fewest planes (ghosts included) a level needs for the sweep.
+    const MIN_PLANES: usize = 8;
+
     fn run(
         &self,
         u: &mut DistArray<f64, Ix3>,
@@ -399,6 +417,7 @@ impl Sweep<'_> {
         r_plan: &mut HaloPlan<f64>,
     ) -> spmd::Result<()> {
         let (n3, n2, n1) = u.local_with_ghosts().dim();
+        assert!(n3 >= Self::MIN_PLANES && (self.v.is_some() || !self.then_residual));
         let layer = n2 * n1;
         let u_off = u.global_range(0).map_or(0, |g| g.start);
         let mut scratch = Scratch::new(n1);
@@ -413,11 +432,26 @@ impl Sweep<'_> {
                 n1,
             );
         };
-        let resid_plane = |u: &DistArray<f64, Ix3>, l: usize, out: &mut [f64], s: &mut Scratch| {
+        // Residual plane `l` into `planes`, a slice of `r` whose first plane is padded plane
+        // `first`.
+        let resid_plane = |u: &DistArray<f64, Ix3>,
+                           l: usize,
+                           planes: &mut [f64],
+                           first: usize,
+                           s: &mut Scratch| {
+            let out = &mut planes[(l - first) * layer..][..layer];
             resid(&u.local_with_ghosts(), self.v.as_ref(), l, out, s);
             wrap_plane(out, n1);
         };
-        // `r` is read through a view whose plane 0 is padded plane `first`.
+        let resid_into = |exchange: &mut spmd::array::HaloExchange<'_, f64, Ix3>,
+                          u: &DistArray<f64, Ix3>,
+                          l: usize,
+                          s: &mut Scratch| {
+            // Inner padded planes start at 2.
+            let inner = exchange.inner_mut().into_slice();
+            resid_plane(u, l, inner.expect("grids are standard layout"), 2, s);
+        };
+        // Smoother plane `l`, `r` read through a view whose plane 0 is padded plane `first`.
         let psinv_plane = |r: &ArrayView3<'_, f64>,
                            first: usize,
                            u: &mut DistArray<f64, Ix3>,
@@ -431,39 +465,43 @@ impl Sweep<'_> {
         for l in [0, 1, 2, n3 - 3, n3 - 2, n3 - 1] {
             interp_plane_of(u, l);
         }
-        {
-            let all = r.local_with_ghosts_mut().into_slice();
-            let all = all.expect("grids are standard layout");
-            for l in [1, n3 - 2] {
-                resid_plane(u, l, &mut all[l * layer..][..layer], &mut scratch);
-            }
+        for l in [1, n3 - 2] {
+            resid_plane(u, l, whole(r), 0, &mut scratch);
         }
         let mut exchange = r_plan.begin(r)?;
         for l in 2..=n3 - 3 {
             if l < n3 - 4 {
                 interp_plane_of(u, l + 1);
             }
-            {
-                // Inner padded planes start at 2.
-                let inner = exchange.inner_mut().into_slice();
-                let inner = inner.expect("grids are standard layout");
-                resid_plane(u, l, &mut inner[(l - 2) * layer..][..layer], &mut scratch);
-            }
+            resid_into(&mut exchange, u, l, &mut scratch);
             if l >= 3 {
-                // Owned padded planes start at 1; the smoother of plane l − 1 reads l − 2 ..= l.
+                // Owned padded planes start at 1.
                 psinv_plane(&exchange.owned(), 1, u, l - 1, &mut scratch);
+            }
+            if self.then_residual && l >= 5 {
+                resid_into(&mut exchange, u, l - 2, &mut scratch);
             }
             if l % 8 == 0 {
                 exchange.test();
             }
         }
         psinv_plane(&exchange.owned(), 1, u, n3 - 3, &mut scratch);
-        exchange.finish()?;
-        let r_all = r.local_with_ghosts();
-        for l in [1, n3 - 2] {
-            psinv_plane(&r_all, 0, u, l, &mut scratch);
+        if self.then_residual {
+            resid_into(&mut exchange, u, n3 - 4, &mut scratch);
         }
-        u_plan.begin(u)?.finish()
+        exchange.finish()?;
+        for l in [1, n3 - 2] {
+            psinv_plane(&r.local_with_ghosts(), 0, u, l, &mut scratch);
+        }
+        u_plan.begin(u)?.finish()?;
+        if !self.then_residual {
+            return Ok(());
+        }
+        // The final residual's planes 3 ..= n3 − 4 are done.
+        for l in [1, 2, n3 - 3, n3 - 2] {
+            resid_plane(u, l, whole(r), 0, &mut scratch);
+        }
+        r_plan.begin(r)?.finish()
     }
 }
 
@@ -564,7 +602,8 @@ impl Multigrid {
         self.u[k].produce(|i3, out| psinv(&r, c, i3, out, &mut scratch))
     }
 
-    /// One V-cycle.
+    /// One V-cycle, then the finest level's residual `r = v − A u` (NPB's `mg3P`, then
+    /// `resid`).
     fn v_cycle(&mut self) -> spmd::Result<()> {
         let top = self.levels;
         for k in (2..=top).rev() {
@@ -585,16 +624,15 @@ impl Multigrid {
     }
 
     /// Level `k` on the way up: `u[k] += Q u[k − 1]`, then `r[k] = v − A u[k]` (the finest
-    /// level) or `r[k] −= A u[k]`, then `u[k] += C r[k]`. On distributed levels with enough
-    /// planes the three run as one sweep ([`fused_sweep`]); elsewhere one after the other.
+    /// level) or `r[k] −= A u[k]`, then `u[k] += C r[k]`, and on the finest level the residual
+    /// again. On distributed levels with enough planes they run as one sweep ([`Sweep`]);
+    /// elsewhere one after the other.
     fn ascend(&mut self, k: usize) -> spmd::Result<()> {
         let top = self.levels;
-        let planes = |g: &Grid| g.view().dim().0;
         let fusable = matches!((&self.u[k], &self.r[k]), (Grid::Dist(..), Grid::Dist(..)))
-            && planes(&self.u[k]) >= 6;
+            && self.u[k].view().dim().0 >= Sweep::MIN_PLANES;
         if fusable {
             let (coarse, fine) = self.u.split_at_mut(k);
-            let v = (k == top).then(|| self.v.view());
             let (Grid::Dist(u, u_plan), Grid::Dist(r, r_plan)) = (&mut fine[0], &mut self.r[k])
             else {
                 unreachable!("checked above")
@@ -602,20 +640,23 @@ impl Multigrid {
             let sweep = Sweep {
                 z: coarse[k - 1].view(),
                 z_off: coarse[k - 1].offset(),
-                v,
+                v: (k == top).then(|| self.v.view()),
                 c: self.c,
+                then_residual: k == top,
             };
             return sweep.run(u, u_plan, r, r_plan);
         }
         self.prolong(k);
         if k == top {
             self.residual()?;
+            self.smooth(k)?;
+            self.residual()
         } else {
             let u = self.u[k].view();
             let mut scratch = Scratch::new(u.dim().2);
             self.r[k].produce(|i3, out| resid(&u, None, i3, out, &mut scratch))?;
+            self.smooth(k)
         }
-        self.smooth(k)
     }
 
     /// `u[k] += Q u[k − 1]`.
@@ -679,7 +720,6 @@ fn setup(comm: &Comm, n: usize, c: [f64; 4]) -> spmd::Result<Multigrid> {
     mg.charges()?;
     mg.residual()?;
     mg.v_cycle()?;
-    mg.residual()?;
     Ok(mg)
 }
 
@@ -695,7 +735,6 @@ fn benchmark(mg: &mut Multigrid, nit: usize) -> spmd::Result<f64> {
     mg.residual()?;
     for _ in 0..nit {
         mg.v_cycle()?;
-        mg.residual()?;
     }
     Ok(mg.norm())
 }
