@@ -10,6 +10,9 @@
 # it: the portable randdp makes the reference EP about 5 times slower).
 #
 #   bash benches/peers/npb-vs-reference.sh NPB_MPI_DIR KERNEL [ROUNDS] [CLASS]
+#
+# BEFORE=path/to/an/older/npb_<kernel> adds a third program to every round (say, the example
+# built at an earlier commit) and prints spmd / before too.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/mpi-env
@@ -28,18 +31,24 @@ rm -f "$npb/bin/$kernel.$class.x" # relinked with this make.def's generator
 make -C "$npb" "$kernel" CLASS="$class" >"$build_log" 2>&1 || { cat "$build_log" >&2; exit 1; }
 cargo build --release --example "npb_$kernel" -q
 seconds() { sed -n 's/.*Time in seconds = *\([0-9.]*\).*/\1/p'; }
+before="${BEFORE:-}"
 for ranks in 1 2; do
   rows=()
   for round in $(seq 1 "$rounds"); do
     s=$(mpirun -n "$ranks" "target/release/examples/npb_$kernel" --class "$class" | seconds)
     r=$(mpirun -n "$ranks" "$npb/bin/$kernel.$class.x" | seconds)
-    echo "np=$ranks round $round: spmd ${s} s, reference ${r} s"
-    rows+=("$s $r")
+    b=""
+    [ -z "$before" ] || b=$(mpirun -n "$ranks" "$before" --class "$class" | seconds)
+    echo "np=$ranks round $round: spmd ${s} s, reference ${r} s${b:+, before ${b} s}"
+    rows+=("$s $r $b")
   done
   printf '%s\n' "${rows[@]}" | python3 -c "
 import statistics, sys
 rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
-ratio = [s / r for s, r in rows]
+ratio = [r[0] / r[1] for r in rows]
 print(f'np=$ranks: spmd / reference {statistics.median(ratio):.3f} (range {min(ratio):.3f}-{max(ratio):.3f})')
+if all(len(r) == 3 for r in rows):
+    print(f'np=$ranks: spmd / before {statistics.median(r[0] / r[2] for r in rows):.3f}, '
+          f'before / reference {statistics.median(r[2] / r[1] for r in rows):.3f}')
 "
 done
