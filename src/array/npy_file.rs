@@ -42,6 +42,14 @@ impl std::fmt::Display for NpyOrder {
 /// The longest run one MPI datatype block may hold (its length is an `int`).
 const RUN_MAX: usize = 1 << 30;
 
+/// What an observed write calls with each part of this rank's bytes: `(offset in the data,
+/// bytes)`.
+pub(crate) type WriteObserver<'a> = dyn FnMut(u64, &[u8]) + 'a;
+
+/// The largest part an observed write shows its observer (and writes) at a time: small
+/// enough to stay in a core's cache between the two.
+pub(crate) const OBSERVED_PART: usize = 2 << 20;
+
 impl<T, D> DistArray<T, D>
 where
     T: Element + WritableElement + ReadableElement,
@@ -78,8 +86,20 @@ where
     /// # Errors
     /// As [`write_npy`](Self::write_npy).
     pub fn write_npy_in(&self, path: impl AsRef<Path>, order: NpyOrder) -> Result<()> {
+        self.write_npy_observed(path.as_ref(), order, None)
+    }
+
+    /// [`write_npy_in`](Self::write_npy_in), showing `observe` every byte of this rank's
+    /// piece just before it is written, as `(offset in the data, bytes)` in file order and in
+    /// parts of at most [`OBSERVED_PART`] (so a checksum reads them while they are in cache).
+    /// An observer needs every rank's elements to be one run of the file (row blocks).
+    pub(crate) fn write_npy_observed(
+        &self,
+        path: &Path,
+        order: NpyOrder,
+        mut observe: Option<&mut WriteObserver<'_>>,
+    ) -> Result<()> {
         const OP: &str = "DistArray::write_npy";
-        let path = path.as_ref();
         let comm = &self.comm;
         let item = std::mem::size_of::<T>();
         let _timer = comm.timed(OP, self.local().len() * item);
@@ -124,17 +144,34 @@ where
                 Some((at, len)) => {
                     comm.share_result(header_written)?;
                     debug_assert_eq!(len, bytes);
-                    // SAFETY: `piece` is a standard-layout array of `bytes` bytes that lives
-                    // until the call returns.
-                    unsafe {
-                        file.write_span(
-                            header.len() as u64 + at,
-                            piece.as_ptr().cast::<u8>(),
-                            bytes,
-                        )
+                    let start = header.len() as u64 + at;
+                    match observe.as_mut() {
+                        // SAFETY: `piece` is a standard-layout array of `bytes` bytes that
+                        // lives until the call returns.
+                        None => unsafe {
+                            file.write_span(start, piece.as_ptr().cast::<u8>(), bytes)
+                        },
+                        Some(observe) => {
+                            // SAFETY: `piece` holds `bytes` bytes of plain numbers (the
+                            // `supported` check refused any other type), whose memory is
+                            // their `.npy` bytes; the view lives no longer than `piece`.
+                            let all = unsafe {
+                                std::slice::from_raw_parts(piece.as_ptr().cast::<u8>(), bytes)
+                            };
+                            all.chunks(OBSERVED_PART)
+                                .zip((0..).step_by(OBSERVED_PART))
+                                .try_for_each(|(part, from)| {
+                                    observe(at + from as u64, part);
+                                    file.write_at(start + from as u64, part)
+                                })
+                        }
                     }
                 }
                 None => {
+                    assert!(
+                        observe.is_none(),
+                        "{OP}: an observed write needs row blocks"
+                    );
                     let view = self.file_view(fortran);
                     let view = comm.share_result(header_written.and(view))?;
                     comm.share_result(file.set_view(header.len() as u64, &view))?;

@@ -6,8 +6,10 @@
 //! Checksums are per chunk of the file, not per saving rank: a restart at another rank count
 //! reads other pieces than were written, and chunks of the file are what any reader can check.
 //! Saving and loading both move the data as row blocks (each rank one run of the file, written
-//! or read at its offset) so that each rank checksums the bytes it holds in one pass; the root
-//! joins the pieces of a chunk that straddles two ranks (`crc32fast`'s `combine`).
+//! or read at its offset) so that each rank checksums the bytes it holds: a save as it writes
+//! them (each part summed just before it is written, while it is in cache), a load in one
+//! parallel pass after reading. The root joins the pieces of a chunk that straddles two ranks
+//! (`crc32fast`'s `combine`).
 
 use std::path::Path;
 
@@ -15,7 +17,7 @@ use ndarray::{Dimension, RemoveAxis};
 use ndarray_npy::{ReadableElement, WritableElement};
 use rayon::prelude::*;
 
-use super::super::{DistArray, Element, Split};
+use super::super::{DistArray, Element, NpyOrder, Split};
 use super::manifest::{corrupt, Manifest};
 use crate::comm::Comm;
 use crate::error::Result;
@@ -42,10 +44,23 @@ where
     }
 
     /// Writes the data file into `version_dir`; returns, on the root, the CRC-32 of every chunk.
+    /// Each part is checksummed just before it is written, while it is in cache.
     pub(super) fn write_single(&self, version_dir: &Path) -> Result<Option<Vec<u32>>> {
         let rows = self.as_row_blocks()?;
-        rows.write_npy(version_dir.join(DATA_FILE))?;
-        rows.chunk_checksums()
+        let mut sums = StreamingSums::default();
+        rows.write_npy_observed(
+            &version_dir.join(DATA_FILE),
+            NpyOrder::C,
+            Some(&mut |at, bytes| sums.add(at, bytes)),
+        )?;
+        rows.join_on_root(&sums.records())
+    }
+
+    /// Every rank's chunk-piece records joined into the chunks' CRC-32s on the root.
+    fn join_on_root(&self, records: &[u64]) -> Result<Option<Vec<u32>>> {
+        let gathered = self.comm.gather_varcount(0, records)?;
+        let total = (self.shape.size() * std::mem::size_of::<T>()) as u64;
+        Ok(gathered.map(|all| join(all.as_slice(), total)))
     }
 
     /// This rank's pieces of the chunk checksums, joined on the root (`None` elsewhere).
@@ -60,10 +75,7 @@ where
         // SAFETY: `values` holds plain numbers (write_npy refused any other type), whose
         // memory is their `.npy` bytes; the view lives no longer than `values`.
         let bytes = unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), len) };
-        let segments = segments(bytes, at);
-        let gathered = self.comm.gather_varcount(0, &segments)?;
-        let total = (self.shape.size() * std::mem::size_of::<T>()) as u64;
-        Ok(gathered.map(|all| join(all.as_slice(), total)))
+        self.join_on_root(&segments(bytes, at))
     }
 
     /// Loads a version-4 checkpoint whose manifest the root checked against its data file, as
@@ -123,6 +135,53 @@ fn segments(bytes: &[u8], at: u64) -> Vec<u64> {
         .collect()
 }
 
+/// The records [`segments`] makes, built from bytes as they stream past in file order (each
+/// call's bytes following the last call's).
+#[derive(Default)]
+struct StreamingSums {
+    records: Vec<u64>,
+    /// The chunk piece being summed: chunk, first byte, length so far, running CRC.
+    open: Option<(u64, u64, u64, crc32fast::Hasher)>,
+}
+
+impl StreamingSums {
+    /// Adds `bytes`, which start at byte `at` of the data.
+    fn add(&mut self, mut at: u64, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let chunk = at / CHUNK_BYTES;
+            let n = ((chunk + 1) * CHUNK_BYTES - at).min(bytes.len() as u64);
+            let (head, rest) = bytes.split_at(n as usize);
+            match &mut self.open {
+                Some((c, first, len, hasher)) if *c == chunk && *first + *len == at => {
+                    hasher.update(head);
+                    *len += n;
+                }
+                _ => {
+                    self.close();
+                    let mut hasher = crc32fast::Hasher::new();
+                    hasher.update(head);
+                    self.open = Some((chunk, at, n, hasher));
+                }
+            }
+            at += n;
+            bytes = rest;
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some((chunk, first, len, hasher)) = self.open.take() {
+            self.records
+                .extend([chunk, first, len, u64::from(hasher.finalize())]);
+        }
+    }
+
+    /// The records, flat `[chunk, first byte, length, crc]` as [`segments`] makes them.
+    fn records(mut self) -> Vec<u64> {
+        self.close();
+        self.records
+    }
+}
+
 /// Root: every chunk's CRC-32 from the ranks' records (chunk pieces combined in file order).
 fn join(records: &[u64], total: u64) -> Vec<u32> {
     let chunks = total.div_ceil(CHUNK_BYTES) as usize;
@@ -178,5 +237,31 @@ mod tests {
             .collect();
         assert_eq!(join(&records, total as u64), expected);
         assert!(join(&[], 0).is_empty());
+    }
+
+    #[test]
+    fn sums_of_streamed_parts_equal_those_of_whole_pieces() {
+        let total = (CHUNK_BYTES * 5 / 2) as usize;
+        let data: Vec<u8> = (0..total).map(|i| (i * 13 % 253) as u8).collect();
+        // Two "ranks", the first streaming its piece in parts that straddle a chunk boundary.
+        let cut = total - 12345;
+        let mut first = StreamingSums::default();
+        let mut at = 0;
+        for part in [1000, (3 << 20) + 7, CHUNK_BYTES as usize, 1] {
+            first.add(at as u64, &data[at..at + part]);
+            at += part;
+        }
+        first.add(at as u64, &data[at..cut]);
+        let mut records = first.records();
+        assert_eq!(records, segments(&data[..cut], 0));
+        let mut second = StreamingSums::default();
+        second.add(cut as u64, &data[cut..]);
+        records.extend(second.records());
+        let expected: Vec<u32> = data
+            .chunks(CHUNK_BYTES as usize)
+            .map(crc32fast::hash)
+            .collect();
+        assert_eq!(join(&records, total as u64), expected);
+        assert!(StreamingSums::default().records().is_empty());
     }
 }
