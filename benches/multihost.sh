@@ -9,6 +9,9 @@
 #   3. At each size, spmd-scale fits its model on 1 and 2 ranks on one host and predicts runs
 #      it did not fit: 2, 3 and 6 ranks across hosts (first with the fitted network, then
 #      with the network probed), and 3 and 4 ranks oversubscribing this host's 2 cores.
+#   4. (only when asked: SPMD_MULTIHOST_PARTS=overlap) the split-phase halo benchmark
+#      (benches/arrays/overlap.rs) at 2 ranks across hosts, one rank a host: what a halo
+#      exchange over TCP leaves hidden behind interior work.
 #
 #   bash benches/multihost.sh [ROUNDS] [N]      # defaults: 5 rounds, heat2d 2048 x 2048
 #   (the network part only: SPMD_MULTIHOST_PARTS=network; the heat2d part only: heat2d)
@@ -26,15 +29,24 @@ out="$HOSTS_WORK/bench"
 mkdir -p "$out"
 export SPMD_NUM_THREADS=1
 cargo build --release --example heat2d --features scale --bin spmd-scale -q
-bench=$(cargo bench --bench network --no-run --message-format=json 2>/dev/null |
-  python3 -c "import json,sys
+bench_executable() { # NAME: the path of benchmark NAME, built
+  cargo bench --bench "$1" --no-run --message-format=json 2>/dev/null |
+    python3 -c "import json,sys
 for l in sys.stdin:
     m = json.loads(l)
-    if m.get('reason') == 'compiler-artifact' and m['target']['name'] == 'network' and m.get('executable'):
-        print(m['executable'])")
+    if m.get('reason') == 'compiler-artifact' and m['target']['name'] == '$1' and m.get('executable'):
+        print(m['executable'])"
+}
+bench=$(bench_executable network)
 heat="target/release/examples/heat2d"
 
 parts=" ${SPMD_MULTIHOST_PARTS:-network heat2d} "
+[[ "$parts" == *" overlap "* ]] && for k in $(seq 1 "$rounds"); do
+  # One rank a host, TCP only: the exchange crosses the (pretend) network.
+  echo "## split-phase halos, 2 ranks across hosts, run $k"
+  HOSTS_BTL=self,tcp "$HOSTS_MPIRUN" -n 2 -x SPMD_BENCH_ARRAYS_PART=overlap \
+    "$(bench_executable arrays)" --bench | grep -v '^$'
+done
 [[ "$parts" == *" network "* ]] && for k in $(seq 1 2); do
   [ "$k" = 1 ] && echo "## network: one host against across hosts"
   echo "### round $k: 2 ranks, one host"
