@@ -141,12 +141,8 @@ impl Grid {
                 Ok(())
             }
             Grid::Dist(a, plan) => {
-                {
-                    let all = a.local_with_ghosts_mut().into_slice();
-                    let all = all.expect("grids are standard layout");
-                    for i3 in [1, n3 - 2] {
-                        one(i3, &mut all[i3 * layer..(i3 + 1) * layer]);
-                    }
+                for i3 in [1, n3 - 2] {
+                    one(i3, &mut whole(a)[i3 * layer..(i3 + 1) * layer]);
                 }
                 let mut exchange = plan.begin(a)?;
                 // The inner planes are padded planes 2 ..= n3 - 3.
@@ -397,11 +393,10 @@ struct Sweep<'a> {
     /// The coarser level's solution and the global padded index of its local plane 0.
     z: ArrayView3<'a, f64>,
     z_off: usize,
-    /// The right-hand side on the finest level (`r = v − A u`); `None` means `r −= A u`.
+    /// The right-hand side on the finest level (`r = v − A u`, and the sweep ends with the
+    /// final residual); `None` on the levels below, meaning `r −= A u`.
     v: Option<ArrayView3<'a, f64>>,
     c: [f64; 4],
-    /// Whether to end with the final residual (only with `v`).
-    then_residual: bool,
 }
 
 /// Every element of a grid's padded piece, in order.
@@ -423,21 +418,14 @@ impl Sweep<'_> {
         mut restrict: Option<(&mut DistArray<f64, Ix3>, &mut HaloPlan<f64>)>,
     ) -> spmd::Result<()> {
         let (n3, n2, n1) = u.local_with_ghosts().dim();
-        assert!(n3 >= Self::MIN_PLANES && (self.v.is_some() || !self.then_residual));
-        assert!(self.then_residual || restrict.is_none());
+        let then_residual = self.v.is_some();
+        assert!(n3 >= Self::MIN_PLANES && (then_residual || restrict.is_none()));
         let layer = n2 * n1;
         let u_off = u.global_range(0).map_or(0, |g| g.start);
         let mut scratch = Scratch::new(n1);
         let interp_plane_of = |u: &mut DistArray<f64, Ix3>, l: usize| {
-            let all = u.local_with_ghosts_mut().into_slice();
-            let all = all.expect("grids are standard layout");
-            interp_plane(
-                &self.z,
-                self.z_off,
-                l + u_off,
-                &mut all[l * layer..][..layer],
-                n1,
-            );
+            let out = &mut whole(u)[l * layer..][..layer];
+            interp_plane(&self.z, self.z_off, l + u_off, out, n1);
         };
         // Residual plane `l` into `planes`, a slice of `r` whose first plane is padded plane
         // `first`.
@@ -464,8 +452,7 @@ impl Sweep<'_> {
                            u: &mut DistArray<f64, Ix3>,
                            l: usize,
                            s: &mut Scratch| {
-            let all = u.local_with_ghosts_mut().into_slice();
-            let out = &mut all.expect("grids are standard layout")[l * layer..][..layer];
+            let out = &mut whole(u)[l * layer..][..layer];
             psinv(r, self.c, l - first, out, s);
             wrap_plane(out, n1);
         };
@@ -497,7 +484,7 @@ impl Sweep<'_> {
                 // Owned padded planes start at 1.
                 psinv_plane(&exchange.owned(), 1, u, l - 1, &mut scratch);
             }
-            if self.then_residual && l >= 5 {
+            if then_residual && l >= 5 {
                 resid_into(&mut exchange, u, l - 2, &mut scratch);
             }
             if let Some((coarse, _)) = restrict.as_mut() {
@@ -512,7 +499,7 @@ impl Sweep<'_> {
             }
         }
         psinv_plane(&exchange.owned(), 1, u, n3 - 3, &mut scratch);
-        if self.then_residual {
+        if then_residual {
             resid_into(&mut exchange, u, n3 - 4, &mut scratch);
         }
         exchange.finish()?;
@@ -520,7 +507,7 @@ impl Sweep<'_> {
             psinv_plane(&r.local_with_ghosts(), 0, u, l, &mut scratch);
         }
         u_plan.begin(u)?.finish()?;
-        if !self.then_residual {
+        if !then_residual {
             return Ok(());
         }
         // The final residual's planes 3 ..= n3 − 4 are done.
@@ -688,7 +675,6 @@ impl Multigrid {
                 z_off: coarse_u[k - 1].offset(),
                 v: (k == top).then(|| self.v.view()),
                 c: self.c,
-                then_residual: k == top,
             };
             sweep.run(u, u_plan, r, r_plan, restrict_into)?;
             return Ok(restricted);

@@ -46,6 +46,18 @@ const RUN_MAX: usize = 1 << 30;
 /// bytes)`.
 pub(crate) type WriteObserver<'a> = dyn FnMut(u64, &[u8]) + 'a;
 
+/// The `.npy` bytes of `values`: their memory as it is.
+///
+/// # Safety
+/// `T` must be one of the plain number types [`supported`] accepts (no padding, no pointers).
+pub(crate) unsafe fn plain_bytes<T>(values: &[T]) -> &[u8] {
+    // SAFETY: the caller guarantees `T` is a plain number type, so every byte of `values` is
+    // initialised; the view borrows `values` and covers exactly its bytes.
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+    }
+}
+
 /// The largest part an observed write shows its observer (and writes) at a time: small
 /// enough to stay in a core's cache between the two.
 pub(crate) const OBSERVED_PART: usize = 2 << 20;
@@ -152,12 +164,9 @@ where
                             file.write_span(start, piece.as_ptr().cast::<u8>(), bytes)
                         },
                         Some(observe) => {
-                            // SAFETY: `piece` holds `bytes` bytes of plain numbers (the
-                            // `supported` check refused any other type), whose memory is
-                            // their `.npy` bytes; the view lives no longer than `piece`.
-                            let all = unsafe {
-                                std::slice::from_raw_parts(piece.as_ptr().cast::<u8>(), bytes)
-                            };
+                            let values = piece.as_slice().expect("a standard-layout piece");
+                            // SAFETY: the `supported` check refused any type but plain numbers.
+                            let all = unsafe { plain_bytes(values) };
                             all.chunks(OBSERVED_PART)
                                 .zip((0..).step_by(OBSERVED_PART))
                                 .try_for_each(|(part, from)| {

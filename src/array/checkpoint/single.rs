@@ -17,6 +17,7 @@ use ndarray::{Dimension, RemoveAxis};
 use ndarray_npy::{ReadableElement, WritableElement};
 use rayon::prelude::*;
 
+use super::super::npy_file::plain_bytes;
 use super::super::{DistArray, Element, NpyOrder, Split};
 use super::manifest::{corrupt, Manifest};
 use crate::comm::Comm;
@@ -72,9 +73,9 @@ where
         let values = piece
             .as_slice()
             .expect("a row block without ghosts is contiguous");
-        // SAFETY: `values` holds plain numbers (write_npy refused any other type), whose
-        // memory is their `.npy` bytes; the view lives no longer than `values`.
-        let bytes = unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), len) };
+        // SAFETY: `values` holds plain numbers (write_npy refused any other type).
+        let bytes = unsafe { plain_bytes(values) };
+        debug_assert_eq!(bytes.len(), len);
         self.join_on_root(&segments(bytes, at))
     }
 
