@@ -44,7 +44,7 @@ parts=" ${SPMD_MULTIHOST_PARTS:-network heat2d} "
 [[ "$parts" == *" overlap "* ]] && for k in $(seq 1 "$rounds"); do
   # One rank a host, TCP only: the exchange crosses the (pretend) network.
   echo "## split-phase halos, 2 ranks across hosts, run $k"
-  HOSTS_BTL=self,tcp "$HOSTS_MPIRUN" -n 2 -x SPMD_BENCH_ARRAYS_PART=overlap \
+  HOSTS_BTL=self,tcp timeout 600 "$HOSTS_MPIRUN" -n 2 -x SPMD_BENCH_ARRAYS_PART=overlap \
     "$(bench_executable arrays)" --bench | grep -v '^$'
 done
 [[ "$parts" == *" network "* ]] && for k in $(seq 1 2); do

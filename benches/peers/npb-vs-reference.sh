@@ -38,7 +38,7 @@ for ranks in 1 2; do
     s=$(mpirun -n "$ranks" "target/release/examples/npb_$kernel" --class "$class" | seconds)
     r=$(mpirun -n "$ranks" "$npb/bin/$kernel.$class.x" | seconds)
     b=""
-    [ -z "$before" ] || b=$(mpirun -n "$ranks" "$before" --class "$class" | seconds)
+    [ -z "$before" ] || b=$(timeout 600 mpirun -n "$ranks" "$before" --class "$class" | seconds)
     echo "np=$ranks round $round: spmd ${s} s, reference ${r} s${b:+, before ${b} s}"
     rows+=("$s $r $b")
   done
