@@ -1,19 +1,25 @@
 //! Single-file `.npy` output against the file system's own speed, side by side in one run:
 //! a 2 GiB `f64` array written with `DistArray::write_npy` (every rank at once, MPI-IO) and read
-//! back with `read_npy` (a new array) and `read_npy_into` (an existing one), against one `dd` stream of the same size to the same directory
-//! (`bs=16M`, from `/dev/zero` and to `/dev/null`), and against the per-rank-file checkpoint
-//! (`save`/`load`). Rounds interleave the variants; each figure is a median with its range.
+//! back with `read_npy` (a new array) and `read_npy_into` (an existing one), against one `dd`
+//! stream of the same size to the same directory (`bs=16M`, from `/dev/zero` and to
+//! `/dev/null`), against `numpy.load` of the same file (where python3 has NumPy) and against
+//! the per-rank-file checkpoint (`save`/`load`). Rounds interleave the variants; each figure is a median with its range.
 //!
 //! ```text
 //! cargo bench --bench npy_io                        # 2 ranks, files under $TMPDIR or /tmp
 //! SPMD_BENCH_RANKS=1 cargo bench --bench npy_io     # 1 rank
 //! SPMD_BENCH_IO_DIR=/dev/shm cargo bench --bench npy_io
+//! SPMD_BENCH_COLD=1 cargo bench --bench npy_io      # every read from the disk (root only)
+//! SPMD_BENCH_ROUNDS=10 cargo bench --bench npy_io   # rounds (default 6)
 //! ```
 //!
 //! Nothing is synced to disk inside a timed variant; the root runs `sync` before each one, so
 //! every write starts with nothing dirty. On a machine with memory to spare all of them then
 //! measure the path to the page cache, which is what a job writing a field sees, and every
-//! read finds its file cached. The order of the variants turns every round.
+//! read finds its file cached: a read is then a copy from memory, and into a new array the
+//! first touch of its fresh memory. With `SPMD_BENCH_COLD=1` the root also drops the page
+//! cache (`/proc/sys/vm/drop_caches`, which needs root) before each read, `dd`'s included,
+//! so every read measures the file system itself. The order of the variants turns every round.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -28,7 +34,10 @@ mod support;
 
 /// 2 GiB of `f64`.
 const ELEMENTS: usize = 1 << 28;
+/// Rounds unless `SPMD_BENCH_ROUNDS` says otherwise.
 const ROUNDS: usize = 6;
+/// The variants before this one write; from it on they read.
+const FIRST_READ: usize = 4;
 
 fn main() {
     if !support::under_mpirun() {
@@ -36,6 +45,11 @@ fn main() {
     }
     let spmd = Spmd::init().expect("MPI init");
     let world = spmd.world();
+    let rounds: usize = std::env::var("SPMD_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(ROUNDS);
+    let cold = std::env::var_os("SPMD_BENCH_COLD").is_some_and(|v| v != "0");
     let base = std::env::var_os("SPMD_BENCH_IO_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
@@ -64,7 +78,17 @@ fn main() {
         "load (single-file checkpoint)",
         "read_npy_into (existing array)",
         "bare pread of each rank's span into the same array",
+        NUMPY_LOAD,
+        "bare pread of each rank's span into a new Vec",
     ];
+    // NumPy is the peer a reader of these files would use; without it that row is skipped.
+    let python = if spmd.is_root() {
+        python_with_numpy()
+    } else {
+        None
+    };
+    let mut have_numpy = python.is_some();
+    world.broadcast(0, &mut have_numpy).unwrap();
     let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
     let mut measure = |k: usize| match k {
         0 => on_root(world, || {
@@ -92,9 +116,13 @@ fn main() {
             black_box(DistArray::<f64, Ix1>::load(world, &single, Split::block(0)).unwrap());
         }),
         8 => timed(world, || into.read_npy_into(&field).unwrap()),
-        _ => timed(world, || bare_read(&field, &mut into)),
+        9 => timed(world, || bare_read(&field, &mut into)),
+        10 => reported_by_root(world, || numpy_load_seconds(python.unwrap(), &field)),
+        _ => timed(world, || {
+            black_box(bare_read_new(&field, world));
+        }),
     };
-    for round in 0..ROUNDS {
+    for round in 0..rounds {
         // Each write goes to a file that does not exist yet, as dd's and a job's would.
         if spmd.is_root() {
             let _ = std::fs::remove_file(&dd_file);
@@ -102,15 +130,23 @@ fn main() {
         }
         // The order turns every round, so writeback of earlier writes and cache warmth fall
         // on every variant alike.
-        let (mut writes, mut reads) = (vec![0, 1, 2, 3], vec![4, 5, 6, 7, 8, 9]);
-        writes.rotate_left(round % 4);
-        reads.rotate_left(round % 6);
+        let (mut writes, mut reads) = (
+            (0..FIRST_READ).collect::<Vec<_>>(),
+            (FIRST_READ..names.len()).collect::<Vec<_>>(),
+        );
+        let (w, r) = (writes.len(), reads.len());
+        writes.rotate_left(round % w);
+        reads.rotate_left(round % r);
+        reads.retain(|&k| have_numpy || names[k] != NUMPY_LOAD);
         for k in writes.into_iter().chain(reads) {
             // Nothing dirty when a variant starts: a write is never throttled by the
             // writeback of the one before.
             if spmd.is_root() {
                 // SAFETY: sync(2) takes no arguments and cannot fail.
                 unsafe { libc::sync() };
+                if cold && k >= FIRST_READ {
+                    drop_page_cache();
+                }
             }
             seconds[k].push(measure(k));
         }
@@ -119,15 +155,20 @@ fn main() {
     if spmd.is_root() {
         let _ = std::fs::remove_dir_all(&dir);
         println!(
-            "\n2 GiB f64 array, {} ranks, {ROUNDS} interleaved rounds in {}: median [min .. max]\n",
+            "\n2 GiB f64 array, {} ranks, {rounds} interleaved rounds in {}, reads {}: median [min .. max]\n",
             world.size(),
-            base.display()
+            base.display(),
+            if cold { "from the disk (page cache dropped)" } else { "from the page cache" }
         );
         println!("| operation | s | GB/s | vs dd (median of per-round ratios) |");
         println!("|---|---:|---:|---:|");
         for (k, name) in names.iter().enumerate() {
-            let dd_index = if k < 4 { 0 } else { 4 };
-            let mut ratios: Vec<f64> = (0..ROUNDS)
+            if seconds[k].is_empty() {
+                println!("| {name} | skipped: python3 with numpy not found | | |");
+                continue;
+            }
+            let dd_index = if k < FIRST_READ { 0 } else { FIRST_READ };
+            let mut ratios: Vec<f64> = (0..rounds)
                 .map(|r| seconds[dd_index][r] / seconds[k][r])
                 .collect();
             let mut s = seconds[k].clone();
@@ -148,10 +189,26 @@ fn main() {
 /// What `read_npy_into` does at best: each rank `pread`s its block of the file's data (after
 /// NumPy's 128-byte header) straight into its piece, with no MPI-IO in between.
 fn bare_read(path: &Path, into: &mut DistArray<f64, Ix1>) {
-    use std::os::unix::fs::FileExt;
     let first = into.comm().rank() * (ELEMENTS / into.comm().size()); // sizes divide evenly
     let mut piece = into.local_mut();
-    let values = piece.as_slice_mut().expect("a contiguous piece");
+    pread_block(
+        path,
+        first,
+        piece.as_slice_mut().expect("a contiguous piece"),
+    );
+}
+
+/// What `read_npy` does at best: the same `pread` into a new zeroed `Vec` (untouched memory
+/// until the read writes it, as the new array's is).
+fn bare_read_new(path: &Path, world: &Comm) -> Vec<f64> {
+    let len = ELEMENTS / world.size();
+    let mut values = vec![0.0; len];
+    pread_block(path, world.rank() * len, &mut values);
+    values
+}
+
+fn pread_block(path: &Path, first: usize, values: &mut [f64]) {
+    use std::os::unix::fs::FileExt;
     // SAFETY: the f64s' memory viewed as bytes, for as long as `values` is borrowed; every
     // byte pattern is an f64.
     let bytes = unsafe {
@@ -159,6 +216,57 @@ fn bare_read(path: &Path, into: &mut DistArray<f64, Ix1>) {
     };
     let file = std::fs::File::open(path).unwrap();
     file.read_exact_at(bytes, 128 + first as u64 * 8).unwrap();
+}
+
+const NUMPY_LOAD: &str = "numpy.load (a new array, one process)";
+
+/// A Python that imports NumPy: `python3`, else the system's.
+fn python_with_numpy() -> Option<&'static str> {
+    ["python3", "/usr/bin/python3"].into_iter().find(|python| {
+        Command::new(python)
+            .args(["-c", "import numpy"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// Seconds `numpy.load` takes to read `path` into a new array, timed inside Python (so the
+/// interpreter's start is not counted).
+fn numpy_load_seconds(python: &str, path: &Path) -> f64 {
+    let script = "import sys, time, numpy\n\
+                  t = time.perf_counter(); a = numpy.load(sys.argv[1]); t = time.perf_counter() - t\n\
+                  assert a.size == int(sys.argv[2]); print(t)";
+    let out = Command::new(python)
+        .args(["-c", script])
+        .arg(path)
+        .arg(ELEMENTS.to_string())
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "numpy.load failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("seconds from python3")
+}
+
+/// A time measured on the root alone (by `f`), the others waiting, shared with every rank.
+fn reported_by_root(world: &Comm, f: impl FnOnce() -> f64) -> f64 {
+    world.barrier();
+    let mut t = if world.rank() == 0 { f() } else { 0.0 };
+    world.broadcast(0, &mut t).unwrap();
+    t
+}
+
+/// Empties the page cache, so the next read comes from the disk (Linux; root).
+fn drop_page_cache() {
+    std::fs::write("/proc/sys/vm/drop_caches", "1").unwrap_or_else(|e| {
+        panic!("SPMD_BENCH_COLD: cannot drop the page cache ({e}); it needs root on Linux")
+    });
 }
 
 fn of(path: &Path) -> String {
