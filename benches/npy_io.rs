@@ -3,7 +3,8 @@
 //! back with `read_npy` (a new array) and `read_npy_into` (an existing one), against one `dd`
 //! stream of the same size to the same directory (`bs=16M`, from `/dev/zero` and to
 //! `/dev/null`), against `numpy.load` of the same file (where python3 has NumPy) and against
-//! the per-rank-file checkpoint (`save`/`load`). Rounds interleave the variants; each figure is a median with its range.
+//! the per-rank-file checkpoint (`save`/`load`). Rounds interleave the variants; each figure
+//! is a median with its range.
 //!
 //! ```text
 //! cargo bench --bench npy_io                        # 2 ranks, files under $TMPDIR or /tmp
@@ -291,16 +292,13 @@ fn dd(args: &[&str]) {
     assert!(status.success(), "dd {args:?} failed");
 }
 
-/// Seconds `f` takes on the root alone, the others waiting at the barrier.
+/// Seconds `f` takes on the root alone, the others waiting.
 fn on_root(world: &Comm, f: impl FnOnce()) -> f64 {
-    world.barrier();
-    let start = Instant::now();
-    if world.rank() == 0 {
+    reported_by_root(world, || {
+        let start = Instant::now();
         f();
-    }
-    let mut t = start.elapsed().as_secs_f64();
-    world.broadcast(0, &mut t).unwrap();
-    t
+        start.elapsed().as_secs_f64()
+    })
 }
 
 /// Seconds a collective `f` takes, the slowest rank's.
