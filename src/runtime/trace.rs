@@ -25,7 +25,10 @@
 //! `wait`) and bytes, and an arrow from each message's send to its receive. The ranks' clocks
 //! are lined up on rank 0's with offsets measured at the start and at the end of the run
 //! (ping-pongs with rank 0, the fastest of 32 round trips; linear drift between the two), and
-//! the file states the uncertainty of that alignment (`otherData.clock_error_us`).
+//! the file states the uncertainty of that alignment (`otherData.clock_error_us`) and each
+//! rank's model (`otherData.clocks`: its offsets at the start and the end, how far apart
+//! they were measured, the drift applied and the uncertainty), so a surprising arrow can be
+//! checked against the alignment that drew it.
 //!
 //! # When it is written
 //! When the [`Spmd`] context drops at the end of `main` (collectively, as MPI finalises), or

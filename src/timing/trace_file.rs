@@ -9,7 +9,9 @@
 //! Times are microseconds on rank 0's clock: each rank's clock is mapped onto it with the
 //! offsets measured at the start and at the end of the run (see [`ClockModel`]).
 //! `otherData` holds the spmd version, the events kept and dropped per rank, the buffer size,
-//! the messages paired and unpaired, and the alignment's uncertainty.
+//! the messages paired and unpaired, the alignment's uncertainty, and each rank's clock model
+//! (`clocks`: offsets to rank 0 at the start and the end, how far apart they were measured,
+//! the drift applied, the measurements' uncertainty).
 //!
 //! Messages pair up as MPI orders them: on one communicator, the k-th message from rank a to
 //! rank b with tag t is the one b's k-th receive from a with tag t takes.
@@ -59,6 +61,27 @@ impl ClockModel {
         let slope = ((ob - oa) as f64 / (tb - ta) as f64).clamp(-MAX_DRIFT, MAX_DRIFT);
         t.saturating_add(oa)
             .saturating_add(((t - ta) as f64 * slope).round() as i64)
+    }
+
+    /// The model as the trace's trailer states it, so a reader can judge the alignment:
+    /// the offset to rank 0 measured at the start and at the end (us), the time between
+    /// the two measurements (s), the drift used (parts per million, after the clamp) and
+    /// the measurements' uncertainty (us).
+    fn describe(self) -> serde_json::Value {
+        let ((ta, oa), (tb, ob)) = (self.start, self.end);
+        let span = (tb - ta).max(0);
+        let drift = if span > 0 {
+            ((ob - oa) as f64 / span as f64).clamp(-MAX_DRIFT, MAX_DRIFT)
+        } else {
+            0.0
+        };
+        serde_json::json!({
+            "offset_at_start_us": oa as f64 / 1e3,
+            "offset_at_end_us": ob as f64 / 1e3,
+            "measured_apart_s": span as f64 / 1e9,
+            "drift_ppm": drift * 1e6,
+            "error_us": self.error_ns as f64 / 1e3,
+        })
     }
 }
 
@@ -220,6 +243,8 @@ pub(crate) struct ChromeTraceWriter<W: Write> {
     dropped: Vec<u64>,
     capacity: usize,
     clock_error_ns: u64,
+    /// Each rank's clock model, by rank, for the trailer.
+    clocks: Vec<ClockModel>,
 }
 
 /// Nanoseconds as the format's microseconds, exactly (three decimals).
@@ -241,6 +266,7 @@ impl<W: Write> ChromeTraceWriter<W> {
             dropped: Vec::new(),
             capacity: 0,
             clock_error_ns: 0,
+            clocks: Vec::new(),
         })
     }
 
@@ -316,6 +342,7 @@ impl<W: Write> ChromeTraceWriter<W> {
         self.dropped.push(header.dropped);
         self.capacity = self.capacity.max(header.capacity);
         self.clock_error_ns = self.clock_error_ns.max(header.clock.error_ns);
+        self.clocks.push(header.clock);
         Ok(())
     }
 
@@ -362,6 +389,7 @@ impl<W: Write> ChromeTraceWriter<W> {
             "messages": summary.messages,
             "unmatched_messages": summary.unmatched,
             "clock_error_us": summary.clock_error_s * 1e6,
+            "clocks": self.clocks.iter().map(|c| c.describe()).collect::<Vec<_>>(),
         });
         write!(
             self.out,
@@ -414,6 +442,32 @@ mod tests {
             capacity: 100,
             clock,
         }
+    }
+
+    #[test]
+    fn clock_models_describe_themselves() {
+        let drifting = ClockModel {
+            start: (1_000, 2_000),
+            end: (2_001_000, 2_100),
+            error_ns: 700,
+        };
+        assert_eq!(
+            drifting.describe(),
+            serde_json::json!({
+                "offset_at_start_us": 2.0,
+                "offset_at_end_us": 2.1,
+                "measured_apart_s": 0.002,
+                "drift_ppm": 50.0,
+                "error_us": 0.7,
+            })
+        );
+        // The drift stated is the one applied: clamped, and none from one measurement.
+        let wild = ClockModel {
+            end: (1_001_000, 1_000_000),
+            ..drifting
+        };
+        assert_eq!(wild.describe()["drift_ppm"], 1000.0);
+        assert_eq!(ClockModel::IDENTITY.describe()["drift_ppm"], 0.0);
     }
 
     #[test]
@@ -598,6 +652,9 @@ mod tests {
         let other = &json["otherData"];
         assert_eq!(other["dropped_events"], serde_json::json!([0, 4]));
         assert_eq!(other["unmatched_messages"], 1);
+        assert_eq!(other["clocks"][1]["offset_at_start_us"], 1000.0);
+        assert_eq!(other["clocks"][1]["error_us"], 1.5);
+        assert_eq!(other["clocks"].as_array().map(Vec::len), Some(2));
         assert_eq!(json["displayTimeUnit"], "ns");
     }
 }

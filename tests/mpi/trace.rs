@@ -193,6 +193,21 @@ fn check_file(summary: &TraceSummary, p: usize) {
     assert_eq!(other["spmd_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(other["ranks"], p);
     assert_eq!(summary.events.len(), p);
+    let clocks = other["clocks"].as_array().expect("otherData.clocks");
+    assert_eq!(clocks.len(), p);
+    assert_eq!(
+        clocks[0]["offset_at_start_us"], 0.0,
+        "rank 0 is the reference"
+    );
+    let worst_error = clocks
+        .iter()
+        .map(|c| number(c, "error_us"))
+        .fold(0.0, f64::max);
+    assert!(
+        (worst_error - summary.clock_error_s * 1e6).abs() < 1e-9,
+        "{worst_error} us against {} s",
+        summary.clock_error_s
+    );
     assert!(summary.events.iter().all(|&n| n > 0), "{summary:?}");
     assert!(!summary.overflowed(), "{summary:?}");
     // Every event has the fields the viewers need.
@@ -295,8 +310,9 @@ fn check_file(summary: &TraceSummary, p: usize) {
         assert_eq!(f["bp"], "e");
         assert!(
             number(f, "ts") + slack_us >= number(s, "ts"),
-            "a receive before its send: {s} {f} (clock error {} s)",
-            summary.clock_error_s
+            "a receive before its send: {s} {f} (clock error {} s; clocks {})",
+            summary.clock_error_s,
+            other["clocks"]
         );
         if s["args"]["tag"] == RING_TAG {
             assert_eq!(to, (from + 1) % p as u64, "{s}");
@@ -317,9 +333,10 @@ fn check_file(summary: &TraceSummary, p: usize) {
         summary.clock_error_s
     );
     println!(
-        "trace: {} events, clock error {:.2} us",
+        "trace: {} events, clock error {:.2} us, clocks {}",
         summary.events.iter().sum::<usize>(),
-        summary.clock_error_s * 1e6
+        summary.clock_error_s * 1e6,
+        other["clocks"]
     );
 }
 
