@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::profiler::RankTimes;
+use super::rank_times::RankTimes;
 
 /// Point-to-point traffic between the ranks of a run: bytes and messages per (source,
 /// destination) and per operation, from what every rank sent ([`RankTimes::sent`]).

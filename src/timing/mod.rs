@@ -81,6 +81,7 @@
 mod html;
 mod matrix;
 mod profiler;
+mod rank_times;
 mod report;
 pub mod scaling;
 mod stats;
@@ -89,10 +90,8 @@ mod trace;
 pub(crate) mod trace_file;
 
 pub use matrix::{CommMatrix, MatrixEntry};
-pub use profiler::{
-    peak_rss_bytes, NodeInfo, Profiler, RankTimes, RegionGuard, RegionKind, RegionTimes,
-    RepetitionTimes,
-};
+pub use profiler::{peak_rss_bytes, Profiler, RegionGuard};
+pub use rank_times::{NodeInfo, RankTimes, RegionKind, RegionTimes, RepetitionTimes};
 pub use report::{
     karp_flatt, Overlap, RankShare, RegionReport, Report, Sample, Stat, Warning, WarningKind,
     IMBALANCE_WARNING, NOISY_RANGE,

@@ -1,7 +1,7 @@
 //! The profiler's bookkeeping on a mock clock: exact tick counts, not tolerances.
 
 use super::*;
-use crate::timing::trace::NO_PEER;
+use crate::timing::trace::{Traffic, NO_PEER};
 use std::sync::Arc;
 
 /// A profiler on a mock clock that only moves when the test says so.

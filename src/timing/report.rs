@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::matrix::CommMatrix;
-use super::profiler::{NodeInfo, RankTimes, RegionKind, RegionTimes};
+use super::rank_times::{NodeInfo, RankTimes, RegionKind, RegionTimes};
 use super::stats::Spread;
 use super::trace_file::TraceSummary;
 use crate::error::{Error, Result};

@@ -43,7 +43,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::profiler::RegionKind;
+use super::rank_times::RegionKind;
 use super::report::Report;
 use super::stats::Spread;
 

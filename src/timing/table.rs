@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::profiler::RegionKind;
+use super::rank_times::RegionKind;
 use super::report::{RegionReport, Report, Stat};
 use super::stats::Spread;
 
