@@ -54,33 +54,48 @@ impl ClockModel {
     /// This rank's time `t` (ns since its origin) on rank 0's clock. Never decreasing in
     /// `t`, so nested regions stay nested.
     pub(crate) fn on_root(self, t: i64) -> i64 {
+        let (ta, oa) = self.start;
+        t.saturating_add(oa)
+            .saturating_add(((t - ta) as f64 * self.drift()).round() as i64)
+    }
+
+    /// The drift applied between the two measurements: their slope, clamped to
+    /// [`MAX_DRIFT`]; none from a single measurement.
+    fn drift(self) -> f64 {
         let ((ta, oa), (tb, ob)) = (self.start, self.end);
         if tb <= ta {
-            return t.saturating_add(oa);
+            return 0.0;
         }
-        let slope = ((ob - oa) as f64 / (tb - ta) as f64).clamp(-MAX_DRIFT, MAX_DRIFT);
-        t.saturating_add(oa)
-            .saturating_add(((t - ta) as f64 * slope).round() as i64)
+        ((ob - oa) as f64 / (tb - ta) as f64).clamp(-MAX_DRIFT, MAX_DRIFT)
+    }
+
+    /// How far off rank 0's clock [`on_root`](Self::on_root) can be between the two
+    /// measurements, ns: their uncertainty, plus what the clamp moved the end point by (the
+    /// line then misses the end measurement).
+    pub(crate) fn error_bound_ns(self) -> u64 {
+        let ((ta, oa), (tb, ob)) = (self.start, self.end);
+        let fitted_end = oa as f64 + (tb - ta).max(0) as f64 * self.drift();
+        let missed = if tb > ta {
+            (ob as f64 - fitted_end).abs().ceil() as u64
+        } else {
+            0
+        };
+        self.error_ns + missed
     }
 
     /// The model as the trace's trailer states it, so a reader can judge the alignment:
     /// the offset to rank 0 measured at the start and at the end (us), the time between
     /// the two measurements (s), the drift used (parts per million, after the clamp) and
-    /// the measurements' uncertainty (us).
+    /// how far the aligned times can be off (us: the measurements' uncertainty, widened when
+    /// the drift was clamped).
     fn describe(self) -> serde_json::Value {
         let ((ta, oa), (tb, ob)) = (self.start, self.end);
-        let span = (tb - ta).max(0);
-        let drift = if span > 0 {
-            ((ob - oa) as f64 / span as f64).clamp(-MAX_DRIFT, MAX_DRIFT)
-        } else {
-            0.0
-        };
         serde_json::json!({
             "offset_at_start_us": oa as f64 / 1e3,
             "offset_at_end_us": ob as f64 / 1e3,
-            "measured_apart_s": span as f64 / 1e9,
-            "drift_ppm": drift * 1e6,
-            "error_us": self.error_ns as f64 / 1e3,
+            "measured_apart_s": (tb - ta).max(0) as f64 / 1e9,
+            "drift_ppm": self.drift() * 1e6,
+            "error_us": self.error_bound_ns() as f64 / 1e3,
         })
     }
 }
@@ -341,7 +356,7 @@ impl<W: Write> ChromeTraceWriter<W> {
         self.events.push(events.len());
         self.dropped.push(header.dropped);
         self.capacity = self.capacity.max(header.capacity);
-        self.clock_error_ns = self.clock_error_ns.max(header.clock.error_ns);
+        self.clock_error_ns = self.clock_error_ns.max(header.clock.error_bound_ns());
         self.clocks.push(header.clock);
         Ok(())
     }
@@ -467,6 +482,10 @@ mod tests {
             ..drifting
         };
         assert_eq!(wild.describe()["drift_ppm"], 1000.0);
+        // Clamped, the line ends at an offset of 3 000 ns where 1 000 000 was measured; the
+        // bound says so.
+        assert_eq!(wild.error_bound_ns(), 700 + 997_000);
+        assert_eq!(drifting.error_bound_ns(), 700);
         assert_eq!(ClockModel::IDENTITY.describe()["drift_ppm"], 0.0);
     }
 
