@@ -11,7 +11,7 @@
 //! `otherData` holds the spmd version, the events kept and dropped per rank, the buffer size,
 //! the messages paired and unpaired, the alignment's uncertainty, and each rank's clock model
 //! (`clocks`: offsets to rank 0 at the start and the end, how far apart they were measured,
-//! the drift applied, the measurements' uncertainty).
+//! the drift applied, how far an aligned time can be off).
 //!
 //! Messages pair up as MPI orders them: on one communicator, the k-th message from rank a to
 //! rank b with tag t is the one b's k-th receive from a with tag t takes.
@@ -257,8 +257,7 @@ pub(crate) struct ChromeTraceWriter<W: Write> {
     events: Vec<usize>,
     dropped: Vec<u64>,
     capacity: usize,
-    clock_error_ns: u64,
-    /// Each rank's clock model, by rank, for the trailer.
+    /// Each rank's clock model, by rank: the trailer states them and their largest error.
     clocks: Vec<ClockModel>,
 }
 
@@ -280,7 +279,6 @@ impl<W: Write> ChromeTraceWriter<W> {
             events: Vec::new(),
             dropped: Vec::new(),
             capacity: 0,
-            clock_error_ns: 0,
             clocks: Vec::new(),
         })
     }
@@ -356,7 +354,6 @@ impl<W: Write> ChromeTraceWriter<W> {
         self.events.push(events.len());
         self.dropped.push(header.dropped);
         self.capacity = self.capacity.max(header.capacity);
-        self.clock_error_ns = self.clock_error_ns.max(header.clock.error_bound_ns());
         self.clocks.push(header.clock);
         Ok(())
     }
@@ -393,7 +390,13 @@ impl<W: Write> ChromeTraceWriter<W> {
             dropped: self.dropped,
             messages,
             unmatched,
-            clock_error_s: self.clock_error_ns as f64 * 1e-9,
+            clock_error_s: self
+                .clocks
+                .iter()
+                .map(|c| c.error_bound_ns())
+                .max()
+                .unwrap_or(0) as f64
+                * 1e-9,
         };
         let other = serde_json::json!({
             "spmd_version": env!("CARGO_PKG_VERSION"),
